@@ -144,12 +144,13 @@ class DagRun:
         self.errors: dict[str, str] = {}
         self.halt: Outcome | None = None
         self.started = False
+        self._open = len(spec.order)  # tasks not yet in a terminal state
 
     # -- queries ------------------------------------------------------------------------
     @property
     def done(self) -> bool:
         """Whether the DAG run is over."""
-        return self.started and all(state.terminal for state in self.states.values())
+        return self.started and self._open == 0
 
     @property
     def outcome(self) -> Outcome | None:
@@ -184,7 +185,7 @@ class DagRun:
             return False
         if state is not TaskState.QUEUED:
             raise RuntimeError(f"task '{task}' cannot start from state {state.value}")
-        self.states[task] = TaskState.RUNNING
+        self._set(task, TaskState.RUNNING)
         return True
 
     def task_succeeded(self, task: str, limit: list[str] | None = None) -> Step:
@@ -198,7 +199,7 @@ class DagRun:
                 return self.task_failed(
                     task, f"Action(limit=...) names '{unknown[0]}', which is not a "
                           f"successor of '{task}' (successors: {allowed})")
-        self.states[task] = TaskState.SUCCEEDED
+        self._set(task, TaskState.SUCCEEDED)
         step = Step()
         for successor in successors:
             verdict = RUN if limit is None or successor in limit else EXCLUDED
@@ -208,7 +209,7 @@ class DagRun:
     def task_stopped(self, task: str, skip_successors: bool = True) -> Step:
         """A task raised ``StopTask``."""
         self._expect_running(task)
-        self.states[task] = TaskState.STOPPED
+        self._set(task, TaskState.STOPPED)
         step = Step()
         for successor in self.spec.successors[task]:
             self._tell(task, successor, EXCLUDED if skip_successors else RUN, step)
@@ -217,14 +218,14 @@ class DagRun:
     def task_failed(self, task: str, error: str) -> Step:
         """A task raised an error: the DAG fails and queues nothing more."""
         self._expect_running(task)
-        self.states[task] = TaskState.FAILED
+        self._set(task, TaskState.FAILED)
         self.errors[task] = error
         return self._halt(Outcome.FAILED)
 
     def task_aborted(self, task: str, message: str = "") -> Step:
         """A task raised ``AbortWorkflow``."""
         self._expect_running(task)
-        self.states[task] = TaskState.ABORTED
+        self._set(task, TaskState.ABORTED)
         if message:
             self.errors[task] = message
         return self._halt(Outcome.ABORTED)
@@ -249,9 +250,14 @@ class DagRun:
         run.errors = dict(state["errors"])
         run.halt = Outcome(state["halt"]) if state["halt"] else None
         run.started = state["started"]
+        run._open = sum(not s.terminal for s in run.states.values())
         return run
 
     # -- internals ----------------------------------------------------------------------
+    def _set(self, task: str, state: TaskState) -> None:
+        self._open -= int(state.terminal) - int(self.states[task].terminal)
+        self.states[task] = state
+
     def _expect_running(self, task: str) -> None:
         if self.states[task] is not TaskState.RUNNING:
             raise RuntimeError(
@@ -264,17 +270,17 @@ class DagRun:
 
     def _decide(self, task: str, step: Step) -> None:
         if self.halt is not None:
-            self.states[task] = TaskState.CANCELLED
+            self._set(task, TaskState.CANCELLED)
             step.cancelled.append(task)
             return
         verdicts = self.verdicts[task].values()
         skip = task not in self.spec.force_run and verdicts and (
             EXCLUDED in verdicts or all(v == SKIP for v in verdicts))
         if not skip:
-            self.states[task] = TaskState.QUEUED
+            self._set(task, TaskState.QUEUED)
             step.ready.append(task)
             return
-        self.states[task] = TaskState.SKIPPED
+        self._set(task, TaskState.SKIPPED)
         step.skipped.append(task)
         verdict = RUN if task in self.spec.no_propagate_skip else SKIP
         for successor in self.spec.successors[task]:
@@ -284,11 +290,12 @@ class DagRun:
         step = Step()
         if self.halt is None:
             self.halt = outcome
-        if self.started:
-            for task, state in self.states.items():
-                if state in (TaskState.PENDING, TaskState.QUEUED):
-                    self.states[task] = TaskState.CANCELLED
-                    step.cancelled.append(task)
+        # A DAG stopped before it started is over too: it must never wait forever.
+        self.started = True
+        for task, state in self.states.items():
+            if state in (TaskState.PENDING, TaskState.QUEUED):
+                self._set(task, TaskState.CANCELLED)
+                step.cancelled.append(task)
         return self._finish(step)
 
     def _finish(self, step: Step) -> Step:

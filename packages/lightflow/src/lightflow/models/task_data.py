@@ -46,9 +46,8 @@ class TaskData:
     def merge(self, dataset: TaskData) -> None:
         """Merge another dataset into this one; its values win, nested dicts merge."""
         _deep_merge(self._data, dataset.data)
-        for name in dataset.task_history:
-            if name not in self._task_history:
-                self._task_history.append(name)
+        seen = set(self._task_history)
+        self._task_history.extend(name for name in dataset.task_history if name not in seen)
 
     def copy(self) -> TaskData:
         """Return a deep copy, so a successor's changes never reach another lane."""
@@ -131,6 +130,9 @@ class MultiTaskData:
 
         Every alias then refers to the merged dataset.
         """
+        if len(self._datasets) == 1 and in_place:  # already flat: the common chain hop
+            self._aliases = {alias: 0 for alias in self._aliases}
+            return self
         merged = TaskData()
         for index, dataset in enumerate(self._datasets):
             if index != self._default_index:

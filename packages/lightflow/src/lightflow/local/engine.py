@@ -1,0 +1,345 @@
+"""The embedded engine: runs a whole workflow in this process.
+
+``lightflow run`` uses it, so a new user runs workflows with no Redis and no MongoDB.
+It drives the same :class:`~lightflow.engine.DagRun` state machine as the distributed
+engine. One *scheduler* thread (the caller of :meth:`LocalRun.run`) owns all DAG-run
+state and reacts to events from a queue: a task finished, a DAG was started or stopped
+by a signal. Tasks run on a :class:`~lightflow.local.pool.TaskPool`; a finished task
+posts its outcome and the scheduler wakes at once (no polling). The only other writer
+of machine state is a pool thread marking its task as started, under the same lock,
+so a task cancelled by a halt is dropped instead of run.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.dag_run import DagRun, DagSpec, Outcome, TaskState
+from ..exceptions import SignalError
+from ..execution import TaskOutcome, compose_input, execute_task, initial_data
+from ..models.context import TaskContext
+from ..models.dag import Dag
+from ..models.task_data import MultiTaskData
+from ..records import EventListener, RunRecorder
+from ..signal import TaskSignal
+from ..store.base import DataStore
+from ..workflows import Workflow
+from .pool import TaskPool
+
+_SEVERITY = [Outcome.SUCCEEDED, Outcome.STOPPED, Outcome.FAILED, Outcome.ABORTED]
+
+
+def default_workers() -> int:
+    """Default number of concurrently running tasks: enough for I/O-bound lanes."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+@dataclass
+class DagInstance:
+    """One run of a DAG inside the workflow run (``name`` or ``name:2`` ...)."""
+
+    name: str
+    dag: Dag
+    run: DagRun
+    data: Any = None
+    outputs: dict[str, MultiTaskData] = field(default_factory=dict)
+    unconsumed: dict[str, int] = field(default_factory=dict)
+    recorded_finished: bool = False
+
+
+@dataclass
+class TaskRecord:
+    """How one task of a finished run ended."""
+
+    dag: str
+    task: str
+    state: str
+    duration: float | None = None
+    message: str | None = None
+
+
+@dataclass
+class RunResult:
+    """The outcome of a workflow run on the embedded engine."""
+
+    workflow_id: str
+    workflow: str
+    outcome: str
+    duration: float
+    error: str | None = None
+    failed_task: str | None = None
+    failed_dag: str | None = None
+    traceback: str | None = None
+    tasks: list[TaskRecord] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the run succeeded."""
+        return self.outcome == Outcome.SUCCEEDED.value
+
+
+class LocalRun:
+    """One workflow run on the embedded engine.
+
+    Args:
+        workflow: The loaded workflow.
+        arguments: Consolidated parameter values (written to the store's DATA section).
+        store: The data store holding the run's document.
+        workers: How many tasks may run at once.
+        listener: Receives every :class:`~lightflow.events.RunEvent`.
+        keep_data: Keep the run's store document after the run.
+    """
+
+    def __init__(self, workflow: Workflow, arguments: dict[str, Any], *, store: DataStore,
+                 workers: int | None = None, listener: EventListener | None = None,
+                 keep_data: bool = True) -> None:
+        self.workflow = workflow
+        self.arguments = arguments
+        self.workflow_id = uuid.uuid4().hex
+        self._store = store
+        self._keep_data = keep_data
+        self._document = store.get(store.add(workflow_id=self.workflow_id))
+        self._recorder = RunRecorder(self._document, workflow.name, self.workflow_id,
+                                     listener)
+        self._pool = TaskPool(workers or default_workers())
+        self._events: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            queue.SimpleQueue())
+        self._lock = threading.RLock()
+        self._dags_done = threading.Condition(self._lock)
+        self._instances: dict[str, DagInstance] = {}
+        self._stop_requested: set[str] = set()
+        self._halt: Outcome | None = None
+        self._failure: tuple[str, str, TaskOutcome] | None = None
+        self._hostname = socket.gethostname()
+        self.channel = _LocalChannel(self)
+
+    # -- the scheduler loop -------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Run every autostart DAG (and the DAGs they start) to the end."""
+        for key, value in self.arguments.items():
+            self._document.set(key, value)
+        self._recorder.workflow_started(self.arguments)
+        try:
+            with self._lock:
+                for dag in self.workflow.autostart_dags:
+                    self._start_instance(self._new_instance(dag, None))
+            while not self._all_done():
+                handler, args = self._events.get()
+                with self._lock:
+                    handler(*args)
+        finally:
+            self._pool.close()
+        outcome = self._outcome()
+        error = self._failure[2].message if self._failure else None
+        duration = self._recorder.workflow_finished(outcome.value, error)
+        result = self._result(outcome, duration)
+        if not self._keep_data:
+            self._store.remove(self.workflow_id)
+        return result
+
+    def _all_done(self) -> bool:
+        with self._lock:
+            return all(instance.run.done for instance in self._instances.values())
+
+    def _post(self, handler: Callable[..., None], *args: Any) -> None:
+        self._events.put((handler, args))
+
+    # -- DAG instances ------------------------------------------------------------------
+    def _new_instance(self, dag: Dag, data: Any) -> DagInstance:
+        name = dag.name
+        copy = 1
+        while name in self._instances:
+            copy += 1
+            name = f"{dag.name}:{copy}"
+        run = DagRun(DagSpec.from_dag(dag, name))
+        instance = DagInstance(name, dag, run, data=data, unconsumed={
+            task: len(successors) for task, successors in run.spec.successors.items()})
+        self._instances[name] = instance
+        return instance
+
+    def _start_instance(self, instance: DagInstance) -> None:
+        if instance.run.started:  # stopped before it could start
+            self._dag_finished(instance)
+            return
+        self._recorder.dag_started(instance.name)
+        if self._halt is not None or instance.name in self._stop_requested:
+            self._apply(instance, instance.run.stop(self._halt or Outcome.STOPPED))
+            return
+        self._apply(instance, instance.run.start())
+
+    def _apply(self, instance: DagInstance, step: Any) -> None:
+        """Carry out a state-machine step: record skips, dispatch ready tasks."""
+        for task in step.skipped:
+            self._set_output(instance, task, self._input_for(instance, task))
+            self._recorder.task_not_run(instance.name, task, TaskState.SKIPPED.value)
+        for task in step.cancelled:
+            self._recorder.task_not_run(instance.name, task, TaskState.CANCELLED.value)
+        for task in step.ready:
+            self._dispatch(instance, task)
+        if step.done:
+            self._dag_finished(instance)
+
+    def _dag_finished(self, instance: DagInstance) -> None:
+        if instance.recorded_finished:
+            return
+        instance.recorded_finished = True
+        self._recorder.dag_finished(instance.name, (instance.run.outcome or Outcome.STOPPED).value)
+        instance.outputs.clear()
+        self._dags_done.notify_all()
+
+    def _input_for(self, instance: DagInstance, task: str) -> MultiTaskData:
+        predecessors = instance.run.inputs_of(task)
+        if not predecessors:
+            return initial_data(instance.data)
+        handed_over = []
+        for name, _slot in predecessors:
+            instance.unconsumed[name] -= 1
+            if instance.unconsumed[name] == 0:
+                handed_over.append(name)
+        data = compose_input(predecessors, instance.outputs, handed_over)
+        for name in handed_over:
+            del instance.outputs[name]
+        return data
+
+    def _set_output(self, instance: DagInstance, task: str, data: MultiTaskData) -> None:
+        if instance.unconsumed[task]:
+            data.flatten(in_place=True)
+            instance.outputs[task] = data
+
+    # -- tasks --------------------------------------------------------------------------
+    def _dispatch(self, instance: DagInstance, task_name: str) -> None:
+        data = self._input_for(instance, task_name)
+        self._pool.submit(lambda: self._run_task(instance, task_name, data))
+
+    def _run_task(self, instance: DagInstance, task_name: str, data: MultiTaskData) -> None:
+        """Runs on a pool thread."""
+        with self._lock:
+            if not instance.run.task_started(task_name):
+                return
+        worker = f"{self._hostname}/{threading.current_thread().name}"
+        self._recorder.task_started(instance.name, task_name, worker)
+        context = TaskContext(task_name=task_name, dag_name=instance.name,
+                              workflow_name=self.workflow.name,
+                              workflow_id=self.workflow_id, worker_hostname=self._hostname)
+        outcome = execute_task(instance.dag.task(task_name), data, self._document,
+                               TaskSignal(self.channel, instance.name), context)
+        self._post(self._task_done, instance, task_name, outcome, worker)
+
+    def _task_done(self, instance: DagInstance, task: str, outcome: TaskOutcome,
+                   worker: str) -> None:
+        run = instance.run
+        if outcome.state is TaskState.SUCCEEDED:
+            step = run.task_succeeded(task, outcome.limit)
+            if run.states[task] is TaskState.FAILED:  # the machine rejected the limit
+                outcome = TaskOutcome(TaskState.FAILED, outcome.data, message=run.errors[task])
+        elif outcome.state is TaskState.STOPPED:
+            step = run.task_stopped(task, outcome.skip_successors)
+        elif outcome.state is TaskState.ABORTED:
+            step = run.task_aborted(task, outcome.message)
+        else:
+            step = run.task_failed(task, outcome.message)
+        if outcome.state in (TaskState.SUCCEEDED, TaskState.STOPPED):
+            self._set_output(instance, task, outcome.data)
+        else:
+            if self._failure is None:
+                self._failure = (instance.name, task, outcome)
+            self._halt_all(Outcome.ABORTED if outcome.state is TaskState.ABORTED
+                           else Outcome.STOPPED)
+        self._recorder.task_finished(instance.name, task, outcome.state.value, worker=worker,
+                                     message=outcome.message or None,
+                                     traceback=outcome.traceback)
+        self._apply(instance, step)
+
+    # -- stopping -----------------------------------------------------------------------
+    def _halt_all(self, outcome: Outcome) -> None:
+        if self._halt is None:
+            self._halt = outcome
+        for instance in self._instances.values():
+            if not instance.run.done:
+                self._apply(instance, instance.run.stop(outcome))
+
+    def _stop_dag(self, name: str) -> None:
+        instance = self._instances[name]
+        if not instance.run.done:
+            self._apply(instance, instance.run.stop(Outcome.STOPPED))
+
+    def _outcome(self) -> Outcome:
+        outcomes = [instance.run.outcome or Outcome.STOPPED
+                    for instance in self._instances.values()]
+        return max(outcomes, key=_SEVERITY.index, default=Outcome.SUCCEEDED)
+
+    def _result(self, outcome: Outcome, duration: float) -> RunResult:
+        result = RunResult(self.workflow_id, self.workflow.name, outcome.value, duration)
+        if self._failure is not None:
+            dag, task, failed = self._failure
+            result.failed_dag, result.failed_task = dag, task
+            result.error, result.traceback = failed.message, failed.traceback
+        for instance in self._instances.values():
+            for task, state in instance.run.states.items():
+                result.tasks.append(TaskRecord(
+                    instance.name, task, state.value,
+                    self._recorder.durations.get((instance.name, task)),
+                    instance.run.errors.get(task)))
+        return result
+
+
+class _LocalChannel:
+    """In-process signals: requests from task threads to the scheduler."""
+
+    def __init__(self, run: LocalRun) -> None:
+        self._run = run
+
+    def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
+        run = self._run
+        if isinstance(dag, str):
+            if dag not in run.workflow.dags:
+                known = ", ".join(run.workflow.dags)
+                raise SignalError(f"start_dag: no DAG named '{dag}' in workflow "
+                                  f"'{run.workflow.name}' (DAGs: {known})")
+            dag = run.workflow.dags[dag]
+        with run._lock:
+            instance = run._new_instance(dag, data)
+        run._post(run._start_instance, instance)
+        return instance.name
+
+    def join_dags(self, names: list[str] | None, requested_by: str) -> bool:
+        run = self._run
+        with run._lock:
+            if names is None:
+                names = [name for name in run._instances if name != requested_by]
+            unknown = [name for name in names if name not in run._instances]
+            if unknown:
+                raise SignalError(f"join_dags: no DAG instance named '{unknown[0]}' in "
+                                  "this run; pass names returned by start_dag")
+            instances = [run._instances[name] for name in names]
+            with run._pool.blocking():
+                run._dags_done.wait_for(lambda: all(i.run.done for i in instances))
+            return all(i.run.outcome is Outcome.SUCCEEDED for i in instances)
+
+    def stop_dag(self, name: str) -> bool:
+        run = self._run
+        with run._lock:
+            if name not in run._instances:
+                return False
+            run._stop_requested.add(name)
+        run._post(run._stop_dag, name)
+        return True
+
+    def stop_workflow(self) -> None:
+        run = self._run
+        with run._lock:
+            run._stop_requested.update(run._instances)
+        run._post(run._halt_all, Outcome.STOPPED)
+
+    def is_stopped(self, dag_name: str) -> bool:
+        run = self._run
+        instance = run._instances.get(dag_name)
+        return (run._halt is not None or dag_name in run._stop_requested
+                or (instance is not None and instance.run.halt is not None))

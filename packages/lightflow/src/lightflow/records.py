@@ -1,0 +1,127 @@
+"""The record of a workflow run: META entries in the store and the event stream.
+
+Every engine reports the life of a run through a :class:`RunRecorder`, which writes
+the 1.x META layout (``log.<dag>.tasks.<task>.{start_time,end_time,duration,worker,
+status}``, ``log.<dag>.{start_time,...}`` and the run's own ``start_time``, ``end_time``,
+``duration``, ``status`` at the top of META) and emits :class:`RunEvent` to an
+optional listener. Keeping both in one place means ``lightflow run``, ``workflow
+status`` and the REST API all read the same facts.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from .events import EventKind, RunEvent
+from .store.base import META, DataStoreDocument
+
+EventListener = Callable[[RunEvent], None]
+
+_FINISHED_TASK_EVENTS = {
+    "succeeded": EventKind.TASK_SUCCEEDED,
+    "stopped": EventKind.TASK_STOPPED,
+    "failed": EventKind.TASK_FAILED,
+    "aborted": EventKind.TASK_ABORTED,
+}
+
+
+class RunRecorder:
+    """Writes the META record of one run and emits its events (thread-safe)."""
+
+    def __init__(self, document: DataStoreDocument, workflow: str, workflow_id: str,
+                 listener: EventListener | None = None) -> None:
+        self._document = document
+        self._workflow = workflow
+        self._workflow_id = workflow_id
+        self._listener = listener
+        self._lock = threading.Lock()
+        self._starts: dict[tuple[str | None, str | None], float] = {}
+        self.durations: dict[tuple[str, str], float] = {}
+
+    def workflow_started(self, arguments: dict[str, Any]) -> None:
+        """Record the start of the run with its (consolidated) arguments."""
+        self._document.set("name", self._workflow, section=META)
+        self._document.set("workflow_id", self._workflow_id, section=META)
+        self._document.set("arguments", _plain(arguments), section=META)
+        self._started(None, None, "", EventKind.WORKFLOW_STARTED)
+
+    def workflow_finished(self, outcome: str, message: str | None = None) -> float:
+        """Record the end of the run; returns its duration."""
+        return self._finished(None, None, "", EventKind.WORKFLOW_FINISHED,
+                              outcome=outcome, message=message)
+
+    def dag_started(self, dag: str) -> None:
+        """Record the start of a DAG instance."""
+        self._started(dag, None, f"log.{dag}.", EventKind.DAG_STARTED)
+
+    def dag_finished(self, dag: str, outcome: str) -> None:
+        """Record the end of a DAG instance with its outcome."""
+        self._finished(dag, None, f"log.{dag}.", EventKind.DAG_FINISHED, outcome=outcome)
+
+    def task_started(self, dag: str, task: str, worker: str) -> None:
+        """Record that a task began running on ``worker``."""
+        prefix = f"log.{dag}.tasks.{task}."
+        self._document.set(f"{prefix}worker", worker, section=META)
+        self._started(dag, task, prefix, EventKind.TASK_STARTED, worker=worker)
+
+    def task_finished(self, dag: str, task: str, state: str, *, worker: str | None = None,
+                      message: str | None = None, traceback: str | None = None) -> None:
+        """Record how a task that ran ended (succeeded/stopped/failed/aborted)."""
+        duration = self._finished(dag, task, f"log.{dag}.tasks.{task}.",
+                                  _FINISHED_TASK_EVENTS[state], outcome=state,
+                                  message=message, traceback=traceback, worker=worker)
+        with self._lock:
+            self.durations[(dag, task)] = duration
+
+    def task_not_run(self, dag: str, task: str, state: str) -> None:
+        """Record a task that was skipped or cancelled without running."""
+        self._document.set(f"log.{dag}.tasks.{task}.status", state, section=META)
+        kind = EventKind.TASK_SKIPPED if state == "skipped" else EventKind.TASK_CANCELLED
+        self._emit(RunEvent(kind, self._workflow_id, self._workflow, time.time(),
+                            dag=dag, task=task))
+
+    # -- internals ----------------------------------------------------------------------
+    def _started(self, dag: str | None, task: str | None, prefix: str, kind: EventKind,
+                 worker: str | None = None) -> None:
+        now = time.time()
+        with self._lock:
+            self._starts[(dag, task)] = now
+        self._document.set(f"{prefix}start_time", _utc(now), section=META)
+        self._document.set(f"{prefix}status", "running", section=META)
+        self._emit(RunEvent(kind, self._workflow_id, self._workflow, now, dag=dag,
+                            task=task, worker=worker))
+
+    def _finished(self, dag: str | None, task: str | None, prefix: str, kind: EventKind, *,
+                  outcome: str, message: str | None = None, traceback: str | None = None,
+                  worker: str | None = None) -> float:
+        now = time.time()
+        with self._lock:
+            start = self._starts.pop((dag, task), now)
+        duration = now - start
+        self._document.set(f"{prefix}end_time", _utc(now), section=META)
+        self._document.set(f"{prefix}duration", duration, section=META)
+        self._document.set(f"{prefix}status", outcome, section=META)
+        if message:
+            self._document.set(f"{prefix}error", message, section=META)
+        self._emit(RunEvent(kind, self._workflow_id, self._workflow, now, dag=dag,
+                            task=task, duration=duration, outcome=outcome,
+                            message=message, traceback=traceback, worker=worker))
+        return duration
+
+    def _emit(self, event: RunEvent) -> None:
+        if self._listener is not None:
+            with self._lock:
+                self._listener(event)
+
+
+def _utc(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+
+def _plain(arguments: dict[str, Any]) -> dict[str, Any]:
+    return {key: value if isinstance(value, (str, int, float, bool)) or value is None
+            else repr(value) for key, value in arguments.items()}

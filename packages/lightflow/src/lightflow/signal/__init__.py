@@ -1,0 +1,70 @@
+"""Signals from a running task to its workflow: start, join and stop DAGs.
+
+Tasks receive a :class:`TaskSignal` as their third argument (1.x API). It forwards each
+request to a :class:`SignalChannel` provided by the engine running the task: an
+in-process channel for the embedded engine, a broker-backed one for the distributed
+engine. The task-facing API stays the same on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from ..models.dag import Dag
+
+
+class SignalChannel(Protocol):
+    """What an engine implements so tasks can steer their workflow run."""
+
+    def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
+        """Start a DAG of the workflow (or the given Dag); return its instance name."""
+
+    def join_dags(self, names: list[str] | None, requested_by: str) -> bool:
+        """Block until the named DAG instances (all others if ``None``) are done."""
+
+    def stop_dag(self, name: str) -> bool:
+        """Stop a DAG instance; ``False`` if there is no such DAG."""
+
+    def stop_workflow(self) -> None:
+        """Stop the whole workflow run."""
+
+    def is_stopped(self, dag_name: str) -> bool:
+        """Whether the DAG instance or the workflow has been asked to stop."""
+
+
+class TaskSignal:
+    """The ``signal`` argument of task callbacks.
+
+    Args:
+        channel: The engine's signal channel.
+        dag_name: The DAG instance the task runs in.
+    """
+
+    def __init__(self, channel: SignalChannel, dag_name: str) -> None:
+        self._channel = channel
+        self._dag_name = dag_name
+
+    def start_dag(self, dag: Dag | str, *, data: Any = None) -> str:
+        """Start a DAG (object or name) with optional start data; return its name.
+
+        A DAG started several times gets distinct names (``name``, ``name:2``, ...).
+        """
+        return self._channel.start_dag(dag, data, self._dag_name)
+
+    def join_dags(self, names: Iterable[str] | None = None) -> bool:
+        """Wait until the given DAGs (default: every other DAG of the run) are done."""
+        return self._channel.join_dags(None if names is None else list(names), self._dag_name)
+
+    def stop_dag(self, name: str | None = None) -> bool:
+        """Stop a DAG (default: the task's own DAG)."""
+        return self._channel.stop_dag(name or self._dag_name)
+
+    def stop_workflow(self) -> None:
+        """Stop the whole workflow run: nothing more is queued, running tasks see it."""
+        self._channel.stop_workflow()
+
+    @property
+    def is_stopped(self) -> bool:
+        """Whether the task's DAG or the workflow was asked to stop."""
+        return self._channel.is_stopped(self._dag_name)
