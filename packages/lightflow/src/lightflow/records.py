@@ -56,22 +56,20 @@ class RunRecorder:
 
     def dag_started(self, dag: str) -> None:
         """Record the start of a DAG instance."""
-        self._started(dag, None, f"log.{dag}.", EventKind.DAG_STARTED)
+        self._started(dag, None, f"log.{dag}", EventKind.DAG_STARTED)
 
     def dag_finished(self, dag: str, outcome: str) -> None:
         """Record the end of a DAG instance with its outcome."""
-        self._finished(dag, None, f"log.{dag}.", EventKind.DAG_FINISHED, outcome=outcome)
+        self._finished(dag, None, f"log.{dag}", EventKind.DAG_FINISHED, outcome=outcome)
 
     def task_started(self, dag: str, task: str, worker: str) -> None:
-        """Record that a task began running on ``worker``."""
-        prefix = f"log.{dag}.tasks.{task}."
-        self._document.set(f"{prefix}worker", worker, section=META)
-        self._started(dag, task, prefix, EventKind.TASK_STARTED, worker=worker)
+        """Note that a task began running on ``worker`` (written to META when it ends)."""
+        self._started(dag, task, None, EventKind.TASK_STARTED, worker=worker)
 
     def task_finished(self, dag: str, task: str, state: str, *, worker: str | None = None,
                       message: str | None = None, traceback: str | None = None) -> None:
         """Record how a task that ran ended (succeeded/stopped/failed/aborted)."""
-        duration = self._finished(dag, task, f"log.{dag}.tasks.{task}.",
+        duration = self._finished(dag, task, f"log.{dag}.tasks.{task}",
                                   _FINISHED_TASK_EVENTS[state], outcome=state,
                                   message=message, traceback=traceback, worker=worker)
         with self._lock:
@@ -79,38 +77,53 @@ class RunRecorder:
 
     def task_not_run(self, dag: str, task: str, state: str) -> None:
         """Record a task that was skipped or cancelled without running."""
-        self._document.set(f"log.{dag}.tasks.{task}.status", state, section=META)
+        self._document.set(f"log.{dag}.tasks.{task}", {"status": state}, section=META)
         kind = EventKind.TASK_SKIPPED if state == "skipped" else EventKind.TASK_CANCELLED
         self._emit(RunEvent(kind, self._workflow_id, self._workflow, time.time(),
                             dag=dag, task=task))
 
     # -- internals ----------------------------------------------------------------------
-    def _started(self, dag: str | None, task: str | None, prefix: str, kind: EventKind,
+    def _started(self, dag: str | None, task: str | None, key: str | None, kind: EventKind,
                  worker: str | None = None) -> None:
         now = time.time()
         with self._lock:
             self._starts[(dag, task)] = now
-        self._document.set(f"{prefix}start_time", _utc(now), section=META)
-        self._document.set(f"{prefix}status", "running", section=META)
+        if key is not None:
+            self._write(key, {"start_time": _utc(now), "status": "running"})
         self._emit(RunEvent(kind, self._workflow_id, self._workflow, now, dag=dag,
                             task=task, worker=worker))
 
-    def _finished(self, dag: str | None, task: str | None, prefix: str, kind: EventKind, *,
+    def _finished(self, dag: str | None, task: str | None, key: str, kind: EventKind, *,
                   outcome: str, message: str | None = None, traceback: str | None = None,
                   worker: str | None = None) -> float:
         now = time.time()
         with self._lock:
             start = self._starts.pop((dag, task), now)
         duration = now - start
-        self._document.set(f"{prefix}end_time", _utc(now), section=META)
-        self._document.set(f"{prefix}duration", duration, section=META)
-        self._document.set(f"{prefix}status", outcome, section=META)
+        entry: dict[str, Any] = {"start_time": _utc(start), "end_time": _utc(now),
+                                 "duration": duration, "status": outcome}
+        if worker:
+            entry["worker"] = worker
         if message:
-            self._document.set(f"{prefix}error", message, section=META)
+            entry["error"] = message
+        self._write(key, entry)
         self._emit(RunEvent(kind, self._workflow_id, self._workflow, now, dag=dag,
                             task=task, duration=duration, outcome=outcome,
                             message=message, traceback=traceback, worker=worker))
         return duration
+
+    def _write(self, key: str, fields: dict[str, Any]) -> None:
+        """Write fields under ``key`` in META (the run's own fields at the top level).
+
+        A task's entry has no children, so it is written whole in one store call (the
+        distributed engine's critical path); run and DAG entries hold the entries below
+        them and are written field by field.
+        """
+        if ".tasks." in key:
+            self._document.set(key, fields, section=META)
+            return
+        for name, value in fields.items():
+            self._document.set(f"{key}.{name}" if key else name, value, section=META)
 
     def _emit(self, event: RunEvent) -> None:
         if self._listener is not None:
