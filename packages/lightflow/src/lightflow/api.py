@@ -6,10 +6,11 @@ Nothing here prints or exits; errors are :class:`~lightflow.exceptions.Lightflow
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import ParameterError
+from .exceptions import LightflowError, ParameterError
 from .local.engine import LocalRun, RunResult, TaskRecord
 from .records import EventListener
 from .store.memory import MemoryDataStore
@@ -18,7 +19,19 @@ from .workflows import Workflow, load_workflow
 if TYPE_CHECKING:
     from .config import Config
 
-__all__ = ["RunResult", "TaskRecord", "load", "parse_arguments", "run_workflow"]
+__all__ = [
+    "RunResult",
+    "TaskRecord",
+    "follow_events",
+    "list_runs",
+    "load",
+    "parse_arguments",
+    "run_logs",
+    "run_status",
+    "run_workflow",
+    "start_workflow",
+    "stop_workflows",
+]
 
 
 def parse_arguments(items: Sequence[str]) -> dict[str, str]:
@@ -65,3 +78,204 @@ def run_workflow(name_or_path: str, arguments: Mapping[str, str] | None = None, 
     values: dict[str, Any] = workflow.parameters.consolidate(dict(arguments or {}))
     store = MemoryDataStore()
     return LocalRun(workflow, values, store=store, workers=workers, listener=on_event).run()
+
+
+# -- the distributed engine ----------------------------------------------------------------
+def start_workflow(name_or_path: str, arguments: Mapping[str, str] | None = None, *,
+                   config: Config, queue: str = "workflow", keep_data: bool = False) -> str:
+    """Validate a workflow and its arguments, queue it on the broker, return the run id.
+
+    Nothing is queued when the workflow or the arguments are invalid.
+
+    Raises:
+        LightflowError: The workflow or the arguments are invalid, or the state server
+            cannot be reached.
+    """
+    from .queue.driver import Cluster, submit
+
+    workflow = load(name_or_path, config)
+    values: dict[str, Any] = workflow.parameters.consolidate(dict(arguments or {}))
+    return _with_server_errors(config, lambda: submit(
+        Cluster(config), workflow, values, queue=queue, keep_data=keep_data))
+
+
+def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
+    """Stop runs given by id or workflow name (all unfinished runs if none given).
+
+    Returns the ids of the runs asked to stop.
+    """
+    from .engine.dag_run import Outcome
+    from .queue.driver import Cluster, halt_run
+
+    cluster = Cluster(config)
+
+    def stop() -> list[str]:
+        stopped = []
+        for record in list_runs(config=config, cluster=cluster):
+            if record["state"] not in ("queued", "running"):
+                continue
+            if targets and record["id"] not in targets and record["workflow"] not in targets:
+                continue
+            halt_run(cluster, record["id"], Outcome.STOPPED)
+            stopped.append(record["id"])
+        return stopped
+
+    return _with_server_errors(config, stop)
+
+
+def list_runs(*, config: Config, cluster: Any = None, limit: int | None = None
+              ) -> list[dict[str, Any]]:
+    """Records of runs, newest first (queued, running and finished)."""
+    from .queue import state
+    from .queue.driver import Cluster
+
+    client = (cluster or Cluster(config)).redis
+
+    def read() -> list[dict[str, Any]]:
+        records = []
+        for run_id in state.iter_runs(client):
+            record = state.read_run(client, run_id)
+            if record is not None:
+                records.append(record)
+            if limit is not None and len(records) >= limit:
+                break
+        return records
+
+    return _with_server_errors(config, read)
+
+
+def run_status(run_id: str, *, config: Config) -> dict[str, Any]:
+    """One run's record with per-DAG and per-task states, durations and workers.
+
+    Raises:
+        LightflowError: No run with that id (a unique id prefix is accepted).
+    """
+    from .queue import state
+    from .queue.driver import Cluster
+
+    client = Cluster(config).redis
+
+    def read() -> dict[str, Any]:
+        full_id = _resolve_run_id(client, run_id)
+        record = state.read_run(client, full_id)
+        assert record is not None
+        dags: dict[str, dict[str, Any]] = {}
+        for raw in client.lrange(state.run_key(full_id, "events"), 0, -1):
+            event = json.loads(raw)
+            if not event.get("dag"):
+                continue
+            dag = dags.setdefault(event["dag"], {"state": "running", "tasks": {}})
+            if event["kind"] == "dag_finished":
+                dag["state"], dag["duration"] = event["outcome"], event["duration"]
+            elif event.get("task"):
+                task = dag["tasks"].setdefault(event["task"], {})
+                task["state"] = event["kind"].removeprefix("task_")
+                for key in ("duration", "worker", "message"):
+                    if event.get(key) is not None:
+                        task[key] = event[key]
+        record["dags"] = dags
+        return record
+
+    return _with_server_errors(config, read)
+
+
+def run_logs(run_id: str, *, config: Config) -> list[str]:
+    """The log lines the run's tasks wrote (print and logging), oldest first."""
+    from .queue import state
+    from .queue.driver import Cluster
+
+    client = Cluster(config).redis
+
+    def read() -> list[str]:
+        full_id = _resolve_run_id(client, run_id)
+        return [line.decode() for line in client.lrange(state.run_key(full_id, "logs"), 0, -1)]
+
+    return _with_server_errors(config, read)
+
+
+def follow_events(*, config: Config, run_id: str | None = None,
+                  on_event: EventListener, stop_when_finished: bool = True) -> dict[str, Any] | None:
+    """Deliver live run events (of one run, or all runs) until the run finishes.
+
+    For one run, its past events are replayed first, so nothing is missed between
+    ``start_workflow`` and this call. Returns the final run record for one run.
+    """
+    from .events import EventKind, RunEvent
+    from .queue import state
+    from .queue.driver import Cluster
+
+    client = Cluster(config).redis
+
+    def to_event(raw: bytes) -> RunEvent:
+        data = json.loads(raw)
+        data["kind"] = EventKind(data["kind"])
+        return RunEvent(**data)
+
+    def follow() -> dict[str, Any] | None:
+        full_id = _resolve_run_id(client, run_id) if run_id else None
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(state.EVENTS_CHANNEL)  # before reading the history: no gap
+        try:
+            replayed: set[bytes] = set()
+            if full_id is not None:
+                for raw in client.lrange(state.run_key(full_id, "events"), 0, -1):
+                    replayed.add(raw)
+                    if deliver(to_event(raw)):
+                        return state.read_run(client, full_id)
+            while True:
+                message = pubsub.get_message(timeout=1.0)
+                if message is None or message["data"] in replayed:
+                    continue
+                event = to_event(message["data"])
+                if full_id is None or event.workflow_id == full_id:
+                    if deliver(event):
+                        return state.read_run(client, full_id) if full_id else None
+        finally:
+            pubsub.close()
+
+    def deliver(event: RunEvent) -> bool:
+        """Hand the event on; True when following should end."""
+        on_event(event)
+        return (stop_when_finished and run_id is not None
+                and event.kind is EventKind.WORKFLOW_FINISHED)
+
+    return _with_server_errors(config, follow)
+
+
+def _resolve_run_id(client: Any, run_id: str) -> str:
+    from .queue import state
+
+    if client.exists(state.run_key(run_id)):
+        return run_id
+    matches = [rid for rid in state.iter_runs(client) if rid.startswith(run_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise LightflowError(f"no workflow run with id '{run_id}'; "
+                             "`lightflow workflow status` lists the runs")
+    raise LightflowError(f"run id prefix '{run_id}' is ambiguous ({len(matches)} runs)")
+
+
+def _with_server_errors(config: Config, action: Callable[[], Any]) -> Any:
+    """Turn connection failures to the state server into one-line errors."""
+    import redis
+
+    from .queue.driver import state_url
+
+    try:
+        return action()
+    except redis.exceptions.ConnectionError as error:
+        raise LightflowError(
+            f"cannot reach the Redis state server at {_redact(state_url(config))}: {error}; "
+            "check the 'signal'/'celery.broker_url' settings and that the server runs"
+        ) from None
+    except redis.exceptions.AuthenticationError as error:
+        raise LightflowError(f"Redis refused the credentials: {error}") from None
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL before showing it."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"

@@ -49,18 +49,23 @@ class RunRecorder:
         self._document.set("arguments", _plain(arguments), section=META)
         self._started(None, None, "", EventKind.WORKFLOW_STARTED)
 
-    def workflow_finished(self, outcome: str, message: str | None = None) -> float:
-        """Record the end of the run; returns its duration."""
+    def workflow_finished(self, outcome: str, message: str | None = None, *,
+                          started_at: float | None = None) -> float:
+        """Record the end of the run; returns its duration.
+
+        ``started_at`` is needed when another process recorded the start.
+        """
         return self._finished(None, None, "", EventKind.WORKFLOW_FINISHED,
-                              outcome=outcome, message=message)
+                              outcome=outcome, message=message, started_at=started_at)
 
     def dag_started(self, dag: str) -> None:
         """Record the start of a DAG instance."""
         self._started(dag, None, f"log.{dag}", EventKind.DAG_STARTED)
 
-    def dag_finished(self, dag: str, outcome: str) -> None:
+    def dag_finished(self, dag: str, outcome: str, *, started_at: float | None = None) -> None:
         """Record the end of a DAG instance with its outcome."""
-        self._finished(dag, None, f"log.{dag}", EventKind.DAG_FINISHED, outcome=outcome)
+        self._finished(dag, None, f"log.{dag}", EventKind.DAG_FINISHED, outcome=outcome,
+                       started_at=started_at)
 
     def task_started(self, dag: str, task: str, worker: str) -> None:
         """Note that a task began running on ``worker`` (written to META when it ends)."""
@@ -95,10 +100,10 @@ class RunRecorder:
 
     def _finished(self, dag: str | None, task: str | None, key: str, kind: EventKind, *,
                   outcome: str, message: str | None = None, traceback: str | None = None,
-                  worker: str | None = None) -> float:
+                  worker: str | None = None, started_at: float | None = None) -> float:
         now = time.time()
         with self._lock:
-            start = self._starts.pop((dag, task), now)
+            start = self._starts.pop((dag, task), started_at or now)
         duration = now - start
         entry: dict[str, Any] = {"start_time": _utc(start), "end_time": _utc(now),
                                  "duration": duration, "status": outcome}

@@ -230,6 +230,18 @@ class DagRun:
             self.errors[task] = message
         return self._halt(Outcome.ABORTED)
 
+    def task_lost(self, task: str) -> Step:
+        """The worker running a task died: queue the task again (unless halted)."""
+        self._expect_running(task)
+        step = Step()
+        if self.halt is not None:
+            self._set(task, TaskState.CANCELLED)
+            step.cancelled.append(task)
+        else:
+            self._set(task, TaskState.QUEUED)
+            step.ready.append(task)
+        return self._finish(step)
+
     def stop(self, outcome: Outcome = Outcome.STOPPED) -> Step:
         """Stop queueing (``workflow stop``, ``stop_dag``, or another DAG's abort)."""
         return self._halt(outcome)

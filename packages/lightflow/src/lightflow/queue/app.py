@@ -1,0 +1,62 @@
+"""The Celery application factory.
+
+No Celery app exists at import time: :func:`create_app` builds one from a
+:class:`~lightflow.config.Config`, so tests and tools can hold apps for different
+brokers side by side. Lightflow's defaults (late acknowledgement, one prefetched
+message per process, cloudpickle messages, no result backend) come first; the
+``celery`` section of the config overrides them and passes any other Celery setting
+through.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery
+
+from .serializer import NAME as SERIALIZER
+from .serializer import register_serializer
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+#: The three default queues: workflow jobs, DAG jobs and tasks.
+WORKFLOW_QUEUE, DAG_QUEUE, TASK_QUEUE = "workflow", "dag", "task"
+DEFAULT_BROKER = "redis://localhost:6379/0"
+
+DEFAULTS: dict[str, Any] = {
+    "task_serializer": SERIALIZER,
+    "accept_content": [SERIALIZER],
+    "result_accept_content": [SERIALIZER],
+    "task_ignore_result": True,
+    # A job is acknowledged once it is done, so a killed worker's job is redelivered.
+    "task_acks_late": True,
+    "task_reject_on_worker_lost": True,
+    # One message reserved per process: long tasks do not hold others hostage.
+    "worker_prefetch_multiplier": 1,
+    "task_default_queue": TASK_QUEUE,
+    "task_create_missing_queues": True,
+    "broker_connection_retry_on_startup": True,
+    "worker_hijack_root_logger": False,
+    "worker_redirect_stdouts_level": "INFO",
+    "worker_send_task_events": False,
+    # Redis-like brokers re-deliver a message unacknowledged this long (a dead worker's
+    # reserved jobs). Duplicates are harmless: a job whose attempt already started is
+    # dropped, so the timeout can be short.
+    "broker_transport_options": {"visibility_timeout": 60},
+}
+
+
+def create_app(config: Config, *, name: str = "lightflow") -> Celery:
+    """Build a Celery app for the configured broker with Lightflow's jobs registered."""
+    from . import jobs
+
+    register_serializer()
+    settings = dict(DEFAULTS)
+    settings["broker_url"] = DEFAULT_BROKER
+    settings.update(config.celery)
+    app = Celery(name, set_as_current=False)
+    app.conf.update(settings)
+    app.lightflow_config = config  # type: ignore[attr-defined]
+    jobs.register(app)
+    return app

@@ -1,0 +1,684 @@
+"""The distributed engine: short, stateless jobs that carry a run through Redis state.
+
+There is no long-running manager. Each job loads the state it needs from Redis,
+advances the :class:`~lightflow.engine.DagRun` state machine, saves it with an
+optimistic transaction and sends the jobs that became ready:
+
+* ``lightflow.workflow`` (workflow queue): opens the run's store document, writes the
+  parameters and starts the autostart DAG instances.
+* ``lightflow.dag`` (the DAG's queue): starts one DAG instance (its start tasks).
+* ``lightflow.task`` (the task's queue): marks the task running, composes its input
+  from its predecessors' stored outputs, runs it, stores its output and advances the
+  DAG at once, sending the successors that became ready. A finished task therefore
+  wakes its successors in the same job: one broker round trip per hop, no polling.
+
+When the last task of an instance finishes, the same job records the DAG's end and,
+if it was the last DAG, the workflow's. See ``docs/architecture.md`` for who
+acknowledges what and what is re-run after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from ..engine.dag_run import DagRun, DagSpec, Outcome, Step, TaskState
+from ..events import EventKind, RunEvent
+from ..exceptions import LightflowError, SignalError
+from ..execution import TaskOutcome, compose_input, execute_task, initial_data
+from ..models.context import TaskContext
+from ..models.dag import Dag
+from ..models.task_data import MultiTaskData
+from ..records import RunRecorder
+from ..signal import TaskSignal
+from ..store.base import DataStore, DataStoreDocument
+from ..workflows import Workflow
+from . import state as rs
+from .app import DAG_QUEUE, DEFAULT_BROKER, WORKFLOW_QUEUE, create_app
+
+if TYPE_CHECKING:
+    import redis
+    from celery import Celery
+
+    from ..config import Config
+
+START = "^start"  # pseudo-predecessor holding an instance's start data
+_SEVERITY = [Outcome.SUCCEEDED, Outcome.STOPPED, Outcome.FAILED, Outcome.ABORTED]
+WORKFLOW_JOB, DAG_JOB, TASK_JOB = "lightflow.workflow", "lightflow.dag", "lightflow.task"
+
+
+def state_url(config: Config) -> str:
+    """The Redis URL holding run state: ``signal`` settings, else a Redis broker."""
+    signal = config.signal or {}
+    if signal.get("url"):
+        return str(signal["url"])
+    if signal.get("host"):
+        password = f":{signal['password']}@" if signal.get("password") else ""
+        scheme = "rediss" if signal.get("ssl") else "redis"
+        return (f"{scheme}://{password}{signal['host']}:{signal.get('port', 6379)}/"
+                f"{signal.get('database', 0)}")
+    broker = str(config.celery.get("broker_url", DEFAULT_BROKER))
+    return broker if broker.startswith(("redis://", "rediss://")) else DEFAULT_BROKER
+
+
+def create_store(config: Config) -> DataStore:
+    """The MongoDB store from the ``store`` section (1.x keys or a ``uri``)."""
+    from ..store.mongo import MongoDataStore
+
+    settings = dict(config.store or {})
+    return MongoDataStore(**settings)
+
+
+class Cluster:
+    """One process's handles on the broker, the state server and the store.
+
+    Built lazily, so a CLI command only connects to what it uses.
+    """
+
+    def __init__(self, config: Config, app: Celery | None = None) -> None:
+        self.config = config
+        self._app = app
+        self._redis: redis.Redis | None = None
+        self._store: DataStore | None = None
+        self._workflows: dict[str, Workflow] = {}
+        self._lock = threading.Lock()
+        self.hostname = socket.gethostname()
+
+    @property
+    def app(self) -> Celery:
+        if self._app is None:
+            self._app = create_app(self.config)
+        return self._app
+
+    @property
+    def redis(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = rs.connect(state_url(self.config))
+        return self._redis
+
+    @property
+    def store(self) -> DataStore:
+        if self._store is None:
+            self._store = create_store(self.config)
+        return self._store
+
+    def workflow(self, run_id: str) -> Workflow:
+        """The run's workflow, unpickled once per process."""
+        with self._lock:
+            workflow = self._workflows.get(run_id)
+        if workflow is None:
+            blob = self.redis.get(rs.run_key(run_id, "workflow"))
+            if blob is None:
+                raise LightflowError(f"run {run_id} is unknown to the state server")
+            workflow = cloudpickle.loads(blob)
+            with self._lock:
+                if len(self._workflows) > 64:
+                    self._workflows.pop(next(iter(self._workflows)))
+                self._workflows[run_id] = workflow
+        return workflow
+
+    def dag(self, run_id: str, name: str) -> Dag:
+        """A DAG of the run by name (workflow DAGs, or ones passed to start_dag)."""
+        workflow = self.workflow(run_id)
+        if name in workflow.dags:
+            return workflow.dags[name]
+        blob = self.redis.get(rs.run_key(run_id, "dagdef", name))
+        if blob is None:
+            raise LightflowError(f"run {run_id} has no DAG named '{name}'")
+        dag: Dag = cloudpickle.loads(blob)
+        return dag
+
+    def send(self, job: str, args: tuple[Any, ...], queue: str) -> None:
+        self.app.send_task(job, args=args, queue=queue)
+
+    def recorder(self, run_id: str, workflow: str,
+                 document: DataStoreDocument | None = None) -> RunRecorder:
+        """A run recorder writing META and publishing events to Redis."""
+        return RunRecorder(document or self.store.get(run_id), workflow, run_id,
+                           self._publish_listener(run_id))
+
+    def _publish_listener(self, run_id: str) -> Callable[[RunEvent], None]:
+        def publish(event: RunEvent) -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            rs.publish_event(pipe, run_id, event.to_dict())
+            pipe.execute()
+        return publish
+
+
+# -- submitting, from the client ---------------------------------------------------------
+def submit(cluster: Cluster, workflow: Workflow, arguments: dict[str, Any], *,
+           queue: str = WORKFLOW_QUEUE, keep_data: bool = False) -> str:
+    """Record a new run and queue its workflow job; return the run id."""
+    run_id = uuid.uuid4().hex
+    created = rs.now()
+    pipe = cluster.redis.pipeline()
+    pipe.hset(rs.run_key(run_id), mapping={
+        "workflow": workflow.name, "state": "queued", "created": created,
+        "arguments": json.dumps(arguments, default=repr), "queue": queue,
+        "keep_data": "1" if keep_data else "0", "path": str(workflow.path)})
+    pipe.zadd(rs.RUNS, {run_id: created})
+    pipe.set(rs.run_key(run_id, "workflow"), cloudpickle.dumps(workflow))
+    pipe.execute()
+    cluster.send(WORKFLOW_JOB, (run_id,), queue)
+    return run_id
+
+
+# -- jobs, on workers --------------------------------------------------------------------
+def workflow_job(cluster: Cluster, run_id: str) -> None:
+    """Open the run: store document, parameters, autostart DAG instances."""
+    client = cluster.redis
+    record = rs.read_run(client, run_id)
+    if record is None or not _claim(client, run_id, "queued", "running"):
+        return  # stopped while queued, or a redelivered job of a started run
+    workflow = cluster.workflow(run_id)
+    store = cluster.store
+    if not store.exists(run_id):
+        store.add(workflow_id=run_id)
+    document = store.get(run_id)
+    for key, value in record["arguments"].items():
+        document.set(key, value)
+    client.hset(rs.run_key(run_id), "started", rs.now())
+    cluster.recorder(run_id, workflow.name, document).workflow_started(record["arguments"])
+    dags = workflow.autostart_dags
+    if not dags:
+        _finish_workflow(cluster, run_id)
+    for dag in dags:
+        create_instance(cluster, run_id, dag, None)
+
+
+def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
+    """Register a new instance of ``dag`` in the run and queue its DAG job."""
+    client = cluster.redis
+    copy = client.incr(rs.run_key(run_id, "seq", dag.name))
+    name = dag.name if copy == 1 else f"{dag.name}:{copy}"
+    spec = DagSpec.from_dag(dag, name)
+    starts = [t for t in spec.order if not spec.predecessors[t]]
+    unconsumed = {task: len(successors) for task, successors in spec.successors.items()}
+    pipe = client.pipeline()
+    if dag.name not in cluster.workflow(run_id).dags:
+        pipe.set(rs.run_key(run_id, "dagdef", dag.name), cloudpickle.dumps(dag))
+    if data is not None:
+        unconsumed[START] = len(starts)
+        pipe.set(rs.run_key(run_id, "out", name, START),
+                 cloudpickle.dumps(initial_data(data)))
+    pipe.set(rs.run_key(run_id, "dag", name), json.dumps({
+        "dag": dag.name, "machine": DagRun(spec).to_dict(), "attempts": {},
+        "unconsumed": unconsumed, "created": rs.now()}))
+    pipe.hset(rs.run_key(run_id, "dags"), name, "")
+    pipe.execute()
+    cluster.send(DAG_JOB, (run_id, name), dag.queue)
+    return name
+
+
+def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
+    """Start one DAG instance (idempotent: a redelivered job finds it started)."""
+    workflow = cluster.workflow(run_id)
+
+    def start(machine: DagRun, _state: dict[str, Any]) -> Step | None:
+        if machine.started:
+            return None
+        stopped = cluster.redis.exists(rs.run_key(run_id, "stop"),
+                                       rs.run_key(run_id, "stop", instance))
+        return machine.stop() if stopped else machine.start()
+
+    progress = _advance(cluster, run_id, instance, start)
+    if progress is not None:
+        cluster.recorder(run_id, workflow.name).dag_started(instance)
+        _carry_out(cluster, run_id, instance, progress)
+
+
+def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str,
+             attempt: str) -> None:
+    """Run one task and advance its DAG with the outcome."""
+    workflow = cluster.workflow(run_id)
+
+    def begin(machine: DagRun, state: dict[str, Any]) -> Step | None:
+        if (state["attempts"].get(task_name) != attempt
+                or machine.states[task_name] is not TaskState.QUEUED):
+            return None  # superseded by a re-dispatch, or already handled
+        return Step(ready=[task_name]) if machine.task_started(task_name) else Step()
+
+    progress = _advance(cluster, run_id, instance, begin)
+    if progress is None or not progress.step.ready:
+        return
+    dag = cluster.dag(run_id, progress.state["dag"])
+    task = dag.task(task_name)
+    worker = f"{cluster.hostname}/{os.getpid()}"
+    heartbeats.add(cluster, rs.running_field(run_id, instance, task_name), attempt, worker)
+    try:
+        data = _input_of(cluster, run_id, instance, progress.machine, task_name)
+        document = cluster.store.get(run_id)
+        recorder = cluster.recorder(run_id, workflow.name, document)
+        recorder.task_started(instance, task_name, worker)
+        context = TaskContext(task_name=task_name, dag_name=instance,
+                              workflow_name=workflow.name, workflow_id=run_id,
+                              worker_hostname=cluster.hostname)
+        with task_logging(cluster, run_id, instance, task_name):
+            outcome = execute_task(task, data, document,
+                                   TaskSignal(RedisSignalChannel(cluster, run_id), instance),
+                                   context)
+        if outcome.state in (TaskState.SUCCEEDED, TaskState.STOPPED) and \
+                progress.machine.spec.successors[task_name]:
+            outcome.data.flatten(in_place=True)
+            cluster.redis.set(rs.run_key(run_id, "out", instance, task_name),
+                              cloudpickle.dumps(outcome.data))
+
+        def finish(machine: DagRun, state: dict[str, Any]) -> Step | None:
+            if state["attempts"].get(task_name) != attempt or \
+                    machine.states[task_name] is not TaskState.RUNNING:
+                return None
+            _consume(state, machine.inputs_of(task_name))
+            return _apply_outcome(machine, task_name, outcome)
+
+        done = _advance(cluster, run_id, instance, finish)
+        if done is not None:
+            final = done.machine.states[task_name]
+            message = outcome.message or done.machine.errors.get(task_name)
+            recorder.task_finished(instance, task_name, final.value, worker=worker,
+                                   message=message or None, traceback=outcome.traceback)
+            if final in (TaskState.FAILED, TaskState.ABORTED):
+                halt_run(cluster, run_id, Outcome.ABORTED if final is TaskState.ABORTED
+                         else Outcome.STOPPED, instance, task_name, message or "")
+            _carry_out(cluster, run_id, instance, done)
+    finally:
+        heartbeats.remove(cluster, rs.running_field(run_id, instance, task_name))
+
+
+def _apply_outcome(machine: DagRun, task: str, outcome: TaskOutcome) -> Step:
+    if outcome.state is TaskState.SUCCEEDED:
+        return machine.task_succeeded(task, outcome.limit)
+    if outcome.state is TaskState.STOPPED:
+        return machine.task_stopped(task, outcome.skip_successors)
+    if outcome.state is TaskState.ABORTED:
+        return machine.task_aborted(task, outcome.message)
+    return machine.task_failed(task, outcome.message)
+
+
+# -- advancing a DAG instance ------------------------------------------------------------
+@dataclass
+class Progress:
+    """A committed state-machine step and the state it produced."""
+
+    machine: DagRun
+    state: dict[str, Any]
+    step: Step
+    skipped_outputs: list[str] = field(default_factory=list)
+
+
+def _advance(cluster: Cluster, run_id: str, instance: str,
+             event: Callable[[DagRun, dict[str, Any]], Step | None]) -> Progress | None:
+    """Apply ``event`` to the instance's machine in an optimistic transaction.
+
+    ``event`` returns ``None`` to change nothing. Skipped tasks pass their input on,
+    so their outputs are composed and stored in the same transaction; ready tasks get
+    fresh attempt ids.
+    """
+    import redis
+
+    key = rs.run_key(run_id, "dag", instance)
+    client = cluster.redis
+    with client.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(key)
+                raw = pipe.get(key)
+                if raw is None:
+                    raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
+                state = json.loads(raw)
+                dag = cluster.dag(run_id, state["dag"])
+                machine = DagRun.from_dict(DagSpec.from_dag(dag, instance), state["machine"])
+                step = event(machine, state)
+                if step is None:
+                    pipe.unwatch()
+                    return None
+                writes: dict[str, bytes] = {}
+                for task in step.skipped:
+                    data = _compose(pipe, run_id, instance, machine, task, writes)
+                    _consume(state, machine.inputs_of(task))
+                    if machine.spec.successors[task]:
+                        data.flatten(in_place=True)
+                        writes[rs.run_key(run_id, "out", instance, task)] = \
+                            cloudpickle.dumps(data)
+                for task in step.ready:
+                    state["attempts"][task] = uuid.uuid4().hex
+                state["machine"] = machine.to_dict()
+                consumed = [n for n, count in state["unconsumed"].items() if count <= 0]
+                for name in consumed:
+                    del state["unconsumed"][name]
+                pipe.multi()
+                pipe.set(key, json.dumps(state))
+                for out_key, blob in writes.items():
+                    pipe.set(out_key, blob)
+                for name in consumed:
+                    pipe.delete(rs.run_key(run_id, "out", instance, name))
+                pipe.execute()
+                return Progress(machine, state, step)
+            except redis.WatchError:
+                continue
+
+
+def _consume(state: dict[str, Any], predecessors: tuple[tuple[str, str | None], ...]) -> None:
+    names = [name for name, _slot in predecessors] or [START]
+    for name in names:
+        if name in state["unconsumed"]:
+            state["unconsumed"][name] -= 1
+
+
+def _compose(client: Any, run_id: str, instance: str, machine: DagRun, task: str,
+             pending: dict[str, bytes] | None = None) -> MultiTaskData:
+    """Load a task's input from the stored outputs of its predecessors."""
+    predecessors = machine.inputs_of(task)
+    if not predecessors:
+        blob = client.get(rs.run_key(run_id, "out", instance, START))
+        return initial_data(None) if blob is None else cloudpickle.loads(blob)
+    keys = [rs.run_key(run_id, "out", instance, name) for name, _slot in predecessors]
+    outputs: dict[str, MultiTaskData] = {}
+    for (name, _slot), key in zip(predecessors, keys):
+        blob = (pending or {}).get(key) or client.get(key)
+        if blob is None:
+            raise LightflowError(
+                f"the output of task '{name}' in DAG '{instance}' is missing from the "
+                "state server; was the Redis server restarted?")
+        outputs[name] = cloudpickle.loads(blob)
+    # Each blob was unpickled for this task alone: hand every dataset over uncopied.
+    return compose_input(predecessors, outputs, handed_over=set(outputs))
+
+
+def _input_of(cluster: Cluster, run_id: str, instance: str, machine: DagRun,
+              task: str) -> MultiTaskData:
+    return _compose(cluster.redis, run_id, instance, machine, task)
+
+
+def _carry_out(cluster: Cluster, run_id: str, instance: str, progress: Progress) -> None:
+    """Send ready tasks, record skipped/cancelled ones, finish the DAG if done."""
+    step, machine, state = progress.step, progress.machine, progress.state
+    dag = cluster.dag(run_id, state["dag"])
+    for task in step.ready:
+        cluster.send(TASK_JOB, (run_id, instance, task, state["attempts"][task]),
+                     dag.task(task).queue)
+    if not (step.skipped or step.cancelled or step.done):
+        return
+    recorder = cluster.recorder(run_id, cluster.workflow(run_id).name)
+    for task in step.skipped:
+        recorder.task_not_run(instance, task, TaskState.SKIPPED.value)
+    for task in step.cancelled:
+        recorder.task_not_run(instance, task, TaskState.CANCELLED.value)
+    if step.done:
+        outcome = (machine.outcome or Outcome.STOPPED).value
+        recorder.dag_finished(instance, outcome, started_at=state["created"])
+        pipe = cluster.redis.pipeline()
+        pipe.hset(rs.run_key(run_id, "dags"), instance, outcome)
+        pipe.publish(rs.run_key(run_id, "dagdone"), instance)
+        pipe.execute()
+        _finish_workflow(cluster, run_id)
+
+
+# -- stopping and finishing --------------------------------------------------------------
+def halt_run(cluster: Cluster, run_id: str, outcome: Outcome, dag: str | None = None,
+             task: str | None = None, message: str = "") -> None:
+    """Stop every DAG instance of a run; the first failure is kept as the run's error."""
+    client = cluster.redis
+    key = rs.run_key(run_id)
+    if task is not None and client.hsetnx(key, "failed_task", task):
+        client.hset(key, mapping={"failed_dag": dag or "", "error": message})
+    client.set(rs.run_key(run_id, "stop"), outcome.value)
+    if _claim(client, run_id, "queued", Outcome.STOPPED.value):
+        _close_record(cluster, run_id, Outcome.STOPPED.value, started=False)
+        return
+    for raw in client.hkeys(rs.run_key(run_id, "dags")):
+        stop_instance(cluster, run_id, raw.decode(), outcome)
+
+
+def stop_instance(cluster: Cluster, run_id: str, instance: str,
+                  outcome: Outcome = Outcome.STOPPED) -> None:
+    """Halt one DAG instance: nothing more is queued, running tasks see is_stopped."""
+    cluster.redis.set(rs.run_key(run_id, "stop", instance), outcome.value)
+
+    def stop(machine: DagRun, _state: dict[str, Any]) -> Step | None:
+        return None if machine.done else machine.stop(outcome)
+
+    progress = _advance(cluster, run_id, instance, stop)
+    if progress is not None:
+        _carry_out(cluster, run_id, instance, progress)
+
+
+def _finish_workflow(cluster: Cluster, run_id: str) -> None:
+    """Close the run if every DAG instance is done (exactly once)."""
+    client = cluster.redis
+    outcomes = [v.decode() for v in client.hvals(rs.run_key(run_id, "dags"))]
+    if "" in outcomes:
+        return
+    worst = max((Outcome(o) for o in outcomes), key=_SEVERITY.index,
+                default=Outcome.SUCCEEDED)
+    if _claim(client, run_id, "running", worst.value):
+        _close_record(cluster, run_id, worst.value, started=True)
+
+
+def _close_record(cluster: Cluster, run_id: str, outcome: str, *, started: bool) -> None:
+    client = cluster.redis
+    record = rs.read_run(client, run_id) or {}
+    client.hset(rs.run_key(run_id), "ended", rs.now())
+    if started:
+        recorder = cluster.recorder(run_id, record.get("workflow", ""))
+        recorder.workflow_finished(outcome, record.get("error") or None,
+                                   started_at=record.get("started"))
+    else:  # stopped while queued: no store document, just the event
+        pipe = client.pipeline()
+        rs.publish_event(pipe, run_id, RunEvent(
+            EventKind.WORKFLOW_FINISHED, run_id, record.get("workflow", ""), rs.now(),
+            outcome=outcome).to_dict())
+        pipe.execute()
+    _clean_up(cluster, run_id, keep_data=bool(record.get("keep_data")), started=started)
+
+
+def _clean_up(cluster: Cluster, run_id: str, *, keep_data: bool, started: bool) -> None:
+    """Drop the bulky per-run keys; keep the record, events and logs for status."""
+    client = cluster.redis
+    keys = list(client.scan_iter(match=rs.run_key(run_id, "out", "*"), count=500))
+    keys += [rs.run_key(run_id, "workflow")]
+    client.delete(*keys)
+    if started and not keep_data:
+        cluster.store.remove(run_id)
+
+
+def _claim(client: redis.Redis, run_id: str, expected: str, new: str) -> bool:
+    """Atomically move the run's state from ``expected`` to ``new``."""
+    script = client.register_script(
+        "if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then "
+        "redis.call('HSET', KEYS[1], 'state', ARGV[2]) return 1 end return 0")
+    return bool(script(keys=[rs.run_key(run_id)], args=[expected, new]))
+
+
+# -- signals -----------------------------------------------------------------------------
+class RedisSignalChannel:
+    """Signals between tasks and runs across processes and hosts, through Redis."""
+
+    def __init__(self, cluster: Cluster, run_id: str) -> None:
+        self._cluster = cluster
+        self._run_id = run_id
+
+    def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
+        workflow = self._cluster.workflow(self._run_id)
+        if isinstance(dag, str):
+            if dag not in workflow.dags:
+                known = ", ".join(workflow.dags)
+                raise SignalError(f"start_dag: no DAG named '{dag}' in workflow "
+                                  f"'{workflow.name}' (DAGs: {known})")
+            dag = workflow.dags[dag]
+        if self._cluster.redis.exists(rs.run_key(self._run_id, "stop")):
+            raise SignalError("start_dag: the workflow run is stopping")
+        return create_instance(self._cluster, self._run_id, dag, data)
+
+    def join_dags(self, names: list[str] | None, requested_by: str) -> bool:
+        client = self._cluster.redis
+        dags_key = rs.run_key(self._run_id, "dags")
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(rs.run_key(self._run_id, "dagdone"))
+        try:
+            while True:
+                states = {k.decode(): v.decode() for k, v in client.hgetall(dags_key).items()}
+                wanted = names if names is not None else [
+                    name for name in states if name != requested_by]
+                unknown = [name for name in wanted if name not in states]
+                if unknown:
+                    raise SignalError(f"join_dags: no DAG instance named '{unknown[0]}' in "
+                                      "this run; pass names returned by start_dag")
+                if all(states[name] for name in wanted):
+                    return all(states[name] == Outcome.SUCCEEDED.value for name in wanted)
+                # Woken by the next finished DAG; the timeout only bounds a lost message.
+                pubsub.get_message(timeout=1.0)
+        finally:
+            pubsub.close()
+
+    def stop_dag(self, name: str) -> bool:
+        if not self._cluster.redis.hexists(rs.run_key(self._run_id, "dags"), name):
+            return False
+        stop_instance(self._cluster, self._run_id, name)
+        return True
+
+    def stop_workflow(self) -> None:
+        halt_run(self._cluster, self._run_id, Outcome.STOPPED)
+
+    def is_stopped(self, dag_name: str) -> bool:
+        return bool(self._cluster.redis.exists(rs.run_key(self._run_id, "stop"),
+                                               rs.run_key(self._run_id, "stop", dag_name)))
+
+
+# -- heartbeats and recovery -------------------------------------------------------------
+class Heartbeats:
+    """Marks this process's running tasks alive in ``lf:running`` every few seconds."""
+
+    INTERVAL = 2.0
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Cluster, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, cluster: Cluster, field_name: str, attempt: str, worker: str) -> None:
+        entry = {"attempt": attempt, "worker": worker, "heartbeat": rs.now()}
+        cluster.redis.hset(rs.RUNNING, field_name, json.dumps(entry))
+        with self._lock:
+            self._entries[field_name] = (cluster, entry)
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._beat, daemon=True,
+                                                name="lightflow-heartbeat")
+                self._thread.start()
+
+    def remove(self, cluster: Cluster, field_name: str) -> None:
+        with self._lock:
+            self._entries.pop(field_name, None)
+        cluster.redis.hdel(rs.RUNNING, field_name)
+
+    def _beat(self) -> None:
+        while True:
+            time.sleep(self.INTERVAL)
+            with self._lock:
+                entries = list(self._entries.items())
+            for field_name, (cluster, entry) in entries:
+                entry["heartbeat"] = rs.now()
+                try:
+                    cluster.redis.hset(rs.RUNNING, field_name, json.dumps(entry))
+                except Exception:  # noqa: BLE001 - a missed beat is retried next time
+                    continue
+
+
+heartbeats = Heartbeats()
+
+
+def recover_lost_tasks(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
+    """Re-queue (or fail) tasks whose worker stopped sending heartbeats.
+
+    Returns the ``run|instance|task`` entries handled. Safe to call from every worker:
+    the optimistic transaction lets exactly one of them act on each lost task.
+    """
+    client = cluster.redis
+    handled = []
+    for raw_field, raw in client.hgetall(rs.RUNNING).items():
+        entry = json.loads(raw)
+        if rs.now() - entry["heartbeat"] < dead_after:
+            continue
+        field_name = raw_field.decode()
+        run_id, instance, task_name = field_name.split("|", 2)
+        client.hdel(rs.RUNNING, field_name)
+        try:
+            rerun = cluster.dag(run_id, _dag_name(cluster, run_id, instance)) \
+                .task(task_name).rerun_safe
+        except LightflowError:
+            continue
+        reason = (f"worker {entry['worker']} died while task '{task_name}' ran; the task "
+                  "is not marked safe to re-run (rerun_safe = False)")
+
+        def lost(machine: DagRun, state: dict[str, Any], entry: dict[str, Any] = entry,
+                 task_name: str = task_name) -> Step | None:
+            if state["attempts"].get(task_name) != entry["attempt"] or \
+                    machine.states[task_name] is not TaskState.RUNNING:
+                return None
+            return machine.task_lost(task_name) if rerun else \
+                machine.task_failed(task_name, reason)
+
+        progress = _advance(cluster, run_id, instance, lost)
+        if progress is None:
+            continue
+        handled.append(field_name)
+        if not rerun:
+            halt_run(cluster, run_id, Outcome.STOPPED, instance, task_name, reason)
+        _carry_out(cluster, run_id, instance, progress)
+    return handled
+
+
+def _dag_name(cluster: Cluster, run_id: str, instance: str) -> str:
+    raw = cluster.redis.get(rs.run_key(run_id, "dag", instance))
+    if raw is None:
+        raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
+    return str(json.loads(raw)["dag"])
+
+
+# -- task output in the worker log and the run's log -------------------------------------
+_task_log_context = threading.local()
+
+
+class task_logging:  # noqa: N801 - used as a context manager like a function
+    """While a task runs, tag log records with run/DAG/task and keep them per run."""
+
+    def __init__(self, cluster: Cluster, run_id: str, instance: str, task: str) -> None:
+        self._cluster = cluster
+        self._tag = (run_id, instance, task)
+
+    def __enter__(self) -> None:
+        _task_log_context.tag = self._tag
+        _task_log_context.lines = []
+
+    def __exit__(self, *exc: object) -> None:
+        lines = getattr(_task_log_context, "lines", [])
+        _task_log_context.tag = None
+        _task_log_context.lines = []
+        if lines:
+            key = rs.run_key(self._tag[0], "logs")
+            pipe = self._cluster.redis.pipeline(transaction=False)
+            pipe.rpush(key, *lines)
+            pipe.ltrim(key, -rs.LOG_LINES_KEPT, -1)
+            pipe.execute()
+
+
+def current_task_tag() -> tuple[str, str, str] | None:
+    """``(run_id, dag, task)`` of the task running in this thread, if any."""
+    return getattr(_task_log_context, "tag", None)
+
+
+def keep_log_line(line: str) -> None:
+    """Buffer a formatted log line for the running task's run log."""
+    lines = getattr(_task_log_context, "lines", None)
+    if lines is not None:
+        lines.append(line)

@@ -1,0 +1,96 @@
+"""Run state in Redis: what lets short, stateless jobs carry a workflow run.
+
+Every key of a run starts with ``lf:run:<id>``:
+
+``lf:run:<id>`` (hash)
+    The run record: workflow name, state (queued, running, succeeded, failed, stopped,
+    aborted), arguments (JSON), created/started/ended times, error, failed DAG/task,
+    queue, keep_data. ``lf:runs`` (sorted set, by creation time) lists every run.
+``lf:run:<id>:workflow``
+    The cloudpickled :class:`~lightflow.workflows.Workflow` (DAGs and tasks), so workers
+    need no copy of the workflow file.
+``lf:run:<id>:dag:<instance>``
+    One DAG instance: the state machine (:meth:`DagRun.to_dict`), the DAG's name in the
+    workflow, per-task attempt ids and outstanding consumer counts, start time. Updated
+    optimistically (WATCH/MULTI), so a killed worker never leaves a lock behind.
+``lf:run:<id>:dags`` (hash)
+    Instance name -> outcome ('' while running); the list join_dags and the workflow
+    completion check read. ``lf:run:<id>:seq:<dag>`` counts copies of a DAG.
+``lf:run:<id>:out:<instance>:<task>``
+    A finished task's output, kept only while a successor still waits for it.
+``lf:run:<id>:stop`` / ``lf:run:<id>:stop:<instance>``
+    Stop flags read by ``signal.is_stopped``.
+``lf:run:<id>:events`` (list) and channel ``lf:events``
+    The run's event history and the live event stream (JSON RunEvents).
+``lf:run:<id>:logs`` (list)
+    Log lines of the run's tasks (capped).
+``lf:running`` (hash)
+    ``<id>|<instance>|<task>`` -> JSON {attempt, worker, heartbeat}: tasks running now.
+    Workers refresh the heartbeat; a sweeper re-dispatches tasks of dead workers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
+
+RUNS = "lf:runs"
+RUNNING = "lf:running"
+EVENTS_CHANNEL = "lf:events"
+LOG_LINES_KEPT = 10_000
+
+
+def run_key(run_id: str, *parts: str) -> str:
+    """The Redis key of a run or of one of its parts."""
+    return ":".join(("lf:run", run_id, *parts))
+
+
+def running_field(run_id: str, instance: str, task: str) -> str:
+    """The field of a running task in the ``lf:running`` hash."""
+    return f"{run_id}|{instance}|{task}"
+
+
+def connect(url: str) -> redis.Redis:
+    """Open a Redis client for the state server (``rediss://`` for TLS)."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
+
+
+def read_run(client: redis.Redis, run_id: str) -> dict[str, Any] | None:
+    """The run record as a dict (arguments decoded), or ``None``."""
+    raw = client.hgetall(run_key(run_id))
+    if not raw:
+        return None
+    record = {k.decode(): v.decode() for k, v in raw.items()}
+    record["id"] = run_id
+    record["arguments"] = json.loads(record.get("arguments", "{}"))
+    record["keep_data"] = record.get("keep_data") == "1"
+    for name in ("created", "started", "ended"):
+        if record.get(name):
+            record[name] = float(record[name])
+    return record
+
+
+def iter_runs(client: redis.Redis, newest_first: bool = True) -> Iterator[str]:
+    """Ids of every recorded run."""
+    ids = client.zrevrange(RUNS, 0, -1) if newest_first else client.zrange(RUNS, 0, -1)
+    for raw in ids:
+        yield raw.decode()
+
+
+def publish_event(pipe: Any, run_id: str, event: dict[str, Any]) -> None:
+    """Append an event to the run's history and publish it live (on a pipeline)."""
+    payload = json.dumps(event, default=str)
+    pipe.rpush(run_key(run_id, "events"), payload)
+    pipe.publish(EVENTS_CHANNEL, payload)
+
+
+def now() -> float:
+    """Wall-clock time in seconds (the one clock all run records use)."""
+    return time.time()

@@ -1,0 +1,113 @@
+"""Starting, stopping and inspecting workers.
+
+``lightflow worker start`` runs an ordinary Celery worker on the Lightflow app: by
+default it consumes the workflow, dag and task queues, so one worker runs whole
+workflows. A worker also
+
+* tags every log line written while a task runs (``print`` included, through Celery's
+  stdout redirection) with ``[run/dag/task]`` and keeps it in the run's log, and
+* sweeps for tasks whose worker died (no heartbeat) and re-queues them, so a run
+  survives a worker killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import driver
+from .app import DAG_QUEUE, TASK_QUEUE, WORKFLOW_QUEUE, create_app
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+DEFAULT_QUEUES = (WORKFLOW_QUEUE, DAG_QUEUE, TASK_QUEUE)
+SWEEP_INTERVAL = 5.0
+
+logger = logging.getLogger("lightflow.worker")
+
+
+class TaskTagFilter(logging.Filter):
+    """Prefixes records emitted while a task runs and keeps them in the run's log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        tag = driver.current_task_tag()
+        if tag is not None and not getattr(record, "lightflow_tagged", False):
+            run_id, dag, task = tag
+            message = record.getMessage()
+            driver.keep_log_line(f"{time.strftime('%H:%M:%S')} {record.levelname} "
+                                 f"{dag}/{task}: {message}")
+            record.msg, record.args = f"[{run_id[:8]}/{dag}/{task}] {message}", ()
+            record.lightflow_tagged = True
+        return True
+
+
+def _install_log_filter(logger: logging.Logger | None = None, **_: Any) -> None:
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not any(isinstance(f, TaskTagFilter) for f in handler.filters):
+            handler.addFilter(TaskTagFilter())
+
+
+def _start_sweeper(sender: Any = None, **_: Any) -> None:
+    app = sender.app if sender is not None else None
+    if app is None:
+        return
+    cluster = driver.Cluster(app.lightflow_config, app)
+
+    def sweep() -> None:
+        while True:
+            time.sleep(SWEEP_INTERVAL)
+            try:
+                for entry in driver.recover_lost_tasks(cluster):
+                    logger.warning("re-queued task of a dead worker: %s", entry)
+            except Exception as error:  # noqa: BLE001 - keep sweeping after a hiccup
+                logger.warning("lost-task sweep failed: %s", error)
+
+    threading.Thread(target=sweep, name="lightflow-sweeper", daemon=True).start()
+
+
+def start_worker(config: Config, *, queues: Sequence[str] = DEFAULT_QUEUES,
+                 name: str | None = None, celery_args: Sequence[str] = ()) -> None:
+    """Run a worker in this process until it is stopped (blocks)."""
+    from celery import signals
+
+    app = create_app(config)
+    signals.after_setup_logger.connect(_install_log_filter, weak=False)
+    signals.worker_process_init.connect(_install_log_filter, weak=False)
+    signals.worker_ready.connect(_start_sweeper, weak=False)
+    argv = ["worker", "-Q", ",".join(queues), "--loglevel", "INFO"]
+    if name:
+        argv += ["-n", name]
+    app.worker_main([*argv, *celery_args])
+
+
+def stop_workers(config: Config, names: Sequence[str] = ()) -> list[str]:
+    """Ask workers (all, or the named ones) to shut down warm; return who answered."""
+    app = create_app(config)
+    replies = app.control.shutdown(destination=list(names) or None, reply=True, timeout=2.0)
+    return [name for reply in replies or [] for name in reply]
+
+
+def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
+    """Describe every live worker: name, pid, queues, concurrency, running jobs."""
+    app = create_app(config)
+    inspect = app.control.inspect(timeout=timeout)
+    stats = inspect.stats() or {}
+    queues = inspect.active_queues() or {}
+    active = inspect.active() or {}
+    workers = []
+    for name, info in sorted(stats.items()):
+        pool = info.get("pool", {})
+        workers.append({
+            "name": name,
+            "pid": info.get("pid"),
+            "queues": [q["name"] for q in queues.get(name, [])],
+            "concurrency": pool.get("max-concurrency"),
+            "running": [{"job": job.get("name"), "args": job.get("args")}
+                        for job in active.get(name, [])],
+        })
+    return workers
