@@ -1,0 +1,5 @@
+"""``python -m lightflow.cli`` runs the command line, like the ``lightflow`` script."""
+
+from .main import main
+
+main()

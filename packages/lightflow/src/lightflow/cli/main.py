@@ -1,0 +1,191 @@
+"""The root ``lightflow`` group: options, extension commands and error rendering.
+
+Start-up must stay fast (``lightflow --help`` is the first thing a user runs), so
+nothing here or in the command modules imports the models, networkx, YAML, Celery or
+the store at import time: commands import what they need when they run. The
+configuration is read on first use (so ``lightflow run --help`` works even with a
+broken file), and extensions are loaded only when the root lists its commands or is
+asked for one that is not a core command.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import IO, TYPE_CHECKING, Any
+
+import click
+
+from ..exceptions import LightflowError
+from ..version import __version__
+from .config_cmd import config_group
+from .ext_cmd import ext_group, tasks_command
+from .run_cmd import run_command
+from .workflow_cmd import workflow_group
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+COMPLETE_VAR = "_LIGHTFLOW_COMPLETE"
+
+_EPILOG = """\b
+Shell completion: add this line to ~/.bashrc (zsh: zsh_source, fish: fish_source)
+  eval "$(_LIGHTFLOW_COMPLETE=bash_source lightflow)"
+"""
+
+
+class CliState:
+    """What the root group hands to every command: the config, read once on first use."""
+
+    def __init__(self, config_path: str | None = None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        """The effective configuration; deprecation notes go to stderr once."""
+        if self._config is None:
+            from ..config import Config
+
+            self._config = Config.load(self.config_path)
+            for note in self._config.deprecations:
+                click.echo(f"Note: {note}", err=True)
+        return self._config
+
+
+def get_config(ctx: click.Context | None = None) -> Config:
+    """The configuration of the running ``lightflow`` command (for extension commands)."""
+    ctx = ctx or click.get_current_context()
+    # Outside the root group (a command invoked on its own) the lookup rules apply.
+    return ctx.ensure_object(CliState).config
+
+
+class CommandError(click.ClickException):
+    """A :class:`LightflowError` on its way to the user: one line, plus details.
+
+    ``details`` is shown under the line, e.g. the failing task's own traceback.
+    """
+
+    exit_code = 1
+
+    def __init__(self, error: LightflowError) -> None:
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        super().__init__(" ".join(line.strip() for line in lines))
+        self.details: str | None = getattr(error, "traceback", None)
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print ``Error: <message>`` and the details to stderr."""
+        click.echo(f"Error: {self.format_message()}", file=file, err=file is None)
+        if self.details:
+            click.echo(self.details.rstrip("\n"), file=file, err=file is None)
+
+
+class LightflowGroup(click.Group):
+    """The root group: core commands plus the commands of extensions."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._extension_commands: dict[str, click.Command] | None = None
+
+    def extension_commands(self) -> dict[str, click.Command]:
+        """Commands added by extensions, by name (loads the extensions once)."""
+        if self._extension_commands is None:
+            from ..plugins import manager
+
+            commands: dict[str, click.Command] = {}
+            for plugin, command in manager.cli_commands():
+                name = command.name or ""
+                if name in self.commands or name in commands:
+                    click.echo(
+                        f"Warning: extension '{plugin}' adds a command '{name}' "
+                        "that already exists; ignored",
+                        err=True,
+                    )
+                    continue
+                commands[name] = command
+            report_plugin_problems()
+            self._extension_commands = commands
+        return self._extension_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*super().list_commands(ctx), *sorted(self.extension_commands())]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or self.extension_commands().get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        extensions = self.extension_commands()
+        for title, names in (
+            ("Commands", super().list_commands(ctx)),
+            ("Extension commands", sorted(extensions)),
+        ):
+            rows = []
+            for name in names:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width - 30)))
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LightflowError as error:
+            raise CommandError(error) from error
+
+
+_reported_problems = 0
+
+
+def report_plugin_problems(echo: bool = True) -> None:
+    """Print one ``Warning:`` line per extension problem not reported yet.
+
+    With ``echo=False`` the problems are only marked as reported (for a command that
+    shows them its own way).
+    """
+    global _reported_problems
+    from ..plugins import manager
+
+    found = manager.problems()
+    if not echo or os.environ.get(COMPLETE_VAR):  # completion output must stay clean
+        _reported_problems = len(found)
+        return
+    for problem in found[_reported_problems:]:
+        click.echo(f"Warning: {problem}", err=True)
+    _reported_problems = len(found)
+
+
+@click.group(
+    cls=LightflowGroup,
+    epilog=_EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, "--version", "-V", prog_name="lightflow")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Configuration file (default: $LIGHTFLOW_CONFIG, ./lightflow.cfg, "
+    "~/.config/lightflow/lightflow.cfg).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Lightflow: run workflows of Python tasks, on this machine or on Celery workers.
+
+    Start with `lightflow config examples ./examples` and
+    `lightflow run ./examples/<file>.py`.
+    """
+    ctx.obj = CliState(config_path)
+
+
+cli.add_command(config_group)
+cli.add_command(workflow_group)
+cli.add_command(run_command)
+cli.add_command(ext_group)
+cli.add_command(tasks_command)
+
+
+def main(args: list[str] | None = None) -> Any:
+    """Entry point of the ``lightflow`` script."""
+    return cli.main(args=args, prog_name="lightflow")

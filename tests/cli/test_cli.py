@@ -1,0 +1,483 @@
+"""The ``lightflow`` command line, driven through click's CliRunner and the real script."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from lightflow.cli import cli
+from lightflow.cli.config_cmd import examples_folder
+from lightflow.version import __version__
+
+from . import clean_environment, run_lightflow
+from .test_config import ONE_X_CFG
+
+REPO = Path(__file__).resolve().parents[2]
+HELP_BUDGET_SECONDS = 0.35
+
+GRAPH_WORKFLOW = '''\
+"""Two DAGs, a slot label and queues: drawn by the graph tests.
+
+The second line is not part of the summary.
+"""
+from lightflow.models import Dag
+from lightflow.tasks import PythonTask
+
+
+def noop(data, store, signal, context):
+    pass
+
+
+load = PythonTask("load", noop)
+fit = PythonTask("fit", noop, queue="gpu")
+plot = PythonTask("plot", noop)
+main = Dag("main")
+main.define({load: {fit: "raw", plot: None}, fit: plot})
+side = Dag("side", autostart=False, queue="slow")
+side.define({PythonTask("alone", noop): None})
+'''
+
+FAILING_WORKFLOW = '''\
+"""The middle task fails."""
+from lightflow.models import Dag
+from lightflow.tasks import PythonTask
+
+
+def ok(data, store, signal, context):
+    pass
+
+
+def explode(data, store, signal, context):
+    raise ValueError("detector offline")
+
+
+first, second, third = PythonTask("first", ok), PythonTask("second", explode), PythonTask(
+    "third", ok)
+main = Dag("main")
+main.define({first: second, second: third})
+'''
+
+ABORTING_WORKFLOW = '''\
+"""A task aborts the workflow."""
+from lightflow.models import AbortWorkflow, Dag
+from lightflow.tasks import PythonTask
+
+
+def give_up(data, store, signal, context):
+    raise AbortWorkflow("sample missing")
+
+
+main = Dag("main")
+main.define({PythonTask("check", give_up): None})
+'''
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder with no config to find: clean HOME, no LIGHTFLOW_* variables."""
+    for name in list(os.environ):
+        if name.startswith("LIGHTFLOW_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def assert_one_error_line(
+    result: Result | subprocess.CompletedProcess[str], code: int, *, traceback: bool = False
+) -> str:
+    """The command failed with ``code`` and printed exactly one ``Error:`` line.
+
+    With ``traceback``, a traceback (the task's) may follow that line.
+    """
+    exit_code = result.exit_code if isinstance(result, Result) else result.returncode
+    assert exit_code == code
+    assert traceback or "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+# -- the root ----------------------------------------------------------------------------
+def test_version(workdir: Path) -> None:
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert __version__ in result.stdout
+
+
+def test_help_lists_the_commands_and_shell_completion(workdir: Path) -> None:
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("config", "workflow", "run", "ext", "tasks"):
+        assert re.search(rf"^  {command}\s", result.stdout, re.MULTILINE), command
+    assert "_LIGHTFLOW_COMPLETE=bash_source lightflow" in result.stdout
+
+
+def test_help_answers_within_the_time_budget(tmp_path: Path) -> None:
+    env = clean_environment(tmp_path)
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        process = run_lightflow(["--help"], cwd=tmp_path, env=env)
+        timings.append(time.perf_counter() - start)
+        assert process.returncode == 0, process.stderr
+    assert min(timings) <= HELP_BUDGET_SECONDS, timings
+
+
+def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
+    heavy = ["networkx", "yaml", "celery", "pymongo", "redis", "cloudpickle", "lightflow.models"]
+    code = (
+        "import sys\n"
+        "from lightflow.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"sys.stderr.write(' '.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=clean_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert process.returncode == 0
+    assert process.stderr == ""
+
+
+def test_usage_errors_exit_2_with_one_error_line(workdir: Path) -> None:
+    line = assert_one_error_line(invoke("config", "lst"), 2)
+    assert "No such command 'lst'" in line
+    assert_one_error_line(invoke("run", "x.py", "--workers", "0"), 2)
+
+
+# -- config ------------------------------------------------------------------------------
+def test_config_default_writes_a_commented_file_and_refuses_to_overwrite(workdir: Path) -> None:
+    result = invoke("config", "default", "site")
+    assert result.exit_code == 0
+    written = workdir / "site" / "lightflow.cfg"
+    text = written.read_text()
+    assert text.startswith("#") and "broker_url" in text
+    assert yaml.safe_load(text)["store"]["port"] == 27017
+
+    written.write_text("# mine\n")
+    line = assert_one_error_line(invoke("config", "default", "site"), 1)
+    assert str(Path("site") / "lightflow.cfg") in line and "--force" in line
+    assert written.read_text() == "# mine\n"
+    assert invoke("config", "default", "site", "--force").exit_code == 0
+    assert written.read_text() == text
+
+
+def test_config_list_prints_the_effective_config_as_yaml(workdir: Path) -> None:
+    (workdir / "lightflow.cfg").write_text(
+        "workflows: [flows]\nstore:\n  host: filehost\n  password: hunter2\n"
+        "celery:\n  broker_url: redis://:s3cret@broker:6379/0\n"
+    )
+    result = invoke("config", "list", env={"LIGHTFLOW_STORE__PORT": "27018"})
+    assert result.exit_code == 0
+    assert str(workdir / "lightflow.cfg") in result.stdout.splitlines()[0]
+    shown = yaml.safe_load(result.stdout)
+    assert shown["workflows"] == [str(workdir / "flows")]
+    assert shown["store"]["host"] == "filehost"
+    assert shown["store"]["port"] == 27018
+    assert "hunter2" not in result.stdout and "s3cret" not in result.stdout
+    assert shown["celery"]["broker_url"] == "redis://:********@broker:6379/0"
+    revealed = yaml.safe_load(invoke("config", "list", "--show-secrets").stdout)
+    assert revealed["store"]["password"] == "hunter2"
+
+
+def test_config_list_without_a_file_shows_the_defaults(workdir: Path) -> None:
+    result = invoke("config", "list")
+    assert result.exit_code == 0
+    assert "built-in defaults" in result.stdout.splitlines()[0]
+    assert "broker_url" not in yaml.safe_load(result.stdout)["celery"]
+
+
+def test_a_one_x_config_is_accepted_with_a_one_line_note(workdir: Path) -> None:
+    (workdir / "old.cfg").write_text(ONE_X_CFG)
+    result = invoke("-c", "old.cfg", "config", "list")
+    assert result.exit_code == 0
+    assert yaml.safe_load(result.stdout)["celery"]["timezone"] == "Australia/Melbourne"
+    notes = result.stderr.strip().splitlines()
+    assert len(notes) == 1 and notes[0].startswith("Note:") and "'graph'" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, r"config file not found: .*broken\.cfg"),
+        ("store: [\n", r"broken\.cfg:\d+: invalid YAML"),
+        ("workflows: {a: 1}\n", r"broken\.cfg: section 'workflows' must be a list"),
+    ],
+)
+def test_an_unusable_config_file_is_one_error_line(
+    workdir: Path, content: str | None, expected: str
+) -> None:
+    if content is not None:
+        (workdir / "broken.cfg").write_text(content)
+    line = assert_one_error_line(invoke("-c", "broken.cfg", "config", "list"), 1)
+    assert re.search(expected, line), line
+
+
+def test_an_unusable_config_file_in_a_real_process(tmp_path: Path) -> None:
+    process = run_lightflow(
+        ["workflow", "list"],
+        cwd=tmp_path,
+        env=clean_environment(tmp_path, LIGHTFLOW_CONFIG=str(tmp_path / "missing.cfg")),
+    )
+    line = assert_one_error_line(process, 1)
+    assert line == f"Error: config file not found: {tmp_path / 'missing.cfg'}"
+
+
+def test_help_of_a_command_works_with_a_broken_config(workdir: Path) -> None:
+    (workdir / "broken.cfg").write_text("store: [\n")
+    result = invoke("-c", "broken.cfg", "run", "--help")
+    assert result.exit_code == 0 and "--workers" in result.stdout
+
+
+def test_config_examples_copies_the_example_workflows(workdir: Path) -> None:
+    source = REPO / "examples"
+    assert examples_folder() == source
+    expected = sorted(p.name for p in source.glob("*.py"))
+    assert expected, "the repository has no example workflows"
+    result = invoke("config", "examples", "mine")
+    assert result.exit_code == 0
+    assert sorted(p.name for p in (workdir / "mine").glob("*.py")) == expected
+    assert not list((workdir / "mine").rglob("__pycache__"))
+    first = expected[0]
+    assert (workdir / "mine" / first).read_text() == (source / first).read_text()
+
+    (workdir / "mine" / first).write_text("# edited\n")
+    line = assert_one_error_line(invoke("config", "examples", "mine"), 1)
+    assert "--force" in line
+    assert (workdir / "mine" / first).read_text() == "# edited\n"
+    assert invoke("config", "examples", "mine", "--force").exit_code == 0
+    assert (workdir / "mine" / first).read_text() == (source / first).read_text()
+
+
+def test_the_wheel_ships_the_examples(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--no-index", "--disable-pip-version-check", "-q", "-w", str(tmp_path),
+         str(REPO / "packages" / "lightflow")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("lightflow-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for example in (REPO / "examples").glob("*.py"):
+        assert f"lightflow/examples/{example.name}" in names
+
+
+# -- environment overrides ----------------------------------------------------------------
+def test_environment_overrides_reach_the_commands(workdir: Path) -> None:
+    flows = workdir / "flows"
+    flows.mkdir()
+    (flows / "drawing.py").write_text(GRAPH_WORKFLOW)
+    result = invoke("workflow", "list", env={"LIGHTFLOW_WORKFLOWS": str(flows)})
+    assert result.exit_code == 0
+    assert re.search(r"^drawing\s+Two DAGs, a slot label and queues", result.stdout, re.M)
+    shown = yaml.safe_load(
+        invoke("config", "list", env={"LIGHTFLOW_CLI__TIME_FORMAT": "%H"}).stdout
+    )
+    assert shown["cli"]["time_format"] == "%H"
+    line = assert_one_error_line(invoke("config", "list", env={"LIGHTFLOW_STORAGE__HOST": "x"}), 1)
+    assert "LIGHTFLOW_STORAGE__HOST" in line
+
+
+# -- workflow ----------------------------------------------------------------------------
+def test_workflow_list_shows_broken_files_with_their_error(workdir: Path) -> None:
+    flows = workdir / "flows"
+    (flows / "beamline").mkdir(parents=True)
+    (flows / "drawing.py").write_text(GRAPH_WORKFLOW)
+    (flows / "beamline" / "scan.py").write_text(GRAPH_WORKFLOW.replace("Two DAGs", "A scan"))
+    (flows / "broken.py").write_text('"""Broken."""\nx = (\n')
+    (flows / "empty.py").write_text('"""No DAG here."""\n')
+    (workdir / "lightflow.cfg").write_text("workflows: [flows]\n")
+    result = invoke("workflow", "list")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert re.search(r"^beamline\.scan\s+A scan", lines[0])
+    assert re.search(r"^broken\s+\[broken\] .*broken\.py:2: syntax error", lines[1])
+    assert re.search(r"^drawing\s+Two DAGs, a slot label and queues: drawn by", lines[2])
+    assert re.search(r"^empty\s+\[broken\] .*no Dag found", lines[3])
+    assert len(lines) == 4
+
+
+def test_workflow_list_without_workflow_folders_says_how_to_add_them(workdir: Path) -> None:
+    result = invoke("workflow", "list")
+    assert result.exit_code == 0
+    assert "LIGHTFLOW_WORKFLOWS" in result.stdout
+
+
+def test_graph_dot(workdir: Path) -> None:
+    (workdir / "drawing.py").write_text(GRAPH_WORKFLOW)
+    result = invoke("workflow", "graph", "drawing.py", "--format", "dot")
+    assert result.exit_code == 0
+    dot = result.stdout
+    assert dot.startswith('digraph "drawing" {') and dot.rstrip().endswith("}")
+    assert dot.count("{") == dot.count("}")
+    lines = [line.strip() for line in dot.splitlines()]
+    for expected in [
+        'subgraph "cluster_0" {',
+        'label="main";',
+        '"main/load" [label="load"];',
+        '"main/fit" [label="fit\\nqueue: gpu"];',
+        '"main/load" -> "main/fit" [label="raw"];',
+        '"main/load" -> "main/plot";',
+        '"main/fit" -> "main/plot";',
+        'subgraph "cluster_1" {',
+        'label="side (queue: slow)";',
+        '"side/alone" [label="alone"];',
+    ]:
+        assert expected in lines, expected
+    assert invoke("workflow", "graph", "drawing.py").stdout == dot  # dot is the default
+
+
+def test_graph_mermaid(workdir: Path) -> None:
+    (workdir / "drawing.py").write_text(GRAPH_WORKFLOW)
+    result = invoke("workflow", "graph", str(workdir / "drawing.py"), "-f", "mermaid")
+    assert result.exit_code == 0
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert lines[0] == "flowchart TD"
+    for expected in [
+        'subgraph d0["main"]',
+        'd0t0["load"]',
+        'd0t1["fit<br/>queue: gpu"]',
+        'd0t2["plot"]',
+        'd0t0 -->|"raw"| d0t1',
+        "d0t0 --> d0t2",
+        "d0t1 --> d0t2",
+        'subgraph d1["side (queue: slow)"]',
+        'd1t0["alone"]',
+    ]:
+        assert expected in lines, expected
+    assert lines.count("end") == 2
+
+
+def test_graph_of_a_missing_workflow_is_one_error_line(workdir: Path) -> None:
+    line = assert_one_error_line(invoke("workflow", "graph", "nothere.py"), 1)
+    assert "nothere.py" in line
+
+
+# -- run ---------------------------------------------------------------------------------
+def test_run_prints_progress_and_a_summary(tmp_path: Path) -> None:
+    (tmp_path / "drawing.py").write_text(GRAPH_WORKFLOW)
+    process = run_lightflow(["run", "drawing.py"], cwd=tmp_path, env=clean_environment(tmp_path))
+    assert process.returncode == 0, process.stderr
+    lines = process.stdout.splitlines()
+    for task in ("load", "fit", "plot"):
+        assert f"  ▸ main/{task}" in lines
+        assert [line for line in lines if re.fullmatch(rf"  ✓ main/{task}  \d+\.\d\ds", line)]
+    assert re.search(
+        r"^Workflow drawing succeeded in \d+\.\d+s: 3 succeeded$", process.stdout, re.M
+    )
+    assert re.search(r"^Run id: \w+$", process.stdout, re.M)
+    assert process.stderr == ""
+
+
+def test_run_falls_back_to_ascii(tmp_path: Path) -> None:
+    (tmp_path / "drawing.py").write_text(GRAPH_WORKFLOW)
+    env = clean_environment(tmp_path, PYTHONIOENCODING="ascii")
+    process = run_lightflow(["run", "drawing.py"], cwd=tmp_path, env=env)
+    assert process.returncode == 0, process.stderr
+    assert "  > main/load" in process.stdout.splitlines()
+    assert re.search(r"^  \+ main/load  \d+\.\d\ds$", process.stdout, re.M)
+
+
+def test_run_failure_names_the_task_and_shows_its_traceback(tmp_path: Path) -> None:
+    (tmp_path / "failing.py").write_text(FAILING_WORKFLOW)
+    process = run_lightflow(["run", "failing.py"], cwd=tmp_path, env=clean_environment(tmp_path))
+    line = assert_one_error_line(process, 1, traceback=True)
+    assert process.stderr.startswith(line)
+    assert line == "Error: task main/second failed: ValueError: detector offline"
+    assert re.search(r"^  ✗ main/second  \d+\.\d\ds  failed: ValueError: detector offline$",
+                     process.stdout, re.M)  # fmt: skip
+    assert re.search(r"^Workflow failing failed in .*1 succeeded, 1 failed", process.stdout, re.M)
+    traceback = process.stderr.split(line, 1)[1]
+    assert 'failing.py", line 11, in explode' in traceback
+    assert "ValueError: detector offline" in traceback
+    assert traceback.startswith("\nTraceback (most recent call last):")
+    assert "lightflow/" not in traceback and "click" not in traceback
+
+
+def test_run_abort_exits_1_naming_the_task(workdir: Path) -> None:
+    (workdir / "aborting.py").write_text(ABORTING_WORKFLOW)
+    result = invoke("run", "aborting.py", "--quiet")
+    line = assert_one_error_line(result, 1)
+    assert line == "Error: task main/check aborted the workflow: sample missing"
+    assert "main/check" not in result.stdout  # --quiet: the summary only
+    assert "Workflow aborting aborted" in result.stdout
+
+
+def test_run_by_name_with_workers(workdir: Path) -> None:
+    flows = workdir / "flows"
+    flows.mkdir()
+    (flows / "drawing.py").write_text(GRAPH_WORKFLOW)
+    result = invoke("run", "drawing", "-w", "1", env={"LIGHTFLOW_WORKFLOWS": str(flows)})
+    assert result.exit_code == 0, result.stderr
+    assert "Workflow drawing succeeded" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["drawing.py", "novalue"], "malformed argument 'novalue'"),
+        (["drawing.py", "speed=3"], "speed"),
+        (["nothere.py"], "nothere.py"),
+    ],
+)
+def test_run_rejects_bad_input_before_running(
+    workdir: Path, args: list[str], expected: str
+) -> None:
+    (workdir / "drawing.py").write_text(GRAPH_WORKFLOW)
+    result = invoke("run", *args)
+    line = assert_one_error_line(result, 1)
+    assert expected in line
+    assert result.stdout == ""
+
+
+# -- extensions and task types -----------------------------------------------------------
+def test_tasks_lists_the_core_task_types(workdir: Path) -> None:
+    result = invoke("tasks")
+    assert result.exit_code == 0
+    assert re.search(r"^PythonTask\s+lightflow\.tasks\.python_task\s+\S", result.stdout, re.M)
+    assert re.search(r"^BashTask\s+lightflow\.tasks\.bash_task\s+\S", result.stdout, re.M)
+    detail = invoke("tasks", "BashTask")
+    assert detail.exit_code == 0 and "lightflow.tasks.bash_task" in detail.stdout
+    assert len(detail.stdout.splitlines()) > 3  # the whole docstring
+    line = assert_one_error_line(invoke("tasks", "NoSuchTask"), 1)
+    assert "PythonTask" in line
+
+
+def test_ext_list_without_extensions(workdir: Path) -> None:
+    from importlib.metadata import entry_points
+
+    installed = entry_points(group="lightflow")
+    result = invoke("ext", "list")
+    assert result.exit_code == 0
+    if not installed:
+        assert result.stdout.strip() == "No extensions installed."
+    for entry_point in installed:
+        assert entry_point.name in result.stdout
