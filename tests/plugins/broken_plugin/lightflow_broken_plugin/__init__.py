@@ -1,0 +1,1 @@
+"""A test extension whose entry point (``lightflow_broken_plugin.missing_module``) is missing."""
