@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from lightflow.config import Config
 from lightflow.exceptions import ConfigError
 from lightflow.plugins import hookimpl
