@@ -2,9 +2,10 @@
 
 Each hook is called on every registered plugin (the core's own first, then each
 extension found through the ``lightflow`` entry-point group); the caller combines the
-results. A hook that raises is reported with the plugin's name and its result left
-out; it never stops Lightflow. Extensions implement any subset of these, marking each
-function with :data:`lightflow.plugins.hookimpl`.
+results. A hook that returns ``None`` contributes nothing; a hook that raises is
+reported with the plugin's name and its result left out; it never stops Lightflow.
+Extensions implement any subset of these, marking each function with
+:data:`lightflow.plugins.hookimpl`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 
 @hookspec
-def lightflow_cli_commands() -> list[Any]:
+def lightflow_cli_commands() -> list[Any] | None:
     """Add command groups or commands to the ``lightflow`` command line.
 
     Called once per process when the root command lists or resolves its commands,
@@ -34,7 +35,7 @@ def lightflow_cli_commands() -> list[Any]:
 
 
 @hookspec
-def lightflow_task_types() -> list[type]:
+def lightflow_task_types() -> list[type] | None:
     """Register task classes so that ``lightflow tasks`` can list them.
 
     Called when the task types are listed (``lightflow tasks``, the REST API); it does
@@ -47,7 +48,7 @@ def lightflow_task_types() -> list[type]:
 
 
 @hookspec
-def lightflow_config_defaults() -> dict[str, Any]:
+def lightflow_config_defaults() -> dict[str, Any] | None:
     """Contribute default settings to the configuration.
 
     Called when a configuration is loaded (``Config.load``) and when the default file
