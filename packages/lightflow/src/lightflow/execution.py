@@ -9,6 +9,7 @@ reduced to a one-line message plus the traceback of the user's own frames.
 
 from __future__ import annotations
 
+import copy
 import traceback as _traceback
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def initial_data(data: Any) -> MultiTaskData:
     if isinstance(data, TaskData):
         return MultiTaskData(dataset=data.copy())
     if isinstance(data, Mapping):
-        return MultiTaskData(dataset=TaskData(dict(data)))
+        return MultiTaskData(dataset=TaskData(copy.deepcopy(dict(data))))
     raise TypeError(
         f"start_dag(data=...) takes MultiTaskData, TaskData or a dict, got {type(data).__name__}")
 
@@ -94,7 +95,7 @@ def execute_task(task: BaseTask, data: MultiTaskData, store: Any, signal: Any,
     except AbortWorkflow as abort:
         return TaskOutcome(TaskState.ABORTED, _passed_on(data, task.name),
                            message=abort.message or "the task aborted the workflow")
-    except Exception as error:  # noqa: BLE001 - any user error fails the task, cleanly
+    except (Exception, SystemExit) as error:  # noqa: BLE001 - a user error fails the task
         return TaskOutcome(TaskState.FAILED, data, message=_one_line(error),
                            traceback=user_traceback(error))
     return TaskOutcome(TaskState.SUCCEEDED, action.data, limit=action.limit)

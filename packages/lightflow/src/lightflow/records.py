@@ -10,6 +10,7 @@ status`` and the REST API all read the same facts.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from .events import EventKind, RunEvent
 from .store.base import META, DataStoreDocument
 
 EventListener = Callable[[RunEvent], None]
+logger = logging.getLogger(__name__)
 
 _FINISHED_TASK_EVENTS = {
     "succeeded": EventKind.TASK_SUCCEEDED,
@@ -131,9 +133,13 @@ class RunRecorder:
             self._document.set(f"{key}.{name}" if key else name, value, section=META)
 
     def _emit(self, event: RunEvent) -> None:
-        if self._listener is not None:
-            with self._lock:
+        if self._listener is None:
+            return
+        with self._lock:
+            try:
                 self._listener(event)
+            except Exception:  # noqa: BLE001 - a broken display must not stall the run
+                logger.exception("run event listener failed on %s", event.kind.value)
 
 
 def _utc(timestamp: float) -> datetime:

@@ -145,6 +145,7 @@ class DagRun:
         self.halt: Outcome | None = None
         self.started = False
         self._open = len(spec.order)  # tasks not yet in a terminal state
+        self._successor_sets = {t: frozenset(s) for t, s in spec.successors.items()}
 
     # -- queries ------------------------------------------------------------------------
     @property
@@ -192,17 +193,18 @@ class DagRun:
         """A task returned; ``limit`` names the successors allowed to run."""
         self._expect_running(task)
         successors = self.spec.successors[task]
-        if limit is not None:
-            unknown = [name for name in limit if name not in successors]
+        allowed = None if limit is None else set(limit)
+        if allowed is not None:
+            unknown = [name for name in limit or [] if name not in self._successor_sets[task]]
             if unknown:
-                allowed = ", ".join(successors) or "none"
+                names = ", ".join(successors) or "none"
                 return self.task_failed(
                     task, f"Action(limit=...) names '{unknown[0]}', which is not a "
-                          f"successor of '{task}' (successors: {allowed})")
+                          f"successor of '{task}' (successors: {names})")
         self._set(task, TaskState.SUCCEEDED)
         step = Step()
         for successor in successors:
-            verdict = RUN if limit is None or successor in limit else EXCLUDED
+            verdict = RUN if allowed is None or successor in allowed else EXCLUDED
             self._tell(task, successor, verdict, step)
         return self._finish(step)
 
@@ -243,7 +245,12 @@ class DagRun:
         return self._finish(step)
 
     def stop(self, outcome: Outcome = Outcome.STOPPED) -> Step:
-        """Stop queueing (``workflow stop``, ``stop_dag``, or another DAG's abort)."""
+        """Stop queueing (``workflow stop``, ``stop_dag``, or another DAG's abort).
+
+        A run that is already done keeps its outcome.
+        """
+        if self.done:
+            return self._finish(Step())
         return self._halt(outcome)
 
     # -- persistence --------------------------------------------------------------------
@@ -277,7 +284,9 @@ class DagRun:
 
     def _tell(self, predecessor: str, task: str, verdict: str, step: Step) -> None:
         self.verdicts[task][predecessor] = verdict
-        if len(self.verdicts[task]) == len(self.spec.predecessors[task]):
+        # A halt may already have cancelled the task; it is decided only once.
+        if (self.states[task] is TaskState.PENDING
+                and len(self.verdicts[task]) == len(self.spec.predecessors[task])):
             self._decide(task, step)
 
     def _decide(self, task: str, step: Step) -> None:

@@ -31,6 +31,7 @@ from ..records import EventListener, RunRecorder
 from ..signal import TaskSignal
 from ..store.base import DataStore
 from ..workflows import Workflow
+from .output import whole_lines
 from .pool import TaskPool
 
 _SEVERITY = [Outcome.SUCCEEDED, Outcome.STOPPED, Outcome.FAILED, Outcome.ABORTED]
@@ -117,6 +118,8 @@ class LocalRun:
         self._stop_requested: set[str] = set()
         self._halt: Outcome | None = None
         self._failure: tuple[str, str, TaskOutcome] | None = None
+        self._messages: dict[tuple[str, str], str] = {}
+        self._stop_reason: str | None = None
         self._hostname = socket.gethostname()
         self.channel = _LocalChannel(self)
 
@@ -130,14 +133,15 @@ class LocalRun:
             with self._lock:
                 for dag in self.workflow.autostart_dags:
                     self._start_instance(self._new_instance(dag, None))
-            while not self._all_done():
-                handler, args = self._events.get()
-                with self._lock:
-                    handler(*args)
+            with whole_lines():
+                while not self._all_done():
+                    handler, args = self._events.get()
+                    with self._lock:
+                        handler(*args)
         finally:
             self._pool.close()
         outcome = self._outcome()
-        error = self._failure[2].message if self._failure else None
+        error = self._failure[2].message if self._failure else self._stop_reason
         duration = self._recorder.workflow_finished(outcome.value, error)
         result = self._result(outcome, duration)
         if not self._keep_data:
@@ -228,8 +232,12 @@ class LocalRun:
         context = TaskContext(task_name=task_name, dag_name=instance.name,
                               workflow_name=self.workflow.name,
                               workflow_id=self.workflow_id, worker_hostname=self._hostname)
-        outcome = execute_task(instance.dag.task(task_name), data, self._document,
-                               TaskSignal(self.channel, instance.name), context)
+        try:
+            outcome = execute_task(instance.dag.task(task_name), data, self._document,
+                                   TaskSignal(self.channel, instance.name), context)
+        except BaseException as error:  # noqa: BLE001 - the scheduler must always hear back
+            outcome = TaskOutcome(TaskState.FAILED, data,
+                                  message=f"{type(error).__name__}: {error}")
         self._post(self._task_done, instance, task_name, outcome, worker)
 
     def _task_done(self, instance: DagInstance, task: str, outcome: TaskOutcome,
@@ -252,6 +260,8 @@ class LocalRun:
                 self._failure = (instance.name, task, outcome)
             self._halt_all(Outcome.ABORTED if outcome.state is TaskState.ABORTED
                            else Outcome.STOPPED)
+        if outcome.message:
+            self._messages[(instance.name, task)] = outcome.message
         self._recorder.task_finished(instance.name, task, outcome.state.value, worker=worker,
                                      message=outcome.message or None,
                                      traceback=outcome.traceback)
@@ -276,7 +286,8 @@ class LocalRun:
         return max(outcomes, key=_SEVERITY.index, default=Outcome.SUCCEEDED)
 
     def _result(self, outcome: Outcome, duration: float) -> RunResult:
-        result = RunResult(self.workflow_id, self.workflow.name, outcome.value, duration)
+        result = RunResult(self.workflow_id, self.workflow.name, outcome.value, duration,
+                           error=self._stop_reason)
         if self._failure is not None:
             dag, task, failed = self._failure
             result.failed_dag, result.failed_task = dag, task
@@ -286,7 +297,7 @@ class LocalRun:
                 result.tasks.append(TaskRecord(
                     instance.name, task, state.value,
                     self._recorder.durations.get((instance.name, task)),
-                    instance.run.errors.get(task)))
+                    self._messages.get((instance.name, task))))
         return result
 
 
@@ -332,10 +343,12 @@ class _LocalChannel:
         run._post(run._stop_dag, name)
         return True
 
-    def stop_workflow(self) -> None:
+    def stop_workflow(self, requested_by: str) -> None:
         run = self._run
         with run._lock:
             run._stop_requested.update(run._instances)
+            run._stop_reason = run._stop_reason or (
+                f"stopped by signal.stop_workflow() in DAG '{requested_by}'")
         run._post(run._halt_all, Outcome.STOPPED)
 
     def is_stopped(self, dag_name: str) -> bool:

@@ -98,5 +98,6 @@ class Parameters(list):
         if missing:
             raise ParameterError(
                 f"missing required parameter '{missing[0]}': add {missing[0]}=VALUE")
-        return {option.name: option.convert(args[option.name]) if option.name in args
-                else option.default for option in self}
+        # Defaults go through convert() too: Option('n', default='5', type=int) is 5.
+        return {option.name: option.convert(args.get(option.name, option.default))
+                for option in self}

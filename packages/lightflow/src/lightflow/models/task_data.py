@@ -246,8 +246,16 @@ class MultiTaskData:
 
 
 def _deep_merge(target: dict[str, Any], source: dict[str, Any]) -> None:
+    """Merge ``source`` into ``target``; nested dicts are merged into fresh dicts.
+
+    Fresh dicts keep the merged data from aliasing the source's structure, while leaf
+    values (possibly large arrays) are shared, not copied.
+    """
     for key, value in source.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _deep_merge(target[key], value)
+        if isinstance(value, dict):
+            existing = target.get(key)
+            merged = dict(existing) if isinstance(existing, dict) else {}
+            _deep_merge(merged, value)
+            target[key] = merged
         else:
             target[key] = value

@@ -243,12 +243,13 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str,
 
     def begin(machine: DagRun, state: dict[str, Any]) -> Step | None:
         if (state["attempts"].get(task_name) != attempt
-                or machine.states[task_name] is not TaskState.QUEUED):
-            return None  # superseded by a re-dispatch, or already handled
-        return Step(ready=[task_name]) if machine.task_started(task_name) else Step()
+                or machine.states[task_name] is not TaskState.QUEUED
+                or not machine.task_started(task_name)):
+            return None  # superseded by a re-dispatch, already handled, or cancelled
+        return Step()
 
     progress = _advance(cluster, run_id, instance, begin)
-    if progress is None or not progress.step.ready:
+    if progress is None:
         return
     dag = cluster.dag(run_id, progress.state["dag"])
     task = dag.task(task_name)
@@ -430,6 +431,8 @@ def halt_run(cluster: Cluster, run_id: str, outcome: Outcome, dag: str | None = 
     key = rs.run_key(run_id)
     if task is not None and client.hsetnx(key, "failed_task", task):
         client.hset(key, mapping={"failed_dag": dag or "", "error": message})
+    elif message:
+        client.hsetnx(key, "error", message)
     client.set(rs.run_key(run_id, "stop"), outcome.value)
     if _claim(client, run_id, "queued", Outcome.STOPPED.value):
         _close_record(cluster, run_id, Outcome.STOPPED.value, started=False)
@@ -545,8 +548,9 @@ class RedisSignalChannel:
         stop_instance(self._cluster, self._run_id, name)
         return True
 
-    def stop_workflow(self) -> None:
-        halt_run(self._cluster, self._run_id, Outcome.STOPPED)
+    def stop_workflow(self, requested_by: str) -> None:
+        halt_run(self._cluster, self._run_id, Outcome.STOPPED,
+                 message=f"stopped by signal.stop_workflow() in DAG '{requested_by}'")
 
     def is_stopped(self, dag_name: str) -> bool:
         return bool(self._cluster.redis.exists(rs.run_key(self._run_id, "stop"),

@@ -26,8 +26,8 @@ class SignalChannel(Protocol):
     def stop_dag(self, name: str) -> bool:
         """Stop a DAG instance; ``False`` if there is no such DAG."""
 
-    def stop_workflow(self) -> None:
-        """Stop the whole workflow run."""
+    def stop_workflow(self, requested_by: str) -> None:
+        """Stop the whole workflow run (``requested_by``: the asking DAG instance)."""
 
     def is_stopped(self, dag_name: str) -> bool:
         """Whether the DAG instance or the workflow has been asked to stop."""
@@ -62,7 +62,7 @@ class TaskSignal:
 
     def stop_workflow(self) -> None:
         """Stop the whole workflow run: nothing more is queued, running tasks see it."""
-        self._channel.stop_workflow()
+        self._channel.stop_workflow(self._dag_name)
 
     @property
     def is_stopped(self) -> bool:
