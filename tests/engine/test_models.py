@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -412,6 +413,54 @@ def test_flatten_default_dataset_wins_and_nested_dicts_merge():
     assert multi.aliases == {"a": 0, "b": 0, "c": 0, "slot": 0}
     assert multi("slot") is multi("a") is multi.default_dataset
     assert multi.default_index == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG task_data: TaskData.merge rebuilds set(self._task_history) on every call, so "
+        "flattening N datasets (a join of N lanes) is O(N^2): 10k datasets take ~1.2 s, "
+        "~17x the time of 2.5k"
+    ),
+)
+def test_flatten_is_linear_in_the_number_of_datasets():
+    def flatten_time(count: int) -> float:
+        multi = MultiTaskData()
+        for i in range(count):
+            multi.add_dataset(f"l{i}", TaskData({f"k{i}": i}, task_history=["start", f"l{i}"]))
+        began = time.perf_counter()
+        multi.flatten()
+        elapsed = time.perf_counter() - began
+        assert len(multi.default_dataset.task_history) == count + 1
+        return elapsed
+
+    small = min(flatten_time(2_500) for _ in range(2))
+    large = flatten_time(10_000)
+    assert large < 8 * small + 0.01, f"2.5k: {small:.3f}s, 10k: {large:.3f}s"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BUG task_data: _deep_merge copies the accumulated nested dict on every merge "
+        "(merged = dict(existing)), so a join of N lanes that each add one entry to the "
+        "same nested dict (data['results'][lane] = ...) flattens in O(N^2)"
+    ),
+)
+def test_flatten_of_a_shared_nested_dict_is_linear():
+    def flatten_time(count: int) -> float:
+        multi = MultiTaskData()
+        for i in range(count):
+            multi.add_dataset(f"l{i}", TaskData({"results": {f"l{i}": i}}))
+        began = time.perf_counter()
+        multi.flatten()
+        elapsed = time.perf_counter() - began
+        assert len(multi["results"]) == count
+        return elapsed
+
+    small = min(flatten_time(2_500) for _ in range(2))
+    large = flatten_time(10_000)
+    assert large < 8 * small + 0.01, f"2.5k: {small:.3f}s, 10k: {large:.3f}s"
 
 
 def test_flatten_not_in_place_returns_a_new_object():
