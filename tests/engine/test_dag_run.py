@@ -420,14 +420,6 @@ def test_running_task_can_still_stop_or_fail_after_a_halt():
     assert run.errors == {"a": "first", "c": "second"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG dag_run: after a halt, a running task that finishes reports successors that "
-        "the halt already cancelled in Step.cancelled again (_decide on a CANCELLED task), "
-        "so the engine records task_cancelled twice for them"
-    ),
-)
 def test_after_a_halt_already_cancelled_tasks_are_not_reported_again():
     # s -> [b, c], c -> e. b fails while c runs: e is cancelled by the halt.
     run = DagRun(make_spec([("s", "b"), ("s", "c"), ("c", "e")]))
@@ -512,14 +504,6 @@ def test_stop_of_an_empty_dag_before_start_is_done():
     assert run.outcome is Outcome.STOPPED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG dag_run: stop() on a DAG run that is already done sets halt, so a run that "
-        "succeeded reports outcome 'stopped' afterwards (the local engine guards with "
-        "`if not run.done`, a driver that does not is misled)"
-    ),
-)
 def test_stop_after_done_keeps_the_outcome():
     run = DagRun(make_spec(chain("a", "b")))
     drive(run)
@@ -707,14 +691,6 @@ def test_ten_thousand_task_fan_out_runs_in_the_machine_alone_quickly():
     assert elapsed < 2.0, f"10k fan-out took {elapsed:.2f}s in the state machine"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG dag_run: task_succeeded checks the limit with list/tuple membership "
-        "(`name not in successors`, `successor in limit`), O(successors x limit); a 8k "
-        "fan-out limited to all its successors takes ~40x longer than without a limit"
-    ),
-)
 def test_limit_check_is_linear_in_the_fan_out():
     spec, names = fan(8_000)
 
@@ -729,7 +705,7 @@ def test_limit_check_is_linear_in_the_fan_out():
         return elapsed
 
     plain = min(succeed_start(None) for _ in range(3))
-    limited = succeed_start(list(names))
+    limited = min(succeed_start(list(names)) for _ in range(2))
     assert limited < 5 * plain + 0.02, f"limit: {limited:.3f}s, no limit: {plain:.3f}s"
 
 

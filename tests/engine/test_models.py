@@ -254,14 +254,6 @@ def test_merge_replaces_a_non_dict_by_a_dict_and_back():
     assert target.data == {"a": {"y": 2}, "b": 5}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG task_data: TaskData.merge assigns nested dicts of the source by reference "
-        "(_deep_merge: target[key] = value), so changing the merged data changes the source "
-        "(1.x merged nested dicts into fresh dicts)"
-    ),
-)
 def test_merge_does_not_alias_nested_dicts_of_the_source():
     source = TaskData({"n": {"a": 1}})
     target = TaskData()
@@ -270,14 +262,6 @@ def test_merge_does_not_alias_nested_dicts_of_the_source():
     assert source.data == {"n": {"a": 1}}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG task_data: MultiTaskData.flatten(in_place=False) changes the original datasets: "
-        "the first merged dataset's nested dicts are aliased and then receive the later "
-        "datasets' keys"
-    ),
-)
 def test_flatten_not_in_place_leaves_the_original_alone():
     multi = MultiTaskData()
     multi.add_dataset("x", TaskData({"n": {"a": 1}}))
@@ -584,14 +568,6 @@ def test_consolidate_converts_given_values_and_fills_defaults():
     assert Parameters().consolidate({}) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "1.x divergence: a string default is not converted to the option's type "
-        "(Option('n', default='5', type=int) gives '5'; 1.x Parameters.consolidate "
-        "converted defaults too)"
-    ),
-)
 def test_string_default_is_converted_like_an_argument():
     params = Parameters([Option("n", default="5", type=int)])
     assert params.consolidate({}) == {"n": 5}
