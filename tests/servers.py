@@ -132,3 +132,18 @@ def secantus(port: int | None = None, *, auth: bool = False) -> ServerProcess:
     if auth:
         cmd.append("--auth")
     return ServerProcess(cmd, port, "secantus")
+
+
+def redis(port: int | None = None, *, password: str | None = None) -> ServerProcess:
+    """A private redis-server that keeps nothing on disk.
+
+    Args:
+        port: Port to listen on; a free one if ``None``.
+        password: Require this password (``requirepass``).
+    """
+    port = free_port() if port is None else port
+    cmd = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "",
+           "--appendonly", "no", "--protected-mode", "no"]
+    if password:
+        cmd += ["--requirepass", password]
+    return ServerProcess(cmd, port, "redis-server")

@@ -1,4 +1,4 @@
-"""Store fixtures: one SecantusDB server per session, and a fresh store per test.
+"""Store fixtures: a fresh store per test (the SecantusDB server is session-wide).
 
 The ``store`` fixture is parametrised over both backends so that
 ``test_contract.py`` checks the one contract of :mod:`lightflow.store.base` against
@@ -16,13 +16,7 @@ import pytest
 from lightflow.store import DataStore, MemoryDataStore
 from lightflow.store.mongo import MongoDataStore
 
-from tests.servers import ServerProcess, secantus
-
-
-@pytest.fixture(scope="session")
-def secantus_server() -> Iterator[ServerProcess]:
-    with secantus() as server:
-        yield server
+from tests.servers import ServerProcess
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .events import EventKind, RunEvent
@@ -143,7 +143,10 @@ class RunRecorder:
 
 
 def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    # Whole milliseconds: the precision of a BSON date, so MongoDB stores it natively.
+    milliseconds = round(timestamp * 1000)
+    return datetime.fromtimestamp(milliseconds // 1000, tz=timezone.utc) + timedelta(
+        milliseconds=milliseconds % 1000)
 
 
 def _plain(arguments: dict[str, Any]) -> dict[str, Any]:
