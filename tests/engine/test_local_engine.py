@@ -855,14 +855,6 @@ def test_every_task_gets_exactly_one_final_event():
     assert h.kinds("c") == ["task_cancelled"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG local engine: _input_for passes handed_over to compose_input as a list, and "
-        "compose_input tests `name in handed_over` per predecessor, so composing the input "
-        "of a join of N lanes is O(N^2) (~0.55 s for 8k lanes, on the scheduler thread)"
-    ),
-)
 def test_composing_the_input_of_a_wide_join_is_fast():
     width = 8_000
     lanes = [task(f"lane{i}") for i in range(width)]
@@ -877,3 +869,19 @@ def test_composing_the_input_of_a_wide_join_is_fast():
     )
     # linear composition of 8k handed-over datasets takes ~15 ms
     assert join_started - last_lane < 0.25, f"{join_started - last_lane:.3f}s"
+
+
+def test_join_dags_on_its_own_dag_fails_the_task_instead_of_waiting_forever(tmp_path):
+    path = tmp_path / "selfjoin.py"
+    path.write_text(
+        "from lightflow.models import Dag\n"
+        "from lightflow.tasks import PythonTask\n"
+        "def wait(data, store, signal, context):\n"
+        "    signal.join_dags([context.dag_name])\n"
+        "d = Dag('main')\n"
+        "d.define({PythonTask('wait', wait): None})\n"
+    )
+    result = run_workflow(str(path))
+    assert result.outcome == "failed"
+    assert result.failed_task == "wait"
+    assert "cannot wait for itself" in result.error

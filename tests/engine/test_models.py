@@ -399,14 +399,6 @@ def test_flatten_default_dataset_wins_and_nested_dicts_merge():
     assert multi.default_index == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG task_data: TaskData.merge rebuilds set(self._task_history) on every call, so "
-        "flattening N datasets (a join of N lanes) is O(N^2): 10k datasets take ~1.2 s, "
-        "~17x the time of 2.5k"
-    ),
-)
 def test_flatten_is_linear_in_the_number_of_datasets():
     def flatten_time(count: int) -> float:
         multi = MultiTaskData()
@@ -423,14 +415,6 @@ def test_flatten_is_linear_in_the_number_of_datasets():
     assert large < 8 * small + 0.01, f"2.5k: {small:.3f}s, 10k: {large:.3f}s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG task_data: _deep_merge copies the accumulated nested dict on every merge "
-        "(merged = dict(existing)), so a join of N lanes that each add one entry to the "
-        "same nested dict (data['results'][lane] = ...) flattens in O(N^2)"
-    ),
-)
 def test_flatten_of_a_shared_nested_dict_is_linear():
     def flatten_time(count: int) -> float:
         multi = MultiTaskData()

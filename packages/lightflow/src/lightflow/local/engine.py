@@ -202,11 +202,11 @@ class LocalRun:
         predecessors = instance.run.inputs_of(task)
         if not predecessors:
             return initial_data(instance.data)
-        handed_over = []
+        handed_over = set()
         for name, _slot in predecessors:
             instance.unconsumed[name] -= 1
             if instance.unconsumed[name] == 0:
-                handed_over.append(name)
+                handed_over.add(name)
         data = compose_input(predecessors, instance.outputs, handed_over)
         for name in handed_over:
             del instance.outputs[name]
@@ -325,6 +325,9 @@ class _LocalChannel:
         with run._lock:
             if names is None:
                 names = [name for name in run._instances if name != requested_by]
+            if requested_by in names:
+                raise SignalError(f"join_dags: DAG '{requested_by}' cannot wait for "
+                                  "itself to finish; join other DAGs only")
             unknown = [name for name in names if name not in run._instances]
             if unknown:
                 raise SignalError(f"join_dags: no DAG instance named '{unknown[0]}' in "

@@ -134,11 +134,13 @@ class MultiTaskData:
             self._aliases = {alias: 0 for alias in self._aliases}
             return self
         merged = TaskData()
-        for index, dataset in enumerate(self._datasets):
-            if index != self._default_index:
-                merged.merge(dataset)
-        if self._datasets:
-            merged.merge(self.default_dataset)
+        seen: set[str] = set()
+        others = [d for i, d in enumerate(self._datasets) if i != self._default_index]
+        # One pass with one history set: flattening a wide join stays linear.
+        for dataset in [*others, self.default_dataset] if self._datasets else []:
+            _deep_merge(merged.data, dataset.data)
+            merged.task_history.extend(
+                name for name in dataset.task_history if not (name in seen or seen.add(name)))
         target = self if in_place else MultiTaskData()
         target._datasets = [merged]
         target._aliases = {alias: 0 for alias in self._aliases}
@@ -246,16 +248,17 @@ class MultiTaskData:
 
 
 def _deep_merge(target: dict[str, Any], source: dict[str, Any]) -> None:
-    """Merge ``source`` into ``target``; nested dicts are merged into fresh dicts.
+    """Merge ``source`` into ``target``; the source's nested dicts are never aliased.
 
-    Fresh dicts keep the merged data from aliasing the source's structure, while leaf
-    values (possibly large arrays) are shared, not copied.
+    A nested dict already in ``target`` belongs to it and is merged in place; one that
+    only the source has is copied as a structure. Leaf values (possibly large arrays)
+    are shared, not copied.
     """
     for key, value in source.items():
         if isinstance(value, dict):
             existing = target.get(key)
-            merged = dict(existing) if isinstance(existing, dict) else {}
-            _deep_merge(merged, value)
-            target[key] = merged
+            if not isinstance(existing, dict):
+                existing = target[key] = {}
+            _deep_merge(existing, value)
         else:
             target[key] = value

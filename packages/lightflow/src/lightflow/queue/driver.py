@@ -531,6 +531,9 @@ class RedisSignalChannel:
                 states = {k.decode(): v.decode() for k, v in client.hgetall(dags_key).items()}
                 wanted = names if names is not None else [
                     name for name in states if name != requested_by]
+                if requested_by in wanted:
+                    raise SignalError(f"join_dags: DAG '{requested_by}' cannot wait for "
+                                      "itself to finish; join other DAGs only")
                 unknown = [name for name in wanted if name not in states]
                 if unknown:
                     raise SignalError(f"join_dags: no DAG instance named '{unknown[0]}' in "
