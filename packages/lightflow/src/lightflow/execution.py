@@ -10,6 +10,7 @@ reduced to a one-line message plus the traceback of the user's own frames.
 from __future__ import annotations
 
 import copy
+import linecache
 import traceback as _traceback
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from .models.task import BaseTask
 from .models.task_data import MultiTaskData, TaskData
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+_DYNAMIC_CODE = "<dynamic-code>"  # cloudpickle's file name for code pickled by value
 
 
 @dataclass
@@ -85,8 +87,13 @@ def compose_input(predecessors: tuple[tuple[str, str | None], ...],
 
 
 def execute_task(task: BaseTask, data: MultiTaskData, store: Any, signal: Any,
-                 context: TaskContext) -> TaskOutcome:
-    """Run ``task`` and report how it ended; never raises for task errors."""
+                 context: TaskContext, *, source: Path | None = None) -> TaskOutcome:
+    """Run ``task`` and report how it ended; never raises for task errors.
+
+    Args:
+        source: The workflow file, named in tracebacks for code that reached this
+            process pickled by value (which loses its file name).
+    """
     try:
         action: Action = task._run(data, store, signal, context)
     except StopTask as stop:
@@ -97,7 +104,7 @@ def execute_task(task: BaseTask, data: MultiTaskData, store: Any, signal: Any,
                            message=abort.message or "the task aborted the workflow")
     except (Exception, SystemExit) as error:  # noqa: BLE001 - a user error fails the task
         return TaskOutcome(TaskState.FAILED, data, message=_one_line(error),
-                           traceback=user_traceback(error))
+                           traceback=user_traceback(error, source))
     return TaskOutcome(TaskState.SUCCEEDED, action.data, limit=action.limit)
 
 
@@ -112,13 +119,20 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def user_traceback(error: BaseException) -> str:
+def user_traceback(error: BaseException, source: Path | None = None) -> str:
     """Format ``error`` keeping only frames outside Lightflow's own code.
 
     Users need the frames of their callback, not of the engine that called it; if the
     error arose inside Lightflow itself (all frames are ours) the full traceback stays.
+    Frames of code unpickled by cloudpickle (file ``<dynamic-code>``) are attributed
+    to ``source``, with the source line when that file is readable here.
     """
     summary = _traceback.extract_tb(error.__traceback__)
+    if source is not None:
+        summary = _traceback.StackSummary.from_list([
+            _traceback.FrameSummary(str(source), frame.lineno, frame.name,
+                                    line=linecache.getline(str(source), frame.lineno or 0))
+            if frame.filename == _DYNAMIC_CODE else frame for frame in summary])
     user_frames = [frame for frame in summary
                    if not Path(frame.filename).resolve().is_relative_to(_PACKAGE_DIR)]
     frames = _traceback.StackSummary.from_list(user_frames or summary)

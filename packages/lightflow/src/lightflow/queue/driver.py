@@ -266,7 +266,7 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str,
         with task_logging(cluster, run_id, instance, task_name):
             outcome = execute_task(task, data, document,
                                    TaskSignal(RedisSignalChannel(cluster, run_id), instance),
-                                   context)
+                                   context, source=workflow.path)
         if outcome.state in (TaskState.SUCCEEDED, TaskState.STOPPED) and \
                 progress.machine.spec.successors[task_name]:
             outcome.data.flatten(in_place=True)

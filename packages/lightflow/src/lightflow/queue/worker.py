@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 DEFAULT_QUEUES = (WORKFLOW_QUEUE, DAG_QUEUE, TASK_QUEUE)
 SWEEP_INTERVAL = 5.0
+#: Seconds without a heartbeat after which a running task's worker counts as dead
+#: (``signal.heartbeat_timeout`` in the config).
+HEARTBEAT_TIMEOUT = 15.0
 
 logger = logging.getLogger("lightflow.worker")
 
@@ -57,12 +60,14 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     if app is None:
         return
     cluster = driver.Cluster(app.lightflow_config, app)
+    dead_after = float(cluster.config.signal.get("heartbeat_timeout") or HEARTBEAT_TIMEOUT)
+    interval = min(SWEEP_INTERVAL, dead_after / 3)
 
     def sweep() -> None:
         while True:
-            time.sleep(SWEEP_INTERVAL)
+            time.sleep(interval)
             try:
-                for entry in driver.recover_lost_tasks(cluster):
+                for entry in driver.recover_lost_tasks(cluster, dead_after):
                     logger.warning("re-queued task of a dead worker: %s", entry)
             except Exception as error:  # noqa: BLE001 - keep sweeping after a hiccup
                 logger.warning("lost-task sweep failed: %s", error)

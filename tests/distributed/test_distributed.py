@@ -1,0 +1,198 @@
+"""End-to-end: workflows on real workers, a real broker, Redis state and SecantusDB.
+
+Every test runs against the session's private cluster (see conftest.py), once with a
+Redis broker and once with RabbitMQ when it is available.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+from lightflow import api
+from lightflow.exceptions import LightflowError, ParameterError, WorkflowImportError
+
+from .conftest import WORKFLOWS, Cluster
+
+pytestmark = pytest.mark.slow
+
+
+def states(events: list, kind_prefix: str = "task_") -> dict[tuple[str, str], str]:
+    """(dag, task) -> last task event kind, without the prefix."""
+    result = {}
+    for event in events:
+        if event.task and event.kind.value.startswith(kind_prefix):
+            result[(event.dag, event.task)] = event.kind.value.removeprefix(kind_prefix)
+    return result
+
+
+def test_seed_workflow_runs_on_workers(cluster: Cluster) -> None:
+    record, events = cluster.run("branch_seed")
+    assert record["state"] == "succeeded"
+    got = states(events)
+    assert got[("main", "branch")] == "succeeded"
+    assert got[("main", "lane1")] == "succeeded"
+    assert got[("main", "lane2")] == "skipped"
+    assert got[("main", "join")] == "succeeded"
+    # every task that ran names the worker that ran it
+    assert all(e.worker for e in events if e.kind.value == "task_succeeded")
+
+
+def test_numpy_array_travels_between_worker_processes(cluster: Cluster) -> None:
+    record, events = cluster.run("numpy_chain", keep_data=True)
+    assert record["state"] == "succeeded", record
+    document = cluster.store().get(record["id"])
+    assert document.get("total") == 3 * 1024 * 1024
+    frame = document.get("frame")
+    assert isinstance(frame, np.ndarray) and frame.shape == (1024, 1024) and frame[0, 0] == 3
+    assert len(document.get("hosts")) == 3
+    cluster.store().remove(record["id"])
+
+
+def test_run_data_is_removed_unless_kept(cluster: Cluster) -> None:
+    record, _ = cluster.run("tiny", {"n": "1"})
+    assert record["state"] == "succeeded"
+    assert not cluster.store().exists(record["id"])
+
+
+def test_task_routed_to_a_named_queue_runs_on_its_dedicated_worker(cluster: Cluster) -> None:
+    special = cluster.worker("special", queues="special", concurrency=1)
+    record, events = cluster.run("routed", keep_data=True)
+    assert record["state"] == "succeeded", record
+    workers = {e.task: e.worker for e in events if e.kind.value == "task_started"}
+    special_pid = special.process.pid
+    # the dedicated worker's pool children are its children: compare parent pids
+    pid = int(workers["special"].rsplit("/", 1)[1])
+    assert _parent_pid(pid) == special_pid or pid == special_pid
+    pid_any = int(workers["anywhere"].rsplit("/", 1)[1])
+    assert _parent_pid(pid_any) != special_pid
+    cluster.store().remove(record["id"])
+
+
+def _parent_pid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_sub_dags_started_and_joined_from_one_task(cluster: Cluster) -> None:
+    record, events = cluster.run("sub_dags", keep_data=True)
+    assert record["state"] == "succeeded", record
+    document = cluster.store().get(record["id"])
+    names = document.get("names")
+    assert names == ["part", "part:2", "part:3", "part:4", "part:5"]
+    assert document.get("joined") is True
+    assert sorted(document.get("chunks")) == [0, 10, 20, 30, 40]
+    finished = [e.dag for e in events if e.kind.value == "dag_finished"]
+    assert set(names) <= set(finished)
+    cluster.store().remove(record["id"])
+
+
+def test_failing_task_fails_the_run_with_its_name_and_error(cluster: Cluster) -> None:
+    record, events = cluster.run("failing")
+    assert record["state"] == "failed"
+    assert record["failed_task"] == "broken"
+    assert "ValueError: calibration file missing for value 1" in record["error"]
+    failed = [e for e in events if e.kind.value == "task_failed"]
+    assert len(failed) == 1 and "failing.py" in failed[0].traceback
+    assert "lightflow/queue" not in failed[0].traceback
+    status = api.run_status(record["id"], config=cluster.config)
+    assert status["dags"]["main"]["tasks"]["broken"]["state"] == "failed"
+
+
+def test_abort_ends_the_run_aborted(cluster: Cluster) -> None:
+    record, events = cluster.run("abort_run")
+    assert record["state"] == "aborted"
+    assert record["failed_task"] == "check"
+    assert states(events)[("main", "never")] == "cancelled"
+
+
+def test_workflow_stop_kills_the_bash_process_and_records_stopped(cluster: Cluster) -> None:
+    run_id = api.start_workflow(str(WORKFLOWS / "stoppable.py"), {}, config=cluster.config,
+                                keep_data=True)
+    document = cluster.store()
+    deadline = time.monotonic() + 30
+    pid = None
+    while pid is None and time.monotonic() < deadline:
+        if document.exists(run_id):
+            pid = document.get(run_id).get("pid")
+        time.sleep(0.1)
+    assert pid is not None, "the bash task never started"
+    assert api.stop_workflows([run_id], config=cluster.config) == [run_id]
+    events: list = []
+    record = api.follow_events(config=cluster.config, run_id=run_id, on_event=events.append,
+                               timeout=30)
+    assert record["state"] == "stopped"
+    got = states(events)
+    assert got[("main", "sleeper")] == "stopped"
+    assert got[("main", "after")] == "cancelled"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    document.remove(run_id)
+
+
+def test_task_output_is_kept_per_run(cluster: Cluster) -> None:
+    record, _ = cluster.run("tiny", {"n": "7"})
+    logs = api.run_logs(record["id"], config=cluster.config)
+    assert any("hello from run 7" in line and "main/hello" in line for line in logs)
+    assert any("detector temperature high" in line for line in logs)
+
+
+def test_hundred_workflows_started_at_once_all_finish(cluster: Cluster) -> None:
+    ids = [api.start_workflow(str(WORKFLOWS / "tiny.py"), {"n": str(i)},
+                              config=cluster.config) for i in range(100)]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        records = {r["id"]: r["state"] for r in api.list_runs(config=cluster.config,
+                                                              limit=400)}
+        if all(records.get(i) == "succeeded" for i in ids):
+            break
+        time.sleep(0.5)
+    assert all(records.get(i) == "succeeded" for i in ids), records
+
+
+def test_bad_input_is_refused_before_anything_is_queued(cluster: Cluster, tmp_path) -> None:
+    before = len(api.list_runs(config=cluster.config))
+    broken = tmp_path / "broken.py"
+    broken.write_text("from lightflow.models import Dag\nd = Dag('x'\n")
+    with pytest.raises(WorkflowImportError, match=r"broken.py:2"):
+        api.start_workflow(str(broken), {}, config=cluster.config)
+    with pytest.raises(ParameterError, match="seconds"):
+        api.start_workflow(str(WORKFLOWS / "slow.py"), {"seconds": "many"},
+                           config=cluster.config)
+    with pytest.raises(ParameterError, match="unknown parameter 'nope'"):
+        api.start_workflow(str(WORKFLOWS / "tiny.py"), {"nope": "1"}, config=cluster.config)
+    with pytest.raises(LightflowError, match="not found"):
+        api.start_workflow(str(tmp_path / "missing.py"), {}, config=cluster.config)
+    assert len(api.list_runs(config=cluster.config)) == before
+
+
+def test_worker_killed_mid_task_does_not_lose_the_run(cluster: Cluster) -> None:
+    victim = cluster.worker("victim", queues="victim", concurrency=1)
+    run_id = api.start_workflow(str(WORKFLOWS / "slow.py"), {"seconds": "3"},
+                                config=cluster.config, keep_data=True)
+    events: list = []
+
+    def started(event) -> bool:
+        return event.kind.value == "task_started" and event.task == "slow"
+
+    deadline = time.monotonic() + 30
+    while not any(started(e) for e in events) and time.monotonic() < deadline:
+        events = []
+        try:
+            api.follow_events(config=cluster.config, run_id=run_id, on_event=events.append,
+                              timeout=1)
+        except LightflowError:
+            pass
+    assert any(started(e) for e in events), "the slow task never started"
+    victim.kill()
+    cluster.worker("rescuer", queues="victim", concurrency=1)
+    events = []
+    record = api.follow_events(config=cluster.config, run_id=run_id, on_event=events.append,
+                               timeout=90)
+    assert record["state"] == "succeeded", record
+    document = cluster.store().get(run_id)
+    assert len(document.get("attempts")) == 2  # ran again after the kill
+    assert document.get("after") is True
+    cluster.store().remove(run_id)
