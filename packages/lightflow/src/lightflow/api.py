@@ -194,12 +194,17 @@ def run_logs(run_id: str, *, config: Config) -> list[str]:
 
 
 def follow_events(*, config: Config, run_id: str | None = None,
-                  on_event: EventListener, stop_when_finished: bool = True) -> dict[str, Any] | None:
+                  on_event: EventListener, stop_when_finished: bool = True,
+                  timeout: float | None = None) -> dict[str, Any] | None:
     """Deliver live run events (of one run, or all runs) until the run finishes.
 
     For one run, its past events are replayed first, so nothing is missed between
     ``start_workflow`` and this call. Returns the final run record for one run.
+
+    Raises:
+        LightflowError: ``timeout`` seconds passed before the run finished.
     """
+    import time
     from .events import EventKind, RunEvent
     from .queue import state
     from .queue.driver import Cluster
@@ -222,7 +227,12 @@ def follow_events(*, config: Config, run_id: str | None = None,
                     replayed.add(raw)
                     if deliver(to_event(raw)):
                         return state.read_run(client, full_id)
+            deadline = None if timeout is None else time.monotonic() + timeout
             while True:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise LightflowError(
+                        f"run {full_id or ''} did not finish within {timeout:g} s; it goes "
+                        "on: `lightflow workflow status` shows it")
                 message = pubsub.get_message(timeout=1.0)
                 if message is None or message["data"] in replayed:
                     continue
