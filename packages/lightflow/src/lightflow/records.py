@@ -84,7 +84,7 @@ class RunRecorder:
 
     def task_not_run(self, dag: str, task: str, state: str) -> None:
         """Record a task that was skipped or cancelled without running."""
-        self._document.set(f"log.{dag}.tasks.{task}", {"status": state}, section=META)
+        self._write(f"log.{dag}.tasks.{task}", {"status": state})
         kind = EventKind.TASK_SKIPPED if state == "skipped" else EventKind.TASK_CANCELLED
         self._emit(RunEvent(kind, self._workflow_id, self._workflow, time.time(),
                             dag=dag, task=task))

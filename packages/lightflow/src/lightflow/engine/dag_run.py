@@ -110,14 +110,12 @@ class DagSpec:
     @classmethod
     def from_dag(cls, dag: Dag, name: str | None = None) -> DagSpec:
         """Build the spec of a :class:`~lightflow.models.Dag` (optionally renamed)."""
-        graph = dag.graph
         tasks = dag.tasks
         return cls(
             name=name or dag.name,
             order=tuple(tasks),
-            predecessors={t: tuple((p, graph.edges[p, t].get("slot"))
-                                   for p in graph.predecessors(t)) for t in tasks},
-            successors={t: tuple(graph.successors(t)) for t in tasks},
+            predecessors={t: tuple(dag.predecessors(t)) for t in tasks},
+            successors={t: tuple(dag.successors(t)) for t in tasks},
             force_run=frozenset(t for t, task in tasks.items() if task.force_run),
             no_propagate_skip=frozenset(t for t, task in tasks.items()
                                         if not task.propagate_skip),

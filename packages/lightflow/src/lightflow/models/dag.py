@@ -3,21 +3,24 @@
 ``Dag.define(schema)`` takes the 1.x schema: each key is a task, each value its
 successors as a task, a list of tasks, ``None`` (no successors) or a dict mapping each
 successor to a slot label (an alias under which the successor finds this task's data)
-or ``None``. The graph is a :mod:`networkx` ``DiGraph`` over task names; the task
-objects are kept beside it. Errors in the schema (cycles, two tasks with one name,
-values that are not tasks) are reported when ``define`` is called, so the user sees
-them at the line that made them.
+or ``None``. :attr:`Dag.graph` is a :mod:`networkx` ``DiGraph`` over task names with
+the task objects kept beside it. The DAG also keeps its own plain adjacency lists,
+which is what scheduling reads, so that starting a workflow or running a task never
+pays networkx's import time (about 0.15 s); the networkx graph is built on first use.
+Errors in the schema (cycles, two tasks with one name, values that are not tasks) are
+reported when ``define`` is called, so the user sees them at the line that made them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import DagDefinitionError
 from .task import BaseTask
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 class Dag:
@@ -38,8 +41,10 @@ class Dag:
         self._name = name
         self._autostart = autostart
         self._queue = queue
-        self._graph: nx.DiGraph = nx.DiGraph()
         self._tasks: dict[str, BaseTask] = {}
+        self._successors: dict[str, list[str]] = {}
+        self._predecessors: dict[str, list[tuple[str, str | None]]] = {}
+        self._graph: nx.DiGraph | None = None
         if schema is not None:
             self.define(schema)
 
@@ -61,7 +66,24 @@ class Dag:
     @property
     def graph(self) -> nx.DiGraph:
         """The graph over task names; edges carry a ``slot`` label or ``None``."""
+        if self._graph is None:
+            import networkx as nx
+
+            graph = nx.DiGraph()
+            graph.add_nodes_from(self._tasks)
+            for child, parents in self._predecessors.items():
+                for parent, slot in parents:
+                    graph.add_edge(parent, child, slot=slot)
+            self._graph = graph
         return self._graph
+
+    def successors(self, name: str) -> list[str]:
+        """Names of the tasks that receive ``name``'s output, in definition order."""
+        return list(self._successors[name])
+
+    def predecessors(self, name: str) -> list[tuple[str, str | None]]:
+        """``(task, slot label)`` of the tasks feeding ``name``, in definition order."""
+        return list(self._predecessors[name])
 
     @property
     def tasks(self) -> dict[str, BaseTask]:
@@ -83,20 +105,27 @@ class Dag:
             raise DagDefinitionError(
                 f"Dag '{self._name}': define() takes a dict like {{task: [next, ...]}}, "
                 f"got {type(schema).__name__}")
-        graph: nx.DiGraph = nx.DiGraph()
         tasks: dict[str, BaseTask] = {}
+        successors: dict[str, list[str]] = {}
+        predecessors: dict[str, list[tuple[str, str | None]]] = {}
         for parent, children in schema.items():
-            parent_name = self._add_task(tasks, graph, parent)
+            parent_name = self._add_task(tasks, successors, predecessors, parent)
             for child, slot in self._children(parent_name, children):
-                child_name = self._add_task(tasks, graph, child)
+                child_name = self._add_task(tasks, successors, predecessors, child)
                 if slot is not None and not isinstance(slot, str):
                     raise DagDefinitionError(
                         f"Dag '{self._name}': slot label for '{parent_name}' -> "
                         f"'{child_name}' must be a string or None, got {slot!r}")
-                graph.add_edge(parent_name, child_name, slot=slot or None)
-        self._check_acyclic(graph)
-        self._graph = graph
-        self._tasks = tasks
+                known = [i for i, (p, _s) in enumerate(predecessors[child_name])
+                         if p == parent_name]
+                if known:  # the same edge again: the last label wins, as in a graph
+                    predecessors[child_name][known[0]] = (parent_name, slot or None)
+                else:
+                    successors[parent_name].append(child_name)
+                    predecessors[child_name].append((parent_name, slot or None))
+        self._check_acyclic(successors)
+        self._tasks, self._successors, self._predecessors = tasks, successors, predecessors
+        self._graph = None
 
     def _children(self, parent: str, children: Any) -> Iterable[tuple[Any, str | None]]:
         if children is None:
@@ -107,7 +136,8 @@ class Dag:
             return [(child, None) for child in children]
         return [(children, None)]
 
-    def _add_task(self, tasks: dict[str, BaseTask], graph: nx.DiGraph, task: Any) -> str:
+    def _add_task(self, tasks: dict[str, BaseTask], successors: dict[str, list[str]],
+                  predecessors: dict[str, list[tuple[str, str | None]]], task: Any) -> str:
         if not isinstance(task, BaseTask):
             raise DagDefinitionError(
                 f"Dag '{self._name}': schema entries must be tasks, got {task!r}")
@@ -117,17 +147,32 @@ class Dag:
                 f"Dag '{self._name}': two different tasks are named '{task.name}'; "
                 "give each task a unique name")
         tasks[task.name] = task
-        graph.add_node(task.name)
+        successors.setdefault(task.name, [])
+        predecessors.setdefault(task.name, [])
         return task.name
 
-    def _check_acyclic(self, graph: nx.DiGraph) -> None:
-        try:
-            cycle = nx.find_cycle(graph)
-        except nx.NetworkXNoCycle:
-            return
-        path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
-        raise DagDefinitionError(
-            f"Dag '{self._name}' has a cycle: {path}; a DAG must not loop back")
+    def _check_acyclic(self, successors: dict[str, list[str]]) -> None:
+        """Raise naming the first cycle found (iterative depth-first search)."""
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for root in successors:
+            if root in state:
+                continue
+            path, stack = [root], [iter(successors[root])]
+            state[root] = 1
+            while stack:
+                child = next(stack[-1], None)
+                if child is None:
+                    state[path.pop()] = 2
+                    stack.pop()
+                elif state.get(child) == 1:
+                    cycle = [*path[path.index(child):], child]
+                    raise DagDefinitionError(
+                        f"Dag '{self._name}' has a cycle: {' -> '.join(cycle)}; "
+                        "a DAG must not loop back")
+                elif child not in state:
+                    state[child] = 1
+                    path.append(child)
+                    stack.append(iter(successors[child]))
 
     def __repr__(self) -> str:
         return f"Dag({self._name!r}, tasks={list(self._tasks)})"

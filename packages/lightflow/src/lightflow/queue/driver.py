@@ -33,7 +33,7 @@ import cloudpickle
 
 from ..engine.dag_run import DagRun, DagSpec, Outcome, Step, TaskState
 from ..events import EventKind, RunEvent
-from ..exceptions import LightflowError, SignalError
+from ..exceptions import LightflowError, SignalError, StoreError
 from ..execution import TaskOutcome, compose_input, execute_task, initial_data
 from ..models.context import TaskContext
 from ..models.dag import Dag
@@ -90,6 +90,8 @@ class Cluster:
         self._redis: redis.Redis | None = None
         self._store: DataStore | None = None
         self._workflows: dict[str, Workflow] = {}
+        self._documents: dict[str, DataStoreDocument] = {}
+        self._specs: dict[tuple[str, str], DagSpec] = {}
         self._lock = threading.Lock()
         self.hostname = socket.gethostname()
 
@@ -121,10 +123,24 @@ class Cluster:
                 raise LightflowError(f"run {run_id} is unknown to the state server")
             workflow = cloudpickle.loads(blob)
             with self._lock:
-                if len(self._workflows) > 64:
-                    self._workflows.pop(next(iter(self._workflows)))
-                self._workflows[run_id] = workflow
+                _remember(self._workflows, run_id, workflow)
         return workflow
+
+    def document(self, run_id: str) -> DataStoreDocument:
+        """The run's store document (the handle is cached: no round trip per task)."""
+        document = self._documents.get(run_id)
+        if document is None:
+            document = self.store.get(run_id)
+            _remember(self._documents, run_id, document)
+        return document
+
+    def spec(self, run_id: str, instance: str, dag: Dag) -> DagSpec:
+        """The scheduling spec of a DAG instance (cached per process)."""
+        spec = self._specs.get((run_id, instance))
+        if spec is None:
+            spec = DagSpec.from_dag(dag, instance)
+            _remember(self._specs, (run_id, instance), spec)
+        return spec
 
     def dag(self, run_id: str, name: str) -> Dag:
         """A DAG of the run by name (workflow DAGs, or ones passed to start_dag)."""
@@ -140,10 +156,9 @@ class Cluster:
     def send(self, job: str, args: tuple[Any, ...], queue: str) -> None:
         self.app.send_task(job, args=args, queue=queue)
 
-    def recorder(self, run_id: str, workflow: str,
-                 document: DataStoreDocument | None = None) -> RunRecorder:
+    def recorder(self, run_id: str, workflow: str) -> RunRecorder:
         """A run recorder writing META and publishing events to Redis."""
-        return RunRecorder(document or self.store.get(run_id), workflow, run_id,
+        return RunRecorder(self.document(run_id), workflow, run_id,
                            self._publish_listener(run_id))
 
     def _publish_listener(self, run_id: str) -> Callable[[RunEvent], None]:
@@ -152,6 +167,13 @@ class Cluster:
             rs.publish_event(pipe, run_id, event.to_dict())
             pipe.execute()
         return publish
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int = 64) -> None:
+    """Insert into a small per-process cache, dropping the oldest entry when full."""
+    if len(cache) >= size:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
 
 
 # -- submitting, from the client ---------------------------------------------------------
@@ -183,11 +205,11 @@ def workflow_job(cluster: Cluster, run_id: str) -> None:
     store = cluster.store
     if not store.exists(run_id):
         store.add(workflow_id=run_id)
-    document = store.get(run_id)
+    document = cluster.document(run_id)
     for key, value in record["arguments"].items():
         document.set(key, value)
     client.hset(rs.run_key(run_id), "started", rs.now())
-    cluster.recorder(run_id, workflow.name, document).workflow_started(record["arguments"])
+    cluster.recorder(run_id, workflow.name).workflow_started(record["arguments"])
     dags = workflow.autostart_dags
     if not dags:
         _finish_workflow(cluster, run_id)
@@ -257,8 +279,8 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str,
     heartbeats.add(cluster, rs.running_field(run_id, instance, task_name), attempt, worker)
     try:
         data = _input_of(cluster, run_id, instance, progress.machine, task_name)
-        document = cluster.store.get(run_id)
-        recorder = cluster.recorder(run_id, workflow.name, document)
+        document = cluster.document(run_id)
+        recorder = cluster.recorder(run_id, workflow.name)
         recorder.task_started(instance, task_name, worker)
         context = TaskContext(task_name=task_name, dag_name=instance,
                               workflow_name=workflow.name, workflow_id=run_id,
@@ -284,14 +306,29 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str,
         if done is not None:
             final = done.machine.states[task_name]
             message = outcome.message or done.machine.errors.get(task_name)
-            recorder.task_finished(instance, task_name, final.value, worker=worker,
-                                   message=message or None, traceback=outcome.traceback)
+            _record_finished(cluster, run_id, lambda: recorder.task_finished(
+                instance, task_name, final.value, worker=worker, message=message or None,
+                traceback=outcome.traceback))
             if final in (TaskState.FAILED, TaskState.ABORTED):
                 halt_run(cluster, run_id, Outcome.ABORTED if final is TaskState.ABORTED
                          else Outcome.STOPPED, instance, task_name, message or "")
             _carry_out(cluster, run_id, instance, done)
     finally:
         heartbeats.remove(cluster, rs.running_field(run_id, instance, task_name))
+
+
+def _record_finished(cluster: Cluster, run_id: str, record: Callable[[], None]) -> None:
+    """Record a finished task (before its successors are sent: they may read its META
+    entry, as 1.x workflows do with ``log.<dag>.tasks.<task>.duration``).
+
+    Another lane may have ended the run and dropped its data in the meantime; such a
+    run needs no record.
+    """
+    try:
+        record()
+    except StoreError:
+        if cluster.store.exists(run_id):
+            raise
 
 
 def _apply_outcome(machine: DagRun, task: str, outcome: TaskOutcome) -> Step:
@@ -336,7 +373,7 @@ def _advance(cluster: Cluster, run_id: str, instance: str,
                     raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
                 state = json.loads(raw)
                 dag = cluster.dag(run_id, state["dag"])
-                machine = DagRun.from_dict(DagSpec.from_dag(dag, instance), state["machine"])
+                machine = DagRun.from_dict(cluster.spec(run_id, instance, dag), state["machine"])
                 step = event(machine, state)
                 if step is None:
                     pipe.unwatch()
