@@ -37,19 +37,38 @@ RABBITMQ = ("127.0.0.1", 5672)
 class Worker:
     """A ``lightflow worker start`` subprocess in its own process group."""
 
-    def __init__(self, config_path: Path, name: str, queues: str = "workflow,dag,task",
-                 concurrency: int = 2) -> None:
+    def __init__(
+        self, config_path: Path, name: str, queues: str = "workflow,dag,task", concurrency: int = 2
+    ) -> None:
         self.name = f"{name}@{socket.gethostname()}"
-        self.cmd = [sys.executable, "-m", "lightflow.cli", "-c", str(config_path), "worker",
-                    "start", "-n", self.name, "-q", queues, "--concurrency", str(concurrency)]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "lightflow.cli",
+            "-c",
+            str(config_path),
+            "worker",
+            "start",
+            "-n",
+            self.name,
+            "-q",
+            queues,
+            "--concurrency",
+            str(concurrency),
+        ]
         self._log = tempfile.NamedTemporaryFile(prefix="lightflow-worker-", suffix=".log")
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 40.0) -> Worker:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(self.cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True,
-                                        env=env)
+        self.process = subprocess.Popen(
+            self.cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if "ready." in self.log():
@@ -93,14 +112,25 @@ class Cluster:
         self.workers.append(worker)
         return worker
 
-    def run(self, workflow: str, arguments: dict[str, str] | None = None, *,
-            timeout: float = 60.0, keep_data: bool = False) -> tuple[dict[str, Any], list[Any]]:
+    def run(
+        self,
+        workflow: str,
+        arguments: dict[str, str] | None = None,
+        *,
+        timeout: float = 60.0,
+        keep_data: bool = False,
+    ) -> tuple[dict[str, Any], list[Any]]:
         """Start a workflow, follow it to the end; return (final record, events)."""
-        run_id = api.start_workflow(str(WORKFLOWS / f"{workflow}.py"), arguments or {},
-                                    config=self.config, keep_data=keep_data)
+        run_id = api.start_workflow(
+            str(WORKFLOWS / f"{workflow}.py"),
+            arguments or {},
+            config=self.config,
+            keep_data=keep_data,
+        )
         events: list[Any] = []
-        record = api.follow_events(config=self.config, run_id=run_id,
-                                   on_event=events.append, timeout=timeout)
+        record = api.follow_events(
+            config=self.config, run_id=run_id, on_event=events.append, timeout=timeout
+        )
         assert record is not None
         return record, events
 
@@ -120,16 +150,19 @@ def _rabbitmq_vhost() -> str | None:
     if ctl is None:
         return None
     vhost = f"lightflow-test-{uuid.uuid4().hex[:8]}"
-    for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*",
-                                         ".*", ".*"]):
+    for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"]):
         if subprocess.run([ctl, *args], capture_output=True, timeout=60).returncode:
             return None
     return vhost
 
 
 @pytest.fixture(scope="session", params=["redis", "amqp"])
-def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            redis_server: ServerProcess, secantus_server: ServerProcess) -> Iterator[Cluster]:
+def cluster(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: ServerProcess,
+    secantus_server: ServerProcess,
+) -> Iterator[Cluster]:
     broker_kind = request.param
     database = 1 if broker_kind == "redis" else 2
     state_url = f"redis://{redis_server.address}/{database}"
@@ -137,25 +170,32 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     if broker_kind == "amqp":
         vhost = _rabbitmq_vhost()
         if vhost is None:
-            pytest.skip("RabbitMQ is not running on 127.0.0.1:5672 (or rabbitmqctl "
-                        "is missing): the amqp run of the end-to-end suite is skipped")
+            pytest.skip(
+                "RabbitMQ is not running on 127.0.0.1:5672 (or rabbitmqctl "
+                "is missing): the amqp run of the end-to-end suite is skipped"
+            )
         broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     else:
         broker = state_url
     folder = tmp_path_factory.mktemp(f"cluster-{broker_kind}")
     config_path = folder / "lightflow.cfg"
-    config_path.write_text(yaml.safe_dump({
-        "workflows": [str(WORKFLOWS)],
-        "celery": {"broker_url": broker, "worker_concurrency": 2},
-        "signal": {"url": state_url, "heartbeat_timeout": 6},
-        "store": {"uri": f"mongodb://{secantus_server.address}/",
-                  "database": f"lightflow_e2e_{broker_kind}"},
-    }))
+    config_path.write_text(
+        yaml.safe_dump(
+            {
+                "workflows": [str(WORKFLOWS)],
+                "celery": {"broker_url": broker, "worker_concurrency": 2},
+                "signal": {"url": state_url, "heartbeat_timeout": 6},
+                "store": {
+                    "uri": f"mongodb://{secantus_server.address}/",
+                    "database": f"lightflow_e2e_{broker_kind}",
+                },
+            }
+        )
+    )
     cluster = Cluster(config_path, Config.load(str(config_path)), broker_kind)
     cluster.worker("main")
     yield cluster
     for worker in cluster.workers:
         worker.stop()
     if vhost is not None:
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True,
-                       timeout=60)
+        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=60)

@@ -41,7 +41,7 @@ def test_seed_workflow_runs_on_workers(cluster: Cluster) -> None:
 
 
 def test_numpy_array_travels_between_worker_processes(cluster: Cluster) -> None:
-    record, events = cluster.run("numpy_chain", keep_data=True)
+    record, _ = cluster.run("numpy_chain", keep_data=True)
     assert record["state"] == "succeeded", record
     document = cluster.store().get(record["id"])
     assert document.get("total") == 3 * 1024 * 1024
@@ -109,8 +109,9 @@ def test_abort_ends_the_run_aborted(cluster: Cluster) -> None:
 
 
 def test_workflow_stop_kills_the_bash_process_and_records_stopped(cluster: Cluster) -> None:
-    run_id = api.start_workflow(str(WORKFLOWS / "stoppable.py"), {}, config=cluster.config,
-                                keep_data=True)
+    run_id = api.start_workflow(
+        str(WORKFLOWS / "stoppable.py"), {}, config=cluster.config, keep_data=True
+    )
     document = cluster.store()
     deadline = time.monotonic() + 30
     pid = None
@@ -121,8 +122,9 @@ def test_workflow_stop_kills_the_bash_process_and_records_stopped(cluster: Clust
     assert pid is not None, "the bash task never started"
     assert api.stop_workflows([run_id], config=cluster.config) == [run_id]
     events: list = []
-    record = api.follow_events(config=cluster.config, run_id=run_id, on_event=events.append,
-                               timeout=30)
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=events.append, timeout=30
+    )
     assert record["state"] == "stopped"
     got = states(events)
     assert got[("main", "sleeper")] == "stopped"
@@ -140,12 +142,13 @@ def test_task_output_is_kept_per_run(cluster: Cluster) -> None:
 
 
 def test_hundred_workflows_started_at_once_all_finish(cluster: Cluster) -> None:
-    ids = [api.start_workflow(str(WORKFLOWS / "tiny.py"), {"n": str(i)},
-                              config=cluster.config) for i in range(100)]
+    ids = [
+        api.start_workflow(str(WORKFLOWS / "tiny.py"), {"n": str(i)}, config=cluster.config)
+        for i in range(100)
+    ]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        records = {r["id"]: r["state"] for r in api.list_runs(config=cluster.config,
-                                                              limit=400)}
+        records = {r["id"]: r["state"] for r in api.list_runs(config=cluster.config, limit=400)}
         if all(records.get(i) == "succeeded" for i in ids):
             break
         time.sleep(0.5)
@@ -159,8 +162,7 @@ def test_bad_input_is_refused_before_anything_is_queued(cluster: Cluster, tmp_pa
     with pytest.raises(WorkflowImportError, match=r"broken.py:2"):
         api.start_workflow(str(broken), {}, config=cluster.config)
     with pytest.raises(ParameterError, match="seconds"):
-        api.start_workflow(str(WORKFLOWS / "slow.py"), {"seconds": "many"},
-                           config=cluster.config)
+        api.start_workflow(str(WORKFLOWS / "slow.py"), {"seconds": "many"}, config=cluster.config)
     with pytest.raises(ParameterError, match="unknown parameter 'nope'"):
         api.start_workflow(str(WORKFLOWS / "tiny.py"), {"nope": "1"}, config=cluster.config)
     with pytest.raises(LightflowError, match="not found"):
@@ -170,8 +172,9 @@ def test_bad_input_is_refused_before_anything_is_queued(cluster: Cluster, tmp_pa
 
 def test_worker_killed_mid_task_does_not_lose_the_run(cluster: Cluster) -> None:
     victim = cluster.worker("victim", queues="victim", concurrency=1)
-    run_id = api.start_workflow(str(WORKFLOWS / "slow.py"), {"seconds": "3"},
-                                config=cluster.config, keep_data=True)
+    run_id = api.start_workflow(
+        str(WORKFLOWS / "slow.py"), {"seconds": "3"}, config=cluster.config, keep_data=True
+    )
     events: list = []
 
     def started(event) -> bool:
@@ -181,16 +184,18 @@ def test_worker_killed_mid_task_does_not_lose_the_run(cluster: Cluster) -> None:
     while not any(started(e) for e in events) and time.monotonic() < deadline:
         events = []
         try:
-            api.follow_events(config=cluster.config, run_id=run_id, on_event=events.append,
-                              timeout=1)
+            api.follow_events(
+                config=cluster.config, run_id=run_id, on_event=events.append, timeout=1
+            )
         except LightflowError:
             pass
     assert any(started(e) for e in events), "the slow task never started"
     victim.kill()
     cluster.worker("rescuer", queues="victim", concurrency=1)
     events = []
-    record = api.follow_events(config=cluster.config, run_id=run_id, on_event=events.append,
-                               timeout=90)
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=events.append, timeout=90
+    )
     assert record["state"] == "succeeded", record
     document = cluster.store().get(run_id)
     assert len(document.get("attempts")) == 2  # ran again after the kill

@@ -2,7 +2,7 @@
 
 import time
 
-from lightflow.models import Dag, Parameters, Option
+from lightflow.models import Dag, Option, Parameters
 from lightflow.tasks import PythonTask
 
 parameters = Parameters([Option("seconds", default=4.0, type=float)])

@@ -2,7 +2,7 @@
 
 import logging
 
-from lightflow.models import Dag, Parameters, Option
+from lightflow.models import Dag, Option, Parameters
 from lightflow.tasks import PythonTask
 
 parameters = Parameters([Option("n", default=0, type=int)])

@@ -45,7 +45,8 @@ def parse_arguments(items: Sequence[str]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ParameterError(
-                f"malformed argument {item!r}: workflow arguments are written key=value")
+                f"malformed argument {item!r}: workflow arguments are written key=value"
+            )
         arguments[key.strip()] = value
     return arguments
 
@@ -57,9 +58,14 @@ def load(name_or_path: str, config: Config | None = None) -> Workflow:
     return load_workflow(name_or_path, config.workflows, config.libraries)
 
 
-def run_workflow(name_or_path: str, arguments: Mapping[str, str] | None = None, *,
-                 config: Config | None = None, workers: int | None = None,
-                 on_event: EventListener | None = None) -> RunResult:
+def run_workflow(
+    name_or_path: str,
+    arguments: Mapping[str, str] | None = None,
+    *,
+    config: Config | None = None,
+    workers: int | None = None,
+    on_event: EventListener | None = None,
+) -> RunResult:
     """Run a workflow to its end on the embedded engine (in this process).
 
     The workflow and its arguments are validated before anything runs.
@@ -81,8 +87,14 @@ def run_workflow(name_or_path: str, arguments: Mapping[str, str] | None = None, 
 
 
 # -- the distributed engine ----------------------------------------------------------------
-def start_workflow(name_or_path: str, arguments: Mapping[str, str] | None = None, *,
-                   config: Config, queue: str = "workflow", keep_data: bool = False) -> str:
+def start_workflow(
+    name_or_path: str,
+    arguments: Mapping[str, str] | None = None,
+    *,
+    config: Config,
+    queue: str = "workflow",
+    keep_data: bool = False,
+) -> str:
     """Validate a workflow and its arguments, queue it on the broker, return the run id.
 
     Nothing is queued when the workflow or the arguments are invalid.
@@ -95,8 +107,9 @@ def start_workflow(name_or_path: str, arguments: Mapping[str, str] | None = None
 
     workflow = load(name_or_path, config)
     values: dict[str, Any] = workflow.parameters.consolidate(dict(arguments or {}))
-    return _with_server_errors(config, lambda: submit(
-        Cluster(config), workflow, values, queue=queue, keep_data=keep_data))
+    return _with_server_errors(
+        config, lambda: submit(Cluster(config), workflow, values, queue=queue, keep_data=keep_data)
+    )
 
 
 def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
@@ -123,8 +136,9 @@ def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
     return _with_server_errors(config, stop)
 
 
-def list_runs(*, config: Config, cluster: Any = None, limit: int | None = None
-              ) -> list[dict[str, Any]]:
+def list_runs(
+    *, config: Config, cluster: Any = None, limit: int | None = None
+) -> list[dict[str, Any]]:
     """Records of runs, newest first (queued, running and finished)."""
     from .queue import state
     from .queue.driver import Cluster
@@ -188,14 +202,19 @@ def run_logs(run_id: str, *, config: Config) -> list[str]:
 
     def read() -> list[str]:
         full_id = _resolve_run_id(client, run_id)
-        return [line.decode() for line in client.lrange(state.run_key(full_id, "logs"), 0, -1)]
+        return [state.text(line) for line in client.lrange(state.run_key(full_id, "logs"), 0, -1)]
 
     return _with_server_errors(config, read)
 
 
-def follow_events(*, config: Config, run_id: str | None = None,
-                  on_event: EventListener, stop_when_finished: bool = True,
-                  timeout: float | None = None) -> dict[str, Any] | None:
+def follow_events(
+    *,
+    config: Config,
+    run_id: str | None = None,
+    on_event: EventListener,
+    stop_when_finished: bool = True,
+    timeout: float | None = None,
+) -> dict[str, Any] | None:
     """Deliver live run events (of one run, or all runs) until the run finishes.
 
     For one run, its past events are replayed first, so nothing is missed between
@@ -205,13 +224,14 @@ def follow_events(*, config: Config, run_id: str | None = None,
         LightflowError: ``timeout`` seconds passed before the run finished.
     """
     import time
+
     from .events import EventKind, RunEvent
     from .queue import state
     from .queue.driver import Cluster
 
     client = Cluster(config).redis
 
-    def to_event(raw: bytes) -> RunEvent:
+    def to_event(raw: Any) -> RunEvent:
         data = json.loads(raw)
         data["kind"] = EventKind(data["kind"])
         return RunEvent(**data)
@@ -221,7 +241,7 @@ def follow_events(*, config: Config, run_id: str | None = None,
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         pubsub.subscribe(state.EVENTS_CHANNEL)  # before reading the history: no gap
         try:
-            replayed: set[bytes] = set()
+            replayed: set[Any] = set()
             if full_id is not None:
                 for raw in client.lrange(state.run_key(full_id, "events"), 0, -1):
                     replayed.add(raw)
@@ -232,7 +252,8 @@ def follow_events(*, config: Config, run_id: str | None = None,
                 if deadline is not None and time.monotonic() > deadline:
                     raise LightflowError(
                         f"run {full_id or ''} did not finish within {timeout:g} s; it goes "
-                        "on: `lightflow workflow status` shows it")
+                        "on: `lightflow workflow status` shows it"
+                    )
                 message = pubsub.get_message(timeout=1.0)
                 if message is None or message["data"] in replayed:
                     continue
@@ -246,8 +267,9 @@ def follow_events(*, config: Config, run_id: str | None = None,
     def deliver(event: RunEvent) -> bool:
         """Hand the event on; True when following should end."""
         on_event(event)
-        return (stop_when_finished and run_id is not None
-                and event.kind is EventKind.WORKFLOW_FINISHED)
+        return (
+            stop_when_finished and run_id is not None and event.kind is EventKind.WORKFLOW_FINISHED
+        )
 
     return _with_server_errors(config, follow)
 
@@ -261,8 +283,9 @@ def _resolve_run_id(client: Any, run_id: str) -> str:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise LightflowError(f"no workflow run with id '{run_id}'; "
-                             "`lightflow workflow status` lists the runs")
+        raise LightflowError(
+            f"no workflow run with id '{run_id}'; `lightflow workflow status` lists the runs"
+        )
     raise LightflowError(f"run id prefix '{run_id}' is ambiguous ({len(matches)} runs)")
 
 

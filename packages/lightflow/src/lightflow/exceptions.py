@@ -67,8 +67,14 @@ class SignalError(LightflowError):
 class RunFailedError(LightflowError):
     """A workflow run ended without success; carries the failed task and its error."""
 
-    def __init__(self, message: str, *, task: str | None = None, dag: str | None = None,
-                 traceback: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        task: str | None = None,
+        dag: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.task = task
         self.dag = dag

@@ -62,12 +62,15 @@ def initial_data(data: Any) -> MultiTaskData:
     if isinstance(data, Mapping):
         return MultiTaskData(dataset=TaskData(copy.deepcopy(dict(data))))
     raise TypeError(
-        f"start_dag(data=...) takes MultiTaskData, TaskData or a dict, got {type(data).__name__}")
+        f"start_dag(data=...) takes MultiTaskData, TaskData or a dict, got {type(data).__name__}"
+    )
 
 
-def compose_input(predecessors: tuple[tuple[str, str | None], ...],
-                  outputs: Mapping[str, MultiTaskData],
-                  handed_over: Container[str] = ()) -> MultiTaskData:
+def compose_input(
+    predecessors: tuple[tuple[str, str | None], ...],
+    outputs: Mapping[str, MultiTaskData],
+    handed_over: Container[str] = (),
+) -> MultiTaskData:
     """Build a task's input: one dataset per predecessor, aliased by slot label.
 
     Args:
@@ -81,13 +84,23 @@ def compose_input(predecessors: tuple[tuple[str, str | None], ...],
     data = MultiTaskData()
     for name, slot in predecessors:
         dataset = outputs[name].default_dataset
-        data.add_dataset(name, dataset if name in handed_over else dataset.copy(),
-                         aliases=[slot] if slot else None)
+        data.add_dataset(
+            name,
+            dataset if name in handed_over else dataset.copy(),
+            aliases=[slot] if slot else None,
+        )
     return data
 
 
-def execute_task(task: BaseTask, data: MultiTaskData, store: Any, signal: Any,
-                 context: TaskContext, *, source: Path | None = None) -> TaskOutcome:
+def execute_task(
+    task: BaseTask,
+    data: MultiTaskData,
+    store: Any,
+    signal: Any,
+    context: TaskContext,
+    *,
+    source: Path | None = None,
+) -> TaskOutcome:
     """Run ``task`` and report how it ended; never raises for task errors.
 
     Args:
@@ -97,14 +110,25 @@ def execute_task(task: BaseTask, data: MultiTaskData, store: Any, signal: Any,
     try:
         action: Action = task._run(data, store, signal, context)
     except StopTask as stop:
-        return TaskOutcome(TaskState.STOPPED, _passed_on(data, task.name),
-                           skip_successors=stop.skip_successors, message=stop.message)
+        return TaskOutcome(
+            TaskState.STOPPED,
+            _passed_on(data, task.name),
+            skip_successors=stop.skip_successors,
+            message=stop.message,
+        )
     except AbortWorkflow as abort:
-        return TaskOutcome(TaskState.ABORTED, _passed_on(data, task.name),
-                           message=abort.message or "the task aborted the workflow")
-    except (Exception, SystemExit) as error:  # noqa: BLE001 - a user error fails the task
-        return TaskOutcome(TaskState.FAILED, data, message=_one_line(error),
-                           traceback=user_traceback(error, source))
+        return TaskOutcome(
+            TaskState.ABORTED,
+            _passed_on(data, task.name),
+            message=abort.message or "the task aborted the workflow",
+        )
+    except (Exception, SystemExit) as error:
+        return TaskOutcome(
+            TaskState.FAILED,
+            data,
+            message=_one_line(error),
+            traceback=user_traceback(error, source),
+        )
     return TaskOutcome(TaskState.SUCCEEDED, action.data, limit=action.limit)
 
 
@@ -129,13 +153,28 @@ def user_traceback(error: BaseException, source: Path | None = None) -> str:
     """
     summary = _traceback.extract_tb(error.__traceback__)
     if source is not None:
-        summary = _traceback.StackSummary.from_list([
-            _traceback.FrameSummary(str(source), frame.lineno, frame.name,
-                                    line=linecache.getline(str(source), frame.lineno or 0))
-            if frame.filename == _DYNAMIC_CODE else frame for frame in summary])
-    user_frames = [frame for frame in summary
-                   if not Path(frame.filename).resolve().is_relative_to(_PACKAGE_DIR)]
+        summary = _traceback.StackSummary.from_list(
+            [
+                _traceback.FrameSummary(
+                    str(source),
+                    frame.lineno,
+                    frame.name,
+                    line=linecache.getline(str(source), frame.lineno or 0),
+                )
+                if frame.filename == _DYNAMIC_CODE
+                else frame
+                for frame in summary
+            ]
+        )
+    user_frames = [
+        frame
+        for frame in summary
+        if not Path(frame.filename).resolve().is_relative_to(_PACKAGE_DIR)
+    ]
     frames = _traceback.StackSummary.from_list(user_frames or summary)
-    lines = ["Traceback (most recent call last):\n", *frames.format(),
-             *_traceback.format_exception_only(type(error), error)]
+    lines = [
+        "Traceback (most recent call last):\n",
+        *frames.format(),
+        *_traceback.format_exception_only(type(error), error),
+    ]
     return "".join(lines)

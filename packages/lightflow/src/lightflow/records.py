@@ -34,8 +34,13 @@ _FINISHED_TASK_EVENTS = {
 class RunRecorder:
     """Writes the META record of one run and emits its events (thread-safe)."""
 
-    def __init__(self, document: DataStoreDocument, workflow: str, workflow_id: str,
-                 listener: EventListener | None = None) -> None:
+    def __init__(
+        self,
+        document: DataStoreDocument,
+        workflow: str,
+        workflow_id: str,
+        listener: EventListener | None = None,
+    ) -> None:
         self._document = document
         self._workflow = workflow
         self._workflow_id = workflow_id
@@ -51,14 +56,22 @@ class RunRecorder:
         self._document.set("arguments", _plain(arguments), section=META)
         self._started(None, None, "", EventKind.WORKFLOW_STARTED)
 
-    def workflow_finished(self, outcome: str, message: str | None = None, *,
-                          started_at: float | None = None) -> float:
+    def workflow_finished(
+        self, outcome: str, message: str | None = None, *, started_at: float | None = None
+    ) -> float:
         """Record the end of the run; returns its duration.
 
         ``started_at`` is needed when another process recorded the start.
         """
-        return self._finished(None, None, "", EventKind.WORKFLOW_FINISHED,
-                              outcome=outcome, message=message, started_at=started_at)
+        return self._finished(
+            None,
+            None,
+            "",
+            EventKind.WORKFLOW_FINISHED,
+            outcome=outcome,
+            message=message,
+            started_at=started_at,
+        )
 
     def dag_started(self, dag: str) -> None:
         """Record the start of a DAG instance."""
@@ -66,19 +79,35 @@ class RunRecorder:
 
     def dag_finished(self, dag: str, outcome: str, *, started_at: float | None = None) -> None:
         """Record the end of a DAG instance with its outcome."""
-        self._finished(dag, None, f"log.{dag}", EventKind.DAG_FINISHED, outcome=outcome,
-                       started_at=started_at)
+        self._finished(
+            dag, None, f"log.{dag}", EventKind.DAG_FINISHED, outcome=outcome, started_at=started_at
+        )
 
     def task_started(self, dag: str, task: str, worker: str) -> None:
         """Note that a task began running on ``worker`` (written to META when it ends)."""
         self._started(dag, task, None, EventKind.TASK_STARTED, worker=worker)
 
-    def task_finished(self, dag: str, task: str, state: str, *, worker: str | None = None,
-                      message: str | None = None, traceback: str | None = None) -> None:
+    def task_finished(
+        self,
+        dag: str,
+        task: str,
+        state: str,
+        *,
+        worker: str | None = None,
+        message: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
         """Record how a task that ran ended (succeeded/stopped/failed/aborted)."""
-        duration = self._finished(dag, task, f"log.{dag}.tasks.{task}",
-                                  _FINISHED_TASK_EVENTS[state], outcome=state,
-                                  message=message, traceback=traceback, worker=worker)
+        duration = self._finished(
+            dag,
+            task,
+            f"log.{dag}.tasks.{task}",
+            _FINISHED_TASK_EVENTS[state],
+            outcome=state,
+            message=message,
+            traceback=traceback,
+            worker=worker,
+        )
         with self._lock:
             self.durations[(dag, task)] = duration
 
@@ -86,37 +115,73 @@ class RunRecorder:
         """Record a task that was skipped or cancelled without running."""
         self._write(f"log.{dag}.tasks.{task}", {"status": state})
         kind = EventKind.TASK_SKIPPED if state == "skipped" else EventKind.TASK_CANCELLED
-        self._emit(RunEvent(kind, self._workflow_id, self._workflow, time.time(),
-                            dag=dag, task=task))
+        self._emit(
+            RunEvent(kind, self._workflow_id, self._workflow, time.time(), dag=dag, task=task)
+        )
 
     # -- internals ----------------------------------------------------------------------
-    def _started(self, dag: str | None, task: str | None, key: str | None, kind: EventKind,
-                 worker: str | None = None) -> None:
+    def _started(
+        self,
+        dag: str | None,
+        task: str | None,
+        key: str | None,
+        kind: EventKind,
+        worker: str | None = None,
+    ) -> None:
         now = time.time()
         with self._lock:
             self._starts[(dag, task)] = now
         if key is not None:
             self._write(key, {"start_time": _utc(now), "status": "running"})
-        self._emit(RunEvent(kind, self._workflow_id, self._workflow, now, dag=dag,
-                            task=task, worker=worker))
+        self._emit(
+            RunEvent(
+                kind, self._workflow_id, self._workflow, now, dag=dag, task=task, worker=worker
+            )
+        )
 
-    def _finished(self, dag: str | None, task: str | None, key: str, kind: EventKind, *,
-                  outcome: str, message: str | None = None, traceback: str | None = None,
-                  worker: str | None = None, started_at: float | None = None) -> float:
+    def _finished(
+        self,
+        dag: str | None,
+        task: str | None,
+        key: str,
+        kind: EventKind,
+        *,
+        outcome: str,
+        message: str | None = None,
+        traceback: str | None = None,
+        worker: str | None = None,
+        started_at: float | None = None,
+    ) -> float:
         now = time.time()
         with self._lock:
             start = self._starts.pop((dag, task), started_at or now)
         duration = now - start
-        entry: dict[str, Any] = {"start_time": _utc(start), "end_time": _utc(now),
-                                 "duration": duration, "status": outcome}
+        entry: dict[str, Any] = {
+            "start_time": _utc(start),
+            "end_time": _utc(now),
+            "duration": duration,
+            "status": outcome,
+        }
         if worker:
             entry["worker"] = worker
         if message:
             entry["error"] = message
         self._write(key, entry)
-        self._emit(RunEvent(kind, self._workflow_id, self._workflow, now, dag=dag,
-                            task=task, duration=duration, outcome=outcome,
-                            message=message, traceback=traceback, worker=worker))
+        self._emit(
+            RunEvent(
+                kind,
+                self._workflow_id,
+                self._workflow,
+                now,
+                dag=dag,
+                task=task,
+                duration=duration,
+                outcome=outcome,
+                message=message,
+                traceback=traceback,
+                worker=worker,
+            )
+        )
         return duration
 
     def _write(self, key: str, fields: dict[str, Any]) -> None:
@@ -138,7 +203,7 @@ class RunRecorder:
         with self._lock:
             try:
                 self._listener(event)
-            except Exception:  # noqa: BLE001 - a broken display must not stall the run
+            except Exception:
                 logger.exception("run event listener failed on %s", event.kind.value)
 
 
@@ -146,9 +211,12 @@ def _utc(timestamp: float) -> datetime:
     # Whole milliseconds: the precision of a BSON date, so MongoDB stores it natively.
     milliseconds = round(timestamp * 1000)
     return datetime.fromtimestamp(milliseconds // 1000, tz=timezone.utc) + timedelta(
-        milliseconds=milliseconds % 1000)
+        milliseconds=milliseconds % 1000
+    )
 
 
 def _plain(arguments: dict[str, Any]) -> dict[str, Any]:
-    return {key: value if isinstance(value, (str, int, float, bool)) or value is None
-            else repr(value) for key, value in arguments.items()}
+    return {
+        key: value if isinstance(value, (str, int, float, bool)) or value is None else repr(value)
+        for key, value in arguments.items()
+    }

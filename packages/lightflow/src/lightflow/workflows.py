@@ -90,10 +90,12 @@ def find_workflow(name_or_path: str, paths: Iterable[str | Path] = ()) -> tuple[
             raise WorkflowNotFoundError(f"workflow file not found: {name_or_path}")
         if candidate.is_dir():
             raise WorkflowNotFoundError(
-                f"{name_or_path} is a directory; give a workflow file or a workflow name")
+                f"{name_or_path} is a directory; give a workflow file or a workflow name"
+            )
         if candidate.suffix != ".py":
             raise WorkflowImportError(
-                f"{name_or_path} is not a Python file; a workflow is a .py file")
+                f"{name_or_path} is not a Python file; a workflow is a .py file"
+            )
         return candidate.stem, candidate.resolve()
     relative = Path(*name_or_path.split(".")).with_suffix(".py")
     searched = [Path(p).expanduser() for p in paths]
@@ -104,11 +106,13 @@ def find_workflow(name_or_path: str, paths: Iterable[str | Path] = ()) -> tuple[
     where = ", ".join(str(p) for p in searched) or "no workflow paths are configured"
     raise WorkflowNotFoundError(
         f"no workflow named '{name_or_path}' (searched: {where}); give a file path or "
-        "add its folder to 'workflows' in lightflow.cfg")
+        "add its folder to 'workflows' in lightflow.cfg"
+    )
 
 
-def load_workflow(name_or_path: str, paths: Iterable[str | Path] = (),
-                  libraries: Iterable[str | Path] = ()) -> Workflow:
+def load_workflow(
+    name_or_path: str, paths: Iterable[str | Path] = (), libraries: Iterable[str | Path] = ()
+) -> Workflow:
     """Import a workflow file and collect its DAGs and parameters.
 
     Args:
@@ -130,19 +134,23 @@ def load_workflow(name_or_path: str, paths: Iterable[str | Path] = (),
         if isinstance(value, Dag):
             if value.name in dags and dags[value.name] is not value:
                 raise WorkflowDefinitionError(
-                    f"{path}: two DAGs are named '{value.name}'; DAG names must be unique")
+                    f"{path}: two DAGs are named '{value.name}'; DAG names must be unique"
+                )
             dags[value.name] = value
     if not dags:
         raise WorkflowDefinitionError(
-            f"{path}: no Dag found; define at least one lightflow.models.Dag at module level")
+            f"{path}: no Dag found; define at least one lightflow.models.Dag at module level"
+        )
     parameters = getattr(module, "parameters", None)
     if parameters is None:
         parameters = Parameters()
     elif not isinstance(parameters, Parameters):
         raise WorkflowDefinitionError(
-            f"{path}: 'parameters' must be a lightflow.models.Parameters list")
-    return Workflow(name=name, path=path, docstring=module.__doc__ or "", dags=dags,
-                    parameters=parameters)
+            f"{path}: 'parameters' must be a lightflow.models.Parameters list"
+        )
+    return Workflow(
+        name=name, path=path, docstring=module.__doc__ or "", dags=dags, parameters=parameters
+    )
 
 
 def list_workflows(paths: Iterable[str | Path]) -> list[WorkflowListing]:
@@ -180,20 +188,19 @@ def _import_file(path: Path) -> ModuleType:
     except SyntaxError as error:
         sys.modules.pop(module_name, None)
         raise WorkflowImportError(
-            f"{error.filename or path}:{error.lineno}: syntax error: {error.msg}") from None
+            f"{error.filename or path}:{error.lineno}: syntax error: {error.msg}"
+        ) from None
     except LightflowError as error:
         sys.modules.pop(module_name, None)
         raise type(error)(f"{path}: {error}") from None
     except Exception as error:
         sys.modules.pop(module_name, None)
         line = _workflow_line(error, path)
-        raise WorkflowImportError(
-            f"{path}{line}: {type(error).__name__}: {error}") from None
+        raise WorkflowImportError(f"{path}{line}: {type(error).__name__}: {error}") from None
     return module
 
 
 def _workflow_line(error: BaseException, path: Path) -> str:
     """The ``:LINE`` of the deepest frame inside the workflow file, if any."""
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if Path(f.filename) == path]
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename) == path]
     return f":{frames[-1].lineno}" if frames else ""

@@ -55,7 +55,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-
 if TYPE_CHECKING:
     from ..models.dag import Dag
 
@@ -117,8 +116,7 @@ class DagSpec:
             predecessors={t: tuple(dag.predecessors(t)) for t in tasks},
             successors={t: tuple(dag.successors(t)) for t in tasks},
             force_run=frozenset(t for t, task in tasks.items() if task.force_run),
-            no_propagate_skip=frozenset(t for t, task in tasks.items()
-                                        if not task.propagate_skip),
+            no_propagate_skip=frozenset(t for t, task in tasks.items() if not task.propagate_skip),
         )
 
 
@@ -197,8 +195,10 @@ class DagRun:
             if unknown:
                 names = ", ".join(successors) or "none"
                 return self.task_failed(
-                    task, f"Action(limit=...) names '{unknown[0]}', which is not a "
-                          f"successor of '{task}' (successors: {names})")
+                    task,
+                    f"Action(limit=...) names '{unknown[0]}', which is not a "
+                    f"successor of '{task}' (successors: {names})",
+                )
         self._set(task, TaskState.SUCCEEDED)
         step = Step()
         for successor in successors:
@@ -254,9 +254,13 @@ class DagRun:
     # -- persistence --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Return the run state as plain JSON-able data (the spec is not included)."""
-        return {"states": {t: s.value for t, s in self.states.items()},
-                "verdicts": self.verdicts, "errors": self.errors,
-                "halt": self.halt.value if self.halt else None, "started": self.started}
+        return {
+            "states": {t: s.value for t, s in self.states.items()},
+            "verdicts": self.verdicts,
+            "errors": self.errors,
+            "halt": self.halt.value if self.halt else None,
+            "started": self.started,
+        }
 
     @classmethod
     def from_dict(cls, spec: DagSpec, state: dict[str, Any]) -> DagRun:
@@ -278,13 +282,15 @@ class DagRun:
     def _expect_running(self, task: str) -> None:
         if self.states[task] is not TaskState.RUNNING:
             raise RuntimeError(
-                f"task '{task}' reported a result from state {self.states[task].value}")
+                f"task '{task}' reported a result from state {self.states[task].value}"
+            )
 
     def _tell(self, predecessor: str, task: str, verdict: str, step: Step) -> None:
         self.verdicts[task][predecessor] = verdict
         # A halt may already have cancelled the task; it is decided only once.
-        if (self.states[task] is TaskState.PENDING
-                and len(self.verdicts[task]) == len(self.spec.predecessors[task])):
+        if self.states[task] is TaskState.PENDING and len(self.verdicts[task]) == len(
+            self.spec.predecessors[task]
+        ):
             self._decide(task, step)
 
     def _decide(self, task: str, step: Step) -> None:
@@ -293,8 +299,11 @@ class DagRun:
             step.cancelled.append(task)
             return
         verdicts = self.verdicts[task].values()
-        skip = task not in self.spec.force_run and verdicts and (
-            EXCLUDED in verdicts or all(v == SKIP for v in verdicts))
+        skip = (
+            task not in self.spec.force_run
+            and verdicts
+            and (EXCLUDED in verdicts or all(v == SKIP for v in verdicts))
+        )
         if not skip:
             self._set(task, TaskState.QUEUED)
             step.ready.append(task)
@@ -320,4 +329,3 @@ class DagRun:
     def _finish(self, step: Step) -> Step:
         step.done = self.done
         return step
-

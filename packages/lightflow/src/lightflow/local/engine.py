@@ -98,20 +98,27 @@ class LocalRun:
         keep_data: Keep the run's store document after the run.
     """
 
-    def __init__(self, workflow: Workflow, arguments: dict[str, Any], *, store: DataStore,
-                 workers: int | None = None, listener: EventListener | None = None,
-                 keep_data: bool = True) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        arguments: dict[str, Any],
+        *,
+        store: DataStore,
+        workers: int | None = None,
+        listener: EventListener | None = None,
+        keep_data: bool = True,
+    ) -> None:
         self.workflow = workflow
         self.arguments = arguments
         self.workflow_id = uuid.uuid4().hex
         self._store = store
         self._keep_data = keep_data
         self._document = store.get(store.add(workflow_id=self.workflow_id))
-        self._recorder = RunRecorder(self._document, workflow.name, self.workflow_id,
-                                     listener)
+        self._recorder = RunRecorder(self._document, workflow.name, self.workflow_id, listener)
         self._pool = TaskPool(workers or default_workers())
         self._events: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]]] = (
-            queue.SimpleQueue())
+            queue.SimpleQueue()
+        )
         self._lock = threading.RLock()
         self._dags_done = threading.Condition(self._lock)
         self._instances: dict[str, DagInstance] = {}
@@ -163,8 +170,13 @@ class LocalRun:
             copy += 1
             name = f"{dag.name}:{copy}"
         run = DagRun(DagSpec.from_dag(dag, name))
-        instance = DagInstance(name, dag, run, data=data, unconsumed={
-            task: len(successors) for task, successors in run.spec.successors.items()})
+        instance = DagInstance(
+            name,
+            dag,
+            run,
+            data=data,
+            unconsumed={task: len(successors) for task, successors in run.spec.successors.items()},
+        )
         self._instances[name] = instance
         return instance
 
@@ -229,19 +241,30 @@ class LocalRun:
                 return
         worker = f"{self._hostname}/{threading.current_thread().name}"
         self._recorder.task_started(instance.name, task_name, worker)
-        context = TaskContext(task_name=task_name, dag_name=instance.name,
-                              workflow_name=self.workflow.name,
-                              workflow_id=self.workflow_id, worker_hostname=self._hostname)
+        context = TaskContext(
+            task_name=task_name,
+            dag_name=instance.name,
+            workflow_name=self.workflow.name,
+            workflow_id=self.workflow_id,
+            worker_hostname=self._hostname,
+        )
         try:
-            outcome = execute_task(instance.dag.task(task_name), data, self._document,
-                                   TaskSignal(self.channel, instance.name), context)
-        except BaseException as error:  # noqa: BLE001 - the scheduler must always hear back
-            outcome = TaskOutcome(TaskState.FAILED, data,
-                                  message=f"{type(error).__name__}: {error}")
+            outcome = execute_task(
+                instance.dag.task(task_name),
+                data,
+                self._document,
+                TaskSignal(self.channel, instance.name),
+                context,
+            )
+        except BaseException as error:
+            outcome = TaskOutcome(
+                TaskState.FAILED, data, message=f"{type(error).__name__}: {error}"
+            )
         self._post(self._task_done, instance, task_name, outcome, worker)
 
-    def _task_done(self, instance: DagInstance, task: str, outcome: TaskOutcome,
-                   worker: str) -> None:
+    def _task_done(
+        self, instance: DagInstance, task: str, outcome: TaskOutcome, worker: str
+    ) -> None:
         run = instance.run
         if outcome.state is TaskState.SUCCEEDED:
             step = run.task_succeeded(task, outcome.limit)
@@ -258,13 +281,19 @@ class LocalRun:
         else:
             if self._failure is None:
                 self._failure = (instance.name, task, outcome)
-            self._halt_all(Outcome.ABORTED if outcome.state is TaskState.ABORTED
-                           else Outcome.STOPPED)
+            self._halt_all(
+                Outcome.ABORTED if outcome.state is TaskState.ABORTED else Outcome.STOPPED
+            )
         if outcome.message:
             self._messages[(instance.name, task)] = outcome.message
-        self._recorder.task_finished(instance.name, task, outcome.state.value, worker=worker,
-                                     message=outcome.message or None,
-                                     traceback=outcome.traceback)
+        self._recorder.task_finished(
+            instance.name,
+            task,
+            outcome.state.value,
+            worker=worker,
+            message=outcome.message or None,
+            traceback=outcome.traceback,
+        )
         self._apply(instance, step)
 
     # -- stopping -----------------------------------------------------------------------
@@ -281,23 +310,30 @@ class LocalRun:
             self._apply(instance, instance.run.stop(Outcome.STOPPED))
 
     def _outcome(self) -> Outcome:
-        outcomes = [instance.run.outcome or Outcome.STOPPED
-                    for instance in self._instances.values()]
+        outcomes = [
+            instance.run.outcome or Outcome.STOPPED for instance in self._instances.values()
+        ]
         return max(outcomes, key=_SEVERITY.index, default=Outcome.SUCCEEDED)
 
     def _result(self, outcome: Outcome, duration: float) -> RunResult:
-        result = RunResult(self.workflow_id, self.workflow.name, outcome.value, duration,
-                           error=self._stop_reason)
+        result = RunResult(
+            self.workflow_id, self.workflow.name, outcome.value, duration, error=self._stop_reason
+        )
         if self._failure is not None:
             dag, task, failed = self._failure
             result.failed_dag, result.failed_task = dag, task
             result.error, result.traceback = failed.message, failed.traceback
         for instance in self._instances.values():
             for task, state in instance.run.states.items():
-                result.tasks.append(TaskRecord(
-                    instance.name, task, state.value,
-                    self._recorder.durations.get((instance.name, task)),
-                    self._messages.get((instance.name, task))))
+                result.tasks.append(
+                    TaskRecord(
+                        instance.name,
+                        task,
+                        state.value,
+                        self._recorder.durations.get((instance.name, task)),
+                        self._messages.get((instance.name, task)),
+                    )
+                )
         return result
 
 
@@ -312,8 +348,10 @@ class _LocalChannel:
         if isinstance(dag, str):
             if dag not in run.workflow.dags:
                 known = ", ".join(run.workflow.dags)
-                raise SignalError(f"start_dag: no DAG named '{dag}' in workflow "
-                                  f"'{run.workflow.name}' (DAGs: {known})")
+                raise SignalError(
+                    f"start_dag: no DAG named '{dag}' in workflow "
+                    f"'{run.workflow.name}' (DAGs: {known})"
+                )
             dag = run.workflow.dags[dag]
         with run._lock:
             instance = run._new_instance(dag, data)
@@ -326,12 +364,16 @@ class _LocalChannel:
             if names is None:
                 names = [name for name in run._instances if name != requested_by]
             if requested_by in names:
-                raise SignalError(f"join_dags: DAG '{requested_by}' cannot wait for "
-                                  "itself to finish; join other DAGs only")
+                raise SignalError(
+                    f"join_dags: DAG '{requested_by}' cannot wait for "
+                    "itself to finish; join other DAGs only"
+                )
             unknown = [name for name in names if name not in run._instances]
             if unknown:
-                raise SignalError(f"join_dags: no DAG instance named '{unknown[0]}' in "
-                                  "this run; pass names returned by start_dag")
+                raise SignalError(
+                    f"join_dags: no DAG instance named '{unknown[0]}' in "
+                    "this run; pass names returned by start_dag"
+                )
             instances = [run._instances[name] for name in names]
             with run._pool.blocking():
                 run._dags_done.wait_for(lambda: all(i.run.done for i in instances))
@@ -351,11 +393,15 @@ class _LocalChannel:
         with run._lock:
             run._stop_requested.update(run._instances)
             run._stop_reason = run._stop_reason or (
-                f"stopped by signal.stop_workflow() in DAG '{requested_by}'")
+                f"stopped by signal.stop_workflow() in DAG '{requested_by}'"
+            )
         run._post(run._halt_all, Outcome.STOPPED)
 
     def is_stopped(self, dag_name: str) -> bool:
         run = self._run
         instance = run._instances.get(dag_name)
-        return (run._halt is not None or dag_name in run._stop_requested
-                or (instance is not None and instance.run.halt is not None))
+        return (
+            run._halt is not None
+            or dag_name in run._stop_requested
+            or (instance is not None and instance.run.halt is not None)
+        )

@@ -34,8 +34,14 @@ class Dag:
         schema: A schema to :meth:`define` right away.
     """
 
-    def __init__(self, name: str, *, autostart: bool = True, queue: str = "dag",
-                 schema: Mapping[Any, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        autostart: bool = True,
+        queue: str = "dag",
+        schema: Mapping[Any, Any] | None = None,
+    ) -> None:
         if not isinstance(name, str) or not name:
             raise DagDefinitionError(f"a DAG name must be a non-empty string, got {name!r}")
         self._name = name
@@ -104,7 +110,8 @@ class Dag:
         if not isinstance(schema, Mapping):
             raise DagDefinitionError(
                 f"Dag '{self._name}': define() takes a dict like {{task: [next, ...]}}, "
-                f"got {type(schema).__name__}")
+                f"got {type(schema).__name__}"
+            )
         tasks: dict[str, BaseTask] = {}
         successors: dict[str, list[str]] = {}
         predecessors: dict[str, list[tuple[str, str | None]]] = {}
@@ -115,9 +122,11 @@ class Dag:
                 if slot is not None and not isinstance(slot, str):
                     raise DagDefinitionError(
                         f"Dag '{self._name}': slot label for '{parent_name}' -> "
-                        f"'{child_name}' must be a string or None, got {slot!r}")
-                known = [i for i, (p, _s) in enumerate(predecessors[child_name])
-                         if p == parent_name]
+                        f"'{child_name}' must be a string or None, got {slot!r}"
+                    )
+                known = [
+                    i for i, (p, _s) in enumerate(predecessors[child_name]) if p == parent_name
+                ]
                 if known:  # the same edge again: the last label wins, as in a graph
                     predecessors[child_name][known[0]] = (parent_name, slot or None)
                 else:
@@ -136,16 +145,23 @@ class Dag:
             return [(child, None) for child in children]
         return [(children, None)]
 
-    def _add_task(self, tasks: dict[str, BaseTask], successors: dict[str, list[str]],
-                  predecessors: dict[str, list[tuple[str, str | None]]], task: Any) -> str:
+    def _add_task(
+        self,
+        tasks: dict[str, BaseTask],
+        successors: dict[str, list[str]],
+        predecessors: dict[str, list[tuple[str, str | None]]],
+        task: Any,
+    ) -> str:
         if not isinstance(task, BaseTask):
             raise DagDefinitionError(
-                f"Dag '{self._name}': schema entries must be tasks, got {task!r}")
+                f"Dag '{self._name}': schema entries must be tasks, got {task!r}"
+            )
         known = tasks.get(task.name)
         if known is not None and known is not task:
             raise DagDefinitionError(
                 f"Dag '{self._name}': two different tasks are named '{task.name}'; "
-                "give each task a unique name")
+                "give each task a unique name"
+            )
         tasks[task.name] = task
         successors.setdefault(task.name, [])
         predecessors.setdefault(task.name, [])
@@ -165,10 +181,11 @@ class Dag:
                     state[path.pop()] = 2
                     stack.pop()
                 elif state.get(child) == 1:
-                    cycle = [*path[path.index(child):], child]
+                    cycle = [*path[path.index(child) :], child]
                     raise DagDefinitionError(
                         f"Dag '{self._name}' has a cycle: {' -> '.join(cycle)}; "
-                        "a DAG must not loop back")
+                        "a DAG must not loop back"
+                    )
                 elif child not in state:
                     state[child] = 1
                     path.append(child)

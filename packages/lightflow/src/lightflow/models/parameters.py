@@ -29,8 +29,13 @@ class Option:
             ``bool`` or any callable taking a string.
     """
 
-    def __init__(self, name: str, default: Any = None, help: str | None = None,
-                 type: Callable[[str], Any] = str) -> None:  # noqa: A002 - 1.x keyword
+    def __init__(
+        self,
+        name: str,
+        default: Any = None,
+        help: str | None = None,
+        type: Callable[[str], Any] = str,
+    ) -> None:
         self.name = name
         self.default = default
         self.help = help
@@ -57,12 +62,14 @@ class Option:
             if lowered in _FALSE:
                 return False
             raise ParameterError(
-                f"parameter '{self.name}' expects a bool (true/false), got {value!r}")
+                f"parameter '{self.name}' expects a bool (true/false), got {value!r}"
+            )
         try:
             return self.type(value)
         except (TypeError, ValueError) as exc:
             raise ParameterError(
-                f"parameter '{self.name}' expects {type_name}, got {value!r}") from exc
+                f"parameter '{self.name}' expects {type_name}, got {value!r}"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"Option({self.name!r}, default={self.default!r}, type={self.type!r})"
@@ -93,11 +100,14 @@ class Parameters(list):
         if unknown:
             accepted = ", ".join(sorted(known)) or "none"
             raise ParameterError(
-                f"unknown parameter '{unknown[0]}' (this workflow accepts: {accepted})")
+                f"unknown parameter '{unknown[0]}' (this workflow accepts: {accepted})"
+            )
         missing = self.check_missing(args)
         if missing:
             raise ParameterError(
-                f"missing required parameter '{missing[0]}': add {missing[0]}=VALUE")
+                f"missing required parameter '{missing[0]}': add {missing[0]}=VALUE"
+            )
         # Defaults go through convert() too: Option('n', default='5', type=int) is 5.
-        return {option.name: option.convert(args.get(option.name, option.default))
-                for option in self}
+        return {
+            option.name: option.convert(args.get(option.name, option.default)) for option in self
+        }

@@ -47,10 +47,16 @@ class BaseTask:
     #: Whether a task interrupted by a worker crash may simply be run again.
     rerun_safe: bool = True
 
-    def __init__(self, name: str, *, queue: str = "task",
-                 callback_init: Callable[..., Any] | None = None,
-                 callback_finally: Callable[..., Any] | None = None,
-                 force_run: bool = False, propagate_skip: bool = True) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        queue: str = "task",
+        callback_init: Callable[..., Any] | None = None,
+        callback_finally: Callable[..., Any] | None = None,
+        force_run: bool = False,
+        propagate_skip: bool = True,
+    ) -> None:
         if not isinstance(name, str) or not name:
             raise TaskDefinitionError(f"a task name must be a non-empty string, got {name!r}")
         self._name = name
@@ -85,8 +91,9 @@ class BaseTask:
         """Whether skipping this task also skips its successors."""
         return self._propagate_skip
 
-    def run(self, data: MultiTaskData, store: Any, signal: Any, context: TaskContext,
-            **kwargs: Any) -> Action | None:
+    def run(
+        self, data: MultiTaskData, store: Any, signal: Any, context: TaskContext, **kwargs: Any
+    ) -> Action | None:
         """Do the task's work. Return an :class:`Action`, or ``None`` to pass ``data`` on.
 
         Raise :class:`~lightflow.models.StopTask` to stop early or
@@ -94,8 +101,7 @@ class BaseTask:
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement run()")
 
-    def _run(self, data: MultiTaskData, store: Any, signal: Any,
-             context: TaskContext) -> Action:
+    def _run(self, data: MultiTaskData, store: Any, signal: Any, context: TaskContext) -> Action:
         """Run the task with its callbacks and return the flattened output action.
 
         ``StopTask``, ``AbortWorkflow`` and errors are re-raised after
@@ -110,8 +116,8 @@ class BaseTask:
                 result = Action(data)
             elif not isinstance(result, Action):
                 raise TaskDefinitionError(
-                    f"task '{self.name}' returned {type(result).__name__}; "
-                    "return an Action or None")
+                    f"task '{self.name}' returned {type(result).__name__}; return an Action or None"
+                )
             status = TaskStatus.Success
         except StopTask:
             status = TaskStatus.Stopped

@@ -24,8 +24,9 @@ class TaskData:
         task_history: Names of the tasks that produced or passed on this data.
     """
 
-    def __init__(self, data: dict[str, Any] | None = None, *,
-                 task_history: list[str] | None = None) -> None:
+    def __init__(
+        self, data: dict[str, Any] | None = None, *, task_history: list[str] | None = None
+    ) -> None:
         self._data: dict[str, Any] = data if data is not None else {}
         self._task_history: list[str] = task_history if task_history is not None else []
 
@@ -95,8 +96,9 @@ class MultiTaskData:
         aliases: Aliases for that first dataset.
     """
 
-    def __init__(self, *, dataset: TaskData | None = None,
-                 aliases: list[str] | None = None) -> None:
+    def __init__(
+        self, *, dataset: TaskData | None = None, aliases: list[str] | None = None
+    ) -> None:
         self._datasets: list[TaskData] = []
         self._aliases: dict[str, int] = {}
         self._default_index = 0
@@ -104,8 +106,9 @@ class MultiTaskData:
             self.add_dataset("", dataset, aliases=aliases)
 
     # -- building -----------------------------------------------------------------------
-    def add_dataset(self, task_name: str, dataset: TaskData | None = None, *,
-                    aliases: list[str] | None = None) -> None:
+    def add_dataset(
+        self, task_name: str, dataset: TaskData | None = None, *, aliases: list[str] | None = None
+    ) -> None:
         """Append a dataset produced by ``task_name`` (a new empty one if ``None``).
 
         The task's name becomes an alias of the dataset unless another dataset already
@@ -139,8 +142,10 @@ class MultiTaskData:
         # One pass with one history set: flattening a wide join stays linear.
         for dataset in [*others, self.default_dataset] if self._datasets else []:
             _deep_merge(merged.data, dataset.data)
-            merged.task_history.extend(
-                name for name in dataset.task_history if not (name in seen or seen.add(name)))
+            for name in dataset.task_history:
+                if name not in seen:
+                    seen.add(name)
+                    merged.task_history.append(name)
         target = self if in_place else MultiTaskData()
         target._datasets = [merged]
         target._aliases = {alias: 0 for alias in self._aliases}

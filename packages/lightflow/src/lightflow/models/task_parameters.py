@@ -23,8 +23,9 @@ class TaskParameters(dict):
         except KeyError:
             raise AttributeError(key) from None
 
-    def eval(self, data: Any, data_store: Any, *,
-             exclude: Iterable[str] | None = None) -> TaskParameters:
+    def eval(
+        self, data: Any, data_store: Any, *, exclude: Iterable[str] | None = None
+    ) -> TaskParameters:
         """Return a copy in which every callable value is replaced by its result.
 
         Args:
@@ -33,8 +34,12 @@ class TaskParameters(dict):
             exclude: Keys whose values stay as they are (e.g. callbacks).
         """
         skipped = set(exclude or ())
-        return TaskParameters({key: value if key in skipped or not callable(value)
-                               else value(data, data_store) for key, value in self.items()})
+        return TaskParameters(
+            {
+                key: value if key in skipped or not callable(value) else value(data, data_store)
+                for key, value in self.items()
+            }
+        )
 
     def eval_single(self, key: str, data: Any, data_store: Any) -> Any:
         """Evaluate one value (``None`` if the key is absent)."""

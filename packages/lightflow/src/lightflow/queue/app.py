@@ -57,6 +57,6 @@ def create_app(config: Config, *, name: str = "lightflow") -> Celery:
     settings.update(config.celery)
     app = Celery(name, set_as_current=False)
     app.conf.update(settings)
-    app.lightflow_config = config  # type: ignore[attr-defined]
+    app.lightflow_config = config
     jobs.register(app)
     return app

@@ -43,7 +43,7 @@ from ..signal import TaskSignal
 from ..store.base import DataStore, DataStoreDocument
 from ..workflows import Workflow
 from . import state as rs
-from .app import DAG_QUEUE, DEFAULT_BROKER, WORKFLOW_QUEUE, create_app
+from .app import DEFAULT_BROKER, WORKFLOW_QUEUE, create_app
 
 if TYPE_CHECKING:
     import redis
@@ -64,8 +64,10 @@ def state_url(config: Config) -> str:
     if signal.get("host"):
         password = f":{signal['password']}@" if signal.get("password") else ""
         scheme = "rediss" if signal.get("ssl") else "redis"
-        return (f"{scheme}://{password}{signal['host']}:{signal.get('port', 6379)}/"
-                f"{signal.get('database', 0)}")
+        return (
+            f"{scheme}://{password}{signal['host']}:{signal.get('port', 6379)}/"
+            f"{signal.get('database', 0)}"
+        )
     broker = str(config.celery.get("broker_url", DEFAULT_BROKER))
     return broker if broker.startswith(("redis://", "rediss://")) else DEFAULT_BROKER
 
@@ -158,14 +160,14 @@ class Cluster:
 
     def recorder(self, run_id: str, workflow: str) -> RunRecorder:
         """A run recorder writing META and publishing events to Redis."""
-        return RunRecorder(self.document(run_id), workflow, run_id,
-                           self._publish_listener(run_id))
+        return RunRecorder(self.document(run_id), workflow, run_id, self._publish_listener(run_id))
 
     def _publish_listener(self, run_id: str) -> Callable[[RunEvent], None]:
         def publish(event: RunEvent) -> None:
             pipe = self.redis.pipeline(transaction=False)
             rs.publish_event(pipe, run_id, event.to_dict())
             pipe.execute()
+
         return publish
 
 
@@ -177,16 +179,30 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int = 64) -> No
 
 
 # -- submitting, from the client ---------------------------------------------------------
-def submit(cluster: Cluster, workflow: Workflow, arguments: dict[str, Any], *,
-           queue: str = WORKFLOW_QUEUE, keep_data: bool = False) -> str:
+def submit(
+    cluster: Cluster,
+    workflow: Workflow,
+    arguments: dict[str, Any],
+    *,
+    queue: str = WORKFLOW_QUEUE,
+    keep_data: bool = False,
+) -> str:
     """Record a new run and queue its workflow job; return the run id."""
     run_id = uuid.uuid4().hex
     created = rs.now()
     pipe = cluster.redis.pipeline()
-    pipe.hset(rs.run_key(run_id), mapping={
-        "workflow": workflow.name, "state": "queued", "created": created,
-        "arguments": json.dumps(arguments, default=repr), "queue": queue,
-        "keep_data": "1" if keep_data else "0", "path": str(workflow.path)})
+    pipe.hset(
+        rs.run_key(run_id),
+        mapping={
+            "workflow": workflow.name,
+            "state": "queued",
+            "created": created,
+            "arguments": json.dumps(arguments, default=repr),
+            "queue": queue,
+            "keep_data": "1" if keep_data else "0",
+            "path": str(workflow.path),
+        },
+    )
     pipe.zadd(rs.RUNS, {run_id: created})
     pipe.set(rs.run_key(run_id, "workflow"), cloudpickle.dumps(workflow))
     pipe.execute()
@@ -230,11 +246,19 @@ def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
         pipe.set(rs.run_key(run_id, "dagdef", dag.name), cloudpickle.dumps(dag))
     if data is not None:
         unconsumed[START] = len(starts)
-        pipe.set(rs.run_key(run_id, "out", name, START),
-                 cloudpickle.dumps(initial_data(data)))
-    pipe.set(rs.run_key(run_id, "dag", name), json.dumps({
-        "dag": dag.name, "machine": DagRun(spec).to_dict(), "attempts": {},
-        "unconsumed": unconsumed, "created": rs.now()}))
+        pipe.set(rs.run_key(run_id, "out", name, START), cloudpickle.dumps(initial_data(data)))
+    pipe.set(
+        rs.run_key(run_id, "dag", name),
+        json.dumps(
+            {
+                "dag": dag.name,
+                "machine": DagRun(spec).to_dict(),
+                "attempts": {},
+                "unconsumed": unconsumed,
+                "created": rs.now(),
+            }
+        ),
+    )
     pipe.hset(rs.run_key(run_id, "dags"), name, "")
     pipe.execute()
     cluster.send(DAG_JOB, (run_id, name), dag.queue)
@@ -248,8 +272,9 @@ def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
     def start(machine: DagRun, _state: dict[str, Any]) -> Step | None:
         if machine.started:
             return None
-        stopped = cluster.redis.exists(rs.run_key(run_id, "stop"),
-                                       rs.run_key(run_id, "stop", instance))
+        stopped = cluster.redis.exists(
+            rs.run_key(run_id, "stop"), rs.run_key(run_id, "stop", instance)
+        )
         return machine.stop() if stopped else machine.start()
 
     progress = _advance(cluster, run_id, instance, start)
@@ -258,15 +283,16 @@ def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
         _carry_out(cluster, run_id, instance, progress)
 
 
-def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str,
-             attempt: str) -> None:
+def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attempt: str) -> None:
     """Run one task and advance its DAG with the outcome."""
     workflow = cluster.workflow(run_id)
 
     def begin(machine: DagRun, state: dict[str, Any]) -> Step | None:
-        if (state["attempts"].get(task_name) != attempt
-                or machine.states[task_name] is not TaskState.QUEUED
-                or not machine.task_started(task_name)):
+        if (
+            state["attempts"].get(task_name) != attempt
+            or machine.states[task_name] is not TaskState.QUEUED
+            or not machine.task_started(task_name)
+        ):
             return None  # superseded by a re-dispatch, already handled, or cancelled
         return Step()
 
@@ -282,22 +308,36 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str,
         document = cluster.document(run_id)
         recorder = cluster.recorder(run_id, workflow.name)
         recorder.task_started(instance, task_name, worker)
-        context = TaskContext(task_name=task_name, dag_name=instance,
-                              workflow_name=workflow.name, workflow_id=run_id,
-                              worker_hostname=cluster.hostname)
+        context = TaskContext(
+            task_name=task_name,
+            dag_name=instance,
+            workflow_name=workflow.name,
+            workflow_id=run_id,
+            worker_hostname=cluster.hostname,
+        )
         with task_logging(cluster, run_id, instance, task_name):
-            outcome = execute_task(task, data, document,
-                                   TaskSignal(RedisSignalChannel(cluster, run_id), instance),
-                                   context, source=workflow.path)
-        if outcome.state in (TaskState.SUCCEEDED, TaskState.STOPPED) and \
-                progress.machine.spec.successors[task_name]:
+            outcome = execute_task(
+                task,
+                data,
+                document,
+                TaskSignal(RedisSignalChannel(cluster, run_id), instance),
+                context,
+                source=workflow.path,
+            )
+        if (
+            outcome.state in (TaskState.SUCCEEDED, TaskState.STOPPED)
+            and progress.machine.spec.successors[task_name]
+        ):
             outcome.data.flatten(in_place=True)
-            cluster.redis.set(rs.run_key(run_id, "out", instance, task_name),
-                              cloudpickle.dumps(outcome.data))
+            cluster.redis.set(
+                rs.run_key(run_id, "out", instance, task_name), cloudpickle.dumps(outcome.data)
+            )
 
         def finish(machine: DagRun, state: dict[str, Any]) -> Step | None:
-            if state["attempts"].get(task_name) != attempt or \
-                    machine.states[task_name] is not TaskState.RUNNING:
+            if (
+                state["attempts"].get(task_name) != attempt
+                or machine.states[task_name] is not TaskState.RUNNING
+            ):
                 return None
             _consume(state, machine.inputs_of(task_name))
             return _apply_outcome(machine, task_name, outcome)
@@ -306,12 +346,27 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str,
         if done is not None:
             final = done.machine.states[task_name]
             message = outcome.message or done.machine.errors.get(task_name)
-            _record_finished(cluster, run_id, lambda: recorder.task_finished(
-                instance, task_name, final.value, worker=worker, message=message or None,
-                traceback=outcome.traceback))
+            _record_finished(
+                cluster,
+                run_id,
+                lambda: recorder.task_finished(
+                    instance,
+                    task_name,
+                    final.value,
+                    worker=worker,
+                    message=message or None,
+                    traceback=outcome.traceback,
+                ),
+            )
             if final in (TaskState.FAILED, TaskState.ABORTED):
-                halt_run(cluster, run_id, Outcome.ABORTED if final is TaskState.ABORTED
-                         else Outcome.STOPPED, instance, task_name, message or "")
+                halt_run(
+                    cluster,
+                    run_id,
+                    Outcome.ABORTED if final is TaskState.ABORTED else Outcome.STOPPED,
+                    instance,
+                    task_name,
+                    message or "",
+                )
             _carry_out(cluster, run_id, instance, done)
     finally:
         heartbeats.remove(cluster, rs.running_field(run_id, instance, task_name))
@@ -352,8 +407,12 @@ class Progress:
     skipped_outputs: list[str] = field(default_factory=list)
 
 
-def _advance(cluster: Cluster, run_id: str, instance: str,
-             event: Callable[[DagRun, dict[str, Any]], Step | None]) -> Progress | None:
+def _advance(
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    event: Callable[[DagRun, dict[str, Any]], Step | None],
+) -> Progress | None:
     """Apply ``event`` to the instance's machine in an optimistic transaction.
 
     ``event`` returns ``None`` to change nothing. Skipped tasks pass their input on,
@@ -384,8 +443,7 @@ def _advance(cluster: Cluster, run_id: str, instance: str,
                     _consume(state, machine.inputs_of(task))
                     if machine.spec.successors[task]:
                         data.flatten(in_place=True)
-                        writes[rs.run_key(run_id, "out", instance, task)] = \
-                            cloudpickle.dumps(data)
+                        writes[rs.run_key(run_id, "out", instance, task)] = cloudpickle.dumps(data)
                 for task in step.ready:
                     state["attempts"][task] = uuid.uuid4().hex
                 state["machine"] = machine.to_dict()
@@ -411,8 +469,14 @@ def _consume(state: dict[str, Any], predecessors: tuple[tuple[str, str | None], 
             state["unconsumed"][name] -= 1
 
 
-def _compose(client: Any, run_id: str, instance: str, machine: DagRun, task: str,
-             pending: dict[str, bytes] | None = None) -> MultiTaskData:
+def _compose(
+    client: Any,
+    run_id: str,
+    instance: str,
+    machine: DagRun,
+    task: str,
+    pending: dict[str, bytes] | None = None,
+) -> MultiTaskData:
     """Load a task's input from the stored outputs of its predecessors."""
     predecessors = machine.inputs_of(task)
     if not predecessors:
@@ -420,19 +484,21 @@ def _compose(client: Any, run_id: str, instance: str, machine: DagRun, task: str
         return initial_data(None) if blob is None else cloudpickle.loads(blob)
     keys = [rs.run_key(run_id, "out", instance, name) for name, _slot in predecessors]
     outputs: dict[str, MultiTaskData] = {}
-    for (name, _slot), key in zip(predecessors, keys):
+    for (name, _slot), key in zip(predecessors, keys, strict=True):
         blob = (pending or {}).get(key) or client.get(key)
         if blob is None:
             raise LightflowError(
                 f"the output of task '{name}' in DAG '{instance}' is missing from the "
-                "state server; was the Redis server restarted?")
+                "state server; was the Redis server restarted?"
+            )
         outputs[name] = cloudpickle.loads(blob)
     # Each blob was unpickled for this task alone: hand every dataset over uncopied.
     return compose_input(predecessors, outputs, handed_over=set(outputs))
 
 
-def _input_of(cluster: Cluster, run_id: str, instance: str, machine: DagRun,
-              task: str) -> MultiTaskData:
+def _input_of(
+    cluster: Cluster, run_id: str, instance: str, machine: DagRun, task: str
+) -> MultiTaskData:
     return _compose(cluster.redis, run_id, instance, machine, task)
 
 
@@ -441,8 +507,9 @@ def _carry_out(cluster: Cluster, run_id: str, instance: str, progress: Progress)
     step, machine, state = progress.step, progress.machine, progress.state
     dag = cluster.dag(run_id, state["dag"])
     for task in step.ready:
-        cluster.send(TASK_JOB, (run_id, instance, task, state["attempts"][task]),
-                     dag.task(task).queue)
+        cluster.send(
+            TASK_JOB, (run_id, instance, task, state["attempts"][task]), dag.task(task).queue
+        )
     if not (step.skipped or step.cancelled or step.done):
         return
     recorder = cluster.recorder(run_id, cluster.workflow(run_id).name)
@@ -461,8 +528,14 @@ def _carry_out(cluster: Cluster, run_id: str, instance: str, progress: Progress)
 
 
 # -- stopping and finishing --------------------------------------------------------------
-def halt_run(cluster: Cluster, run_id: str, outcome: Outcome, dag: str | None = None,
-             task: str | None = None, message: str = "") -> None:
+def halt_run(
+    cluster: Cluster,
+    run_id: str,
+    outcome: Outcome,
+    dag: str | None = None,
+    task: str | None = None,
+    message: str = "",
+) -> None:
     """Stop every DAG instance of a run; the first failure is kept as the run's error."""
     client = cluster.redis
     key = rs.run_key(run_id)
@@ -475,11 +548,12 @@ def halt_run(cluster: Cluster, run_id: str, outcome: Outcome, dag: str | None = 
         _close_record(cluster, run_id, Outcome.STOPPED.value, started=False)
         return
     for raw in client.hkeys(rs.run_key(run_id, "dags")):
-        stop_instance(cluster, run_id, raw.decode(), outcome)
+        stop_instance(cluster, run_id, rs.text(raw), outcome)
 
 
-def stop_instance(cluster: Cluster, run_id: str, instance: str,
-                  outcome: Outcome = Outcome.STOPPED) -> None:
+def stop_instance(
+    cluster: Cluster, run_id: str, instance: str, outcome: Outcome = Outcome.STOPPED
+) -> None:
     """Halt one DAG instance: nothing more is queued, running tasks see is_stopped."""
     cluster.redis.set(rs.run_key(run_id, "stop", instance), outcome.value)
 
@@ -494,11 +568,10 @@ def stop_instance(cluster: Cluster, run_id: str, instance: str,
 def _finish_workflow(cluster: Cluster, run_id: str) -> None:
     """Close the run if every DAG instance is done (exactly once)."""
     client = cluster.redis
-    outcomes = [v.decode() for v in client.hvals(rs.run_key(run_id, "dags"))]
+    outcomes = [rs.text(v) for v in client.hvals(rs.run_key(run_id, "dags"))]
     if "" in outcomes:
         return
-    worst = max((Outcome(o) for o in outcomes), key=_SEVERITY.index,
-                default=Outcome.SUCCEEDED)
+    worst = max((Outcome(o) for o in outcomes), key=_SEVERITY.index, default=Outcome.SUCCEEDED)
     if _claim(client, run_id, "running", worst.value):
         _close_record(cluster, run_id, worst.value, started=True)
 
@@ -509,13 +582,22 @@ def _close_record(cluster: Cluster, run_id: str, outcome: str, *, started: bool)
     client.hset(rs.run_key(run_id), "ended", rs.now())
     if started:
         recorder = cluster.recorder(run_id, record.get("workflow", ""))
-        recorder.workflow_finished(outcome, record.get("error") or None,
-                                   started_at=record.get("started"))
+        recorder.workflow_finished(
+            outcome, record.get("error") or None, started_at=record.get("started")
+        )
     else:  # stopped while queued: no store document, just the event
         pipe = client.pipeline()
-        rs.publish_event(pipe, run_id, RunEvent(
-            EventKind.WORKFLOW_FINISHED, run_id, record.get("workflow", ""), rs.now(),
-            outcome=outcome).to_dict())
+        rs.publish_event(
+            pipe,
+            run_id,
+            RunEvent(
+                EventKind.WORKFLOW_FINISHED,
+                run_id,
+                record.get("workflow", ""),
+                rs.now(),
+                outcome=outcome,
+            ).to_dict(),
+        )
         pipe.execute()
     _clean_up(cluster, run_id, keep_data=bool(record.get("keep_data")), started=started)
 
@@ -534,7 +616,8 @@ def _claim(client: redis.Redis, run_id: str, expected: str, new: str) -> bool:
     """Atomically move the run's state from ``expected`` to ``new``."""
     script = client.register_script(
         "if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then "
-        "redis.call('HSET', KEYS[1], 'state', ARGV[2]) return 1 end return 0")
+        "redis.call('HSET', KEYS[1], 'state', ARGV[2]) return 1 end return 0"
+    )
     return bool(script(keys=[rs.run_key(run_id)], args=[expected, new]))
 
 
@@ -551,8 +634,9 @@ class RedisSignalChannel:
         if isinstance(dag, str):
             if dag not in workflow.dags:
                 known = ", ".join(workflow.dags)
-                raise SignalError(f"start_dag: no DAG named '{dag}' in workflow "
-                                  f"'{workflow.name}' (DAGs: {known})")
+                raise SignalError(
+                    f"start_dag: no DAG named '{dag}' in workflow '{workflow.name}' (DAGs: {known})"
+                )
             dag = workflow.dags[dag]
         if self._cluster.redis.exists(rs.run_key(self._run_id, "stop")):
             raise SignalError("start_dag: the workflow run is stopping")
@@ -565,16 +649,23 @@ class RedisSignalChannel:
         pubsub.subscribe(rs.run_key(self._run_id, "dagdone"))
         try:
             while True:
-                states = {k.decode(): v.decode() for k, v in client.hgetall(dags_key).items()}
-                wanted = names if names is not None else [
-                    name for name in states if name != requested_by]
+                states = {rs.text(k): rs.text(v) for k, v in client.hgetall(dags_key).items()}
+                wanted = (
+                    names
+                    if names is not None
+                    else [name for name in states if name != requested_by]
+                )
                 if requested_by in wanted:
-                    raise SignalError(f"join_dags: DAG '{requested_by}' cannot wait for "
-                                      "itself to finish; join other DAGs only")
+                    raise SignalError(
+                        f"join_dags: DAG '{requested_by}' cannot wait for "
+                        "itself to finish; join other DAGs only"
+                    )
                 unknown = [name for name in wanted if name not in states]
                 if unknown:
-                    raise SignalError(f"join_dags: no DAG instance named '{unknown[0]}' in "
-                                      "this run; pass names returned by start_dag")
+                    raise SignalError(
+                        f"join_dags: no DAG instance named '{unknown[0]}' in "
+                        "this run; pass names returned by start_dag"
+                    )
                 if all(states[name] for name in wanted):
                     return all(states[name] == Outcome.SUCCEEDED.value for name in wanted)
                 # Woken by the next finished DAG; the timeout only bounds a lost message.
@@ -589,12 +680,19 @@ class RedisSignalChannel:
         return True
 
     def stop_workflow(self, requested_by: str) -> None:
-        halt_run(self._cluster, self._run_id, Outcome.STOPPED,
-                 message=f"stopped by signal.stop_workflow() in DAG '{requested_by}'")
+        halt_run(
+            self._cluster,
+            self._run_id,
+            Outcome.STOPPED,
+            message=f"stopped by signal.stop_workflow() in DAG '{requested_by}'",
+        )
 
     def is_stopped(self, dag_name: str) -> bool:
-        return bool(self._cluster.redis.exists(rs.run_key(self._run_id, "stop"),
-                                               rs.run_key(self._run_id, "stop", dag_name)))
+        return bool(
+            self._cluster.redis.exists(
+                rs.run_key(self._run_id, "stop"), rs.run_key(self._run_id, "stop", dag_name)
+            )
+        )
 
 
 # -- heartbeats and recovery -------------------------------------------------------------
@@ -616,8 +714,9 @@ class Heartbeats:
             self._entries[field_name] = (cluster, entry)
             if self._thread is None or self._pid != os.getpid():
                 self._pid = os.getpid()
-                self._thread = threading.Thread(target=self._beat, daemon=True,
-                                                name="lightflow-heartbeat")
+                self._thread = threading.Thread(
+                    target=self._beat, daemon=True, name="lightflow-heartbeat"
+                )
                 self._thread.start()
 
     def remove(self, cluster: Cluster, field_name: str) -> None:
@@ -634,7 +733,7 @@ class Heartbeats:
                 entry["heartbeat"] = rs.now()
                 try:
                     cluster.redis.hset(rs.RUNNING, field_name, json.dumps(entry))
-                except Exception:  # noqa: BLE001 - a missed beat is retried next time
+                except Exception:
                     continue
 
 
@@ -653,24 +752,34 @@ def recover_lost_tasks(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
         entry = json.loads(raw)
         if rs.now() - entry["heartbeat"] < dead_after:
             continue
-        field_name = raw_field.decode()
+        field_name = rs.text(raw_field)
         run_id, instance, task_name = field_name.split("|", 2)
         client.hdel(rs.RUNNING, field_name)
         try:
-            rerun = cluster.dag(run_id, _dag_name(cluster, run_id, instance)) \
-                .task(task_name).rerun_safe
+            rerun = (
+                cluster.dag(run_id, _dag_name(cluster, run_id, instance)).task(task_name).rerun_safe
+            )
         except LightflowError:
             continue
-        reason = (f"worker {entry['worker']} died while task '{task_name}' ran; the task "
-                  "is not marked safe to re-run (rerun_safe = False)")
+        reason = (
+            f"worker {entry['worker']} died while task '{task_name}' ran; the task "
+            "is not marked safe to re-run (rerun_safe = False)"
+        )
 
-        def lost(machine: DagRun, state: dict[str, Any], entry: dict[str, Any] = entry,
-                 task_name: str = task_name) -> Step | None:
-            if state["attempts"].get(task_name) != entry["attempt"] or \
-                    machine.states[task_name] is not TaskState.RUNNING:
+        def lost(
+            machine: DagRun,
+            state: dict[str, Any],
+            entry: dict[str, Any] = entry,
+            task_name: str = task_name,
+            rerun: bool = rerun,
+            reason: str = reason,
+        ) -> Step | None:
+            if (
+                state["attempts"].get(task_name) != entry["attempt"]
+                or machine.states[task_name] is not TaskState.RUNNING
+            ):
                 return None
-            return machine.task_lost(task_name) if rerun else \
-                machine.task_failed(task_name, reason)
+            return machine.task_lost(task_name) if rerun else machine.task_failed(task_name, reason)
 
         progress = _advance(cluster, run_id, instance, lost)
         if progress is None:
@@ -693,7 +802,7 @@ def _dag_name(cluster: Cluster, run_id: str, instance: str) -> str:
 _task_log_context = threading.local()
 
 
-class task_logging:  # noqa: N801 - used as a context manager like a function
+class task_logging:
     """While a task runs, tag log records with run/DAG/task and keep them per run."""
 
     def __init__(self, cluster: Cluster, run_id: str, instance: str, task: str) -> None:

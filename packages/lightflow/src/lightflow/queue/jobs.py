@@ -32,10 +32,10 @@ def register(app: Celery) -> None:
         pid = os.getpid()
         if pid not in clusters:
             clusters.clear()
-            clusters[pid] = driver.Cluster(app.lightflow_config, app)  # type: ignore[attr-defined]
+            clusters[pid] = driver.Cluster(app.lightflow_config, app)
         return clusters[pid]
 
-    def guarded(name: str, function, *args) -> None:  # type: ignore[no-untyped-def]
+    def guarded(name: str, function, *args) -> None:
         try:
             function(cluster(), *args)
         except LightflowError as error:
@@ -53,4 +53,4 @@ def register(app: Celery) -> None:
     def task_job(run_id: str, instance: str, task: str, attempt: str) -> None:
         guarded("task", driver.task_job, run_id, instance, task, attempt)
 
-    app.lightflow_cluster = cluster  # type: ignore[attr-defined]
+    app.lightflow_cluster = cluster

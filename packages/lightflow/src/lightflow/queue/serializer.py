@@ -17,5 +17,10 @@ CONTENT_TYPE = "application/x-lightflow-cloudpickle"
 
 def register_serializer() -> None:
     """Register the serializer with kombu (idempotent)."""
-    register(NAME, cloudpickle.dumps, cloudpickle.loads, content_type=CONTENT_TYPE,
-             content_encoding="binary")
+    register(
+        NAME,
+        cloudpickle.dumps,
+        cloudpickle.loads,
+        content_type=CONTENT_TYPE,
+        content_encoding="binary",
+    )

@@ -67,7 +67,7 @@ def read_run(client: redis.Redis, run_id: str) -> dict[str, Any] | None:
     raw = client.hgetall(run_key(run_id))
     if not raw:
         return None
-    record = {k.decode(): v.decode() for k, v in raw.items()}
+    record: dict[str, Any] = {text(k): text(v) for k, v in raw.items()}
     record["id"] = run_id
     record["arguments"] = json.loads(record.get("arguments", "{}"))
     record["keep_data"] = record.get("keep_data") == "1"
@@ -81,7 +81,7 @@ def iter_runs(client: redis.Redis, newest_first: bool = True) -> Iterator[str]:
     """Ids of every recorded run."""
     ids = client.zrevrange(RUNS, 0, -1) if newest_first else client.zrange(RUNS, 0, -1)
     for raw in ids:
-        yield raw.decode()
+        yield text(raw)
 
 
 def publish_event(pipe: Any, run_id: str, event: dict[str, Any]) -> None:
@@ -89,6 +89,11 @@ def publish_event(pipe: Any, run_id: str, event: dict[str, Any]) -> None:
     payload = json.dumps(event, default=str)
     pipe.rpush(run_key(run_id, "events"), payload)
     pipe.publish(EVENTS_CHANNEL, payload)
+
+
+def text(value: Any) -> str:
+    """A Redis reply as text (the client returns bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def now() -> float:

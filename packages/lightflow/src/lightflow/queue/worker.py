@@ -41,8 +41,9 @@ class TaskTagFilter(logging.Filter):
         if tag is not None and not getattr(record, "lightflow_tagged", False):
             run_id, dag, task = tag
             message = record.getMessage()
-            driver.keep_log_line(f"{time.strftime('%H:%M:%S')} {record.levelname} "
-                                 f"{dag}/{task}: {message}")
+            driver.keep_log_line(
+                f"{time.strftime('%H:%M:%S')} {record.levelname} {dag}/{task}: {message}"
+            )
             record.msg, record.args = f"[{run_id[:8]}/{dag}/{task}] {message}", ()
             record.lightflow_tagged = True
         return True
@@ -69,14 +70,19 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
             try:
                 for entry in driver.recover_lost_tasks(cluster, dead_after):
                     logger.warning("re-queued task of a dead worker: %s", entry)
-            except Exception as error:  # noqa: BLE001 - keep sweeping after a hiccup
+            except Exception as error:
                 logger.warning("lost-task sweep failed: %s", error)
 
     threading.Thread(target=sweep, name="lightflow-sweeper", daemon=True).start()
 
 
-def start_worker(config: Config, *, queues: Sequence[str] = DEFAULT_QUEUES,
-                 name: str | None = None, celery_args: Sequence[str] = ()) -> None:
+def start_worker(
+    config: Config,
+    *,
+    queues: Sequence[str] = DEFAULT_QUEUES,
+    name: str | None = None,
+    celery_args: Sequence[str] = (),
+) -> None:
     """Run a worker in this process until it is stopped (blocks)."""
     from celery import signals
 
@@ -107,12 +113,16 @@ def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
     workers = []
     for name, info in sorted(stats.items()):
         pool = info.get("pool", {})
-        workers.append({
-            "name": name,
-            "pid": info.get("pid"),
-            "queues": [q["name"] for q in queues.get(name, [])],
-            "concurrency": pool.get("max-concurrency"),
-            "running": [{"job": job.get("name"), "args": job.get("args")}
-                        for job in active.get(name, [])],
-        })
+        workers.append(
+            {
+                "name": name,
+                "pid": info.get("pid"),
+                "queues": [q["name"] for q in queues.get(name, [])],
+                "concurrency": pool.get("max-concurrency"),
+                "running": [
+                    {"job": job.get("name"), "args": job.get("args")}
+                    for job in active.get(name, [])
+                ],
+            }
+        )
     return workers
