@@ -1,18 +1,66 @@
-"""``lightflow workflow``: list the configured workflows, draw one's DAGs."""
+"""``lightflow workflow``: list and draw workflows; start, stop and inspect their runs.
+
+``list`` and ``graph`` read workflow files only. ``start``, ``stop``, ``status`` and
+``logs`` work on the distributed engine and need a broker (``celery.broker_url``):
+:func:`distributed_config` is the one check, shared with ``worker`` and ``monitor``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+import time
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..exceptions import LightflowError
+
 if TYPE_CHECKING:
+    from ..api import RunResult
+    from ..config import Config
+    from ..events import RunEvent
     from .main import CliState
+
+NO_BROKER = (
+    "no broker configured: set celery.broker_url in lightflow.cfg or "
+    "LIGHTFLOW_CELERY__BROKER_URL (`lightflow run` runs a workflow here without one)"
+)
+SHORT_ID = 8
+_UNFINISHED = ("queued", "running")
+
+
+def distributed_config(state: CliState) -> Config:
+    """The configuration, for a command of the distributed engine.
+
+    Raises:
+        LightflowError: No broker is configured. It is never assumed: without one, a
+            1.x habit like ``workflow start`` would otherwise queue work on whatever
+            listens on localhost.
+    """
+    config = state.config
+    if not config.broker_configured:
+        raise LightflowError(NO_BROKER)
+    return config
+
+
+def short_id(run_id: str) -> str:
+    """The first characters of a run id, as tables and event lines show it."""
+    return run_id[:SHORT_ID]
+
+
+def confirm_all(what: str, yes: bool) -> None:
+    """Ask before acting on every run or worker, as 1.x did (Enter confirms).
+
+    Only a person at a terminal is asked: scripts (stdin not a terminal) and ``--yes``
+    go ahead.
+    """
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"{what}?", default=True, abort=True)
 
 
 @click.group("workflow")
 def workflow_group() -> None:
-    """List workflows and draw their DAGs."""
+    """List, draw, start, stop and inspect workflows."""
 
 
 @workflow_group.command("list")
@@ -66,3 +114,286 @@ def workflow_graph(state: CliState, workflow: str, fmt: str) -> None:
     from ..graph import render
 
     click.echo(render(api.load(workflow, state.config), fmt), nl=False)
+
+
+# -- runs on the distributed engine --------------------------------------------------------
+@workflow_group.command("start")
+@click.argument("workflow")
+@click.argument("arguments", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option(
+    "--queue",
+    "-q",
+    default="workflow",
+    show_default=True,
+    help="Queue the run's workflow job is sent to.",
+)
+@click.option(
+    "--keep-data", "-k", is_flag=True, help="Keep the run's data in the store after it ends."
+)
+@click.option(
+    "--wait",
+    "-w",
+    is_flag=True,
+    help="Follow the run with progress lines until it ends; exit 1 unless it succeeds.",
+)
+@click.pass_obj
+def workflow_start(
+    state: CliState,
+    workflow: str,
+    arguments: tuple[str, ...],
+    queue: str,
+    keep_data: bool,
+    wait: bool,
+) -> None:
+    """Queue a workflow for the workers; print the run id.
+
+    WORKFLOW is a file or a name. The workflow and its KEY=VALUE arguments are checked
+    before anything is queued. Only the run id goes to stdout, so scripts can capture
+    it: `run=$(lightflow workflow start scan exposure=0.5)`.
+    """
+    from .. import api
+
+    config = distributed_config(state)
+    values = api.parse_arguments(arguments)
+    run_id = api.start_workflow(workflow, values, config=config, queue=queue, keep_data=keep_data)
+    click.echo(run_id)
+    if wait:
+        _wait_for(run_id, config)
+
+
+def _wait_for(run_id: str, config: Config) -> None:
+    """Show the run's progress as ``lightflow run`` does; fail unless it succeeds."""
+    from .. import api
+    from ..exceptions import RunFailedError
+    from .run_cmd import ProgressPrinter, _stdout_takes_unicode, failure_reason, summary
+
+    progress = ProgressPrinter(unicode=_stdout_takes_unicode())
+    tally = _TaskTally()
+
+    def on_event(event: RunEvent) -> None:
+        tally(event)
+        progress(event)
+
+    try:
+        record = api.follow_events(config=config, run_id=run_id, on_event=on_event)
+    except KeyboardInterrupt:
+        click.echo(
+            f"Stopped following run {short_id(run_id)}; it goes on "
+            f"(`lightflow workflow stop {run_id}` stops it).",
+            err=True,
+        )
+        sys.exit(130)
+    result = tally.result(record or {"id": run_id})
+    click.echo(summary(result))
+    if result.outcome != "succeeded":
+        raise RunFailedError(
+            failure_reason(result),
+            task=result.failed_task,
+            dag=result.failed_dag,
+            traceback=result.traceback,
+        )
+
+
+class _TaskTally:
+    """Collects how each task ended from the event stream, for the run summary."""
+
+    def __init__(self) -> None:
+        self.ended: dict[tuple[str, str], RunEvent] = {}
+
+    def __call__(self, event: RunEvent) -> None:
+        if event.task is not None and event.dag is not None and event.kind.value != "task_started":
+            self.ended[(event.dag, event.task)] = event
+
+    def result(self, record: dict[str, Any]) -> RunResult:
+        """The run's outcome in the form the summary of ``lightflow run`` takes."""
+        from ..api import RunResult, TaskRecord
+
+        tasks = [
+            TaskRecord(dag, task, event.kind.value.removeprefix("task_"), event.duration,
+                       event.message)
+            for (dag, task), event in self.ended.items()
+        ]  # fmt: skip
+        failed_dag = record.get("failed_dag") or None
+        failed_task = record.get("failed_task") or None
+        failure = self.ended.get((failed_dag or "", failed_task or ""))
+        outcome = str(record.get("state", "unknown"))
+        return RunResult(
+            workflow_id=record["id"],
+            workflow=record.get("workflow", "?"),
+            outcome=outcome,
+            duration=_run_duration(record) or 0.0,
+            # A run stopped from outside has no error of its own to show.
+            error=record.get("error") or ("stop requested" if outcome == "stopped" else None),
+            failed_task=failed_task,
+            failed_dag=failed_dag,
+            traceback=failure.traceback if failure is not None else None,
+            tasks=tasks,
+        )
+
+
+@workflow_group.command("stop")
+@click.argument("targets", nargs=-1, metavar="[RUN_ID|WORKFLOW]...")
+@click.option("--yes", "-y", is_flag=True, help="Stop all runs without asking.")
+@click.pass_obj
+def workflow_stop(state: CliState, targets: tuple[str, ...], yes: bool) -> None:
+    """Stop runs by id or workflow name (none given: all).
+
+    With no RUN_ID or WORKFLOW, every queued and running run is stopped. Running tasks
+    are asked to stop, nothing more is queued. Prints the ids of the runs asked to
+    stop.
+    """
+    from .. import api
+
+    config = distributed_config(state)
+    if not targets:
+        confirm_all("Stop all queued and running workflows", yes)
+    stopped = api.stop_workflows(list(targets), config=config)
+    if not stopped:
+        which = ", ".join(targets) if targets else "any workflow"
+        click.echo(f"No queued or running runs of {which}: nothing to stop.", err=True)
+        return
+    for run_id in stopped:
+        click.echo(run_id)
+
+
+@workflow_group.command("status")
+@click.argument("run_id", required=False)
+@click.option(
+    "--details", "-d", is_flag=True, help="Add errors and the tasks' log lines (with RUN_ID)."
+)
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="Newest runs to list; 0 lists all.",
+)
+@click.pass_obj
+def workflow_status(state: CliState, run_id: str | None, details: bool, limit: int) -> None:
+    """List the runs, or show one run's DAGs and tasks.
+
+    Without RUN_ID, a table of runs, newest first. With RUN_ID (a unique prefix will
+    do), that run's state and times, and per DAG the state, duration and worker of
+    every task.
+    """
+    from .. import api
+
+    config = distributed_config(state)
+    time_format = str(config.cli.get("time_format") or "%Y-%m-%d %H:%M:%S")
+    if run_id is None:
+        records = api.list_runs(config=config, limit=limit or None)
+        _echo_run_table(records, time_format)
+        if limit and len(records) == limit:
+            click.echo(f"(the {limit} newest runs; --limit 0 lists all)", err=True)
+        return
+    record = api.run_status(run_id, config=config)
+    _echo_run(record, time_format, details)
+    if details:
+        lines = api.run_logs(record["id"], config=config)
+        click.echo("\nLog:" if lines else "\nLog: (no lines)")
+        for line in lines:
+            click.echo(f"  {line}")
+
+
+@workflow_group.command("logs")
+@click.argument("run_id")
+@click.pass_obj
+def workflow_logs(state: CliState, run_id: str) -> None:
+    """Print the log lines of a run's tasks.
+
+    The lines the tasks of RUN_ID (a unique prefix will do) wrote with print or
+    logging, oldest first.
+    """
+    from .. import api
+
+    lines = api.run_logs(run_id, config=distributed_config(state))
+    if not lines:
+        click.echo(f"Run {run_id} has no log lines.", err=True)
+    for line in lines:
+        click.echo(line)
+
+
+def _echo_run_table(records: list[dict[str, Any]], time_format: str) -> None:
+    from .ext_cmd import _echo_table
+
+    if not records:
+        click.echo("No workflow runs recorded.")
+        return
+    rows = [("ID", "WORKFLOW", "STATE", "STARTED", "DURATION")]
+    for record in records:
+        rows.append((
+            short_id(record["id"]),
+            str(record.get("workflow", "?")),
+            str(record.get("state", "?")),
+            _format_time(record.get("started"), time_format),
+            _format_run_duration(record),
+        ))  # fmt: skip
+    _echo_table(rows)
+
+
+def _echo_run(record: dict[str, Any], time_format: str, details: bool) -> None:
+    from .ext_cmd import _echo_table
+
+    arguments = " ".join(f"{k}={v}" for k, v in (record.get("arguments") or {}).items())
+    rows = [
+        ("Run", record["id"]),
+        ("Workflow", str(record.get("workflow", "?"))),
+        ("State", str(record.get("state", "?"))),
+        ("Arguments", arguments or "-"),
+        ("Queue", str(record.get("queue") or "-")),
+        ("Keep data", "yes" if record.get("keep_data") else "no"),
+        ("Created", _format_time(record.get("created"), time_format)),
+        ("Started", _format_time(record.get("started"), time_format)),
+        ("Ended", _format_time(record.get("ended"), time_format)),
+        ("Duration", _format_run_duration(record)),
+    ]
+    if record.get("failed_task"):
+        dag = record.get("failed_dag")
+        rows.append(
+            ("Failed task", f"{dag}/{record['failed_task']}" if dag else record["failed_task"])
+        )
+    if details and record.get("error"):
+        rows.append(("Error", str(record["error"])))
+    _echo_table(rows)
+    for instance, dag in (record.get("dags") or {}).items():
+        duration = _format_seconds(dag.get("duration"))
+        click.echo(f"\nDAG {instance}  {dag.get('state', '?')}  {duration}".rstrip())
+        task_rows = []
+        for name, task in dag.get("tasks", {}).items():
+            message = task.get("message") if details else None
+            task_rows.append((
+                f"  {name}",
+                str(task.get("state", "?")),
+                _format_seconds(task.get("duration")),
+                str(task.get("worker") or ""),
+                str(message or ""),
+            ))  # fmt: skip
+        if task_rows:
+            _echo_table(task_rows)
+
+
+def _run_duration(record: dict[str, Any]) -> float | None:
+    """Seconds from start to end (to now while running); ``None`` before it started."""
+    started = record.get("started")
+    if not started:
+        return None
+    ended = record.get("ended") or time.time()
+    return max(0.0, float(ended) - float(started))
+
+
+def _format_run_duration(record: dict[str, Any]) -> str:
+    text = _format_seconds(_run_duration(record))
+    return f"{text}+" if text and record.get("state") in _UNFINISHED else text or "-"
+
+
+def _format_seconds(seconds: float | None) -> str:
+    from .run_cmd import format_duration
+
+    return "" if seconds is None else format_duration(float(seconds))
+
+
+def _format_time(timestamp: float | None, time_format: str) -> str:
+    if not timestamp:
+        return "-"
+    return time.strftime(time_format, time.localtime(float(timestamp)))
