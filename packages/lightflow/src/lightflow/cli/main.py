@@ -19,7 +19,9 @@ from ..exceptions import LightflowError
 from ..version import __version__
 from .config_cmd import config_group
 from .ext_cmd import ext_group, tasks_command
+from .monitor_cmd import monitor_command
 from .run_cmd import run_command
+from .worker_cmd import worker_group
 from .workflow_cmd import workflow_group
 
 if TYPE_CHECKING:
@@ -182,6 +184,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 cli.add_command(config_group)
 cli.add_command(workflow_group)
 cli.add_command(run_command)
+cli.add_command(worker_group)
+cli.add_command(monitor_command)
 cli.add_command(ext_group)
 cli.add_command(tasks_command)
 

@@ -1,0 +1,143 @@
+"""``lightflow worker``: start a Celery worker on the Lightflow queues, stop and list them.
+
+The commands call :mod:`lightflow.queue.worker`; like every distributed command they
+need a configured broker (:func:`~lightflow.cli.workflow_cmd.distributed_config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ..exceptions import LightflowError
+from .workflow_cmd import confirm_all, distributed_config, short_id
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .main import CliState
+
+T = TypeVar("T")
+_DEFAULT_QUEUES = "workflow,dag,task"  # queue.worker.DEFAULT_QUEUES, without importing Celery
+
+
+@click.group("worker")
+def worker_group() -> None:
+    """Start, stop and list workers."""
+
+
+@worker_group.command("start", context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--queues",
+    "-q",
+    default=_DEFAULT_QUEUES,
+    show_default=True,
+    help="Comma-separated queues this worker consumes.",
+)
+@click.option("--name", "-n", default=None, help="Worker name (Celery's -n, e.g. gpu1@%h).")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def worker_start(
+    state: CliState, queues: str, name: str | None, celery_args: tuple[str, ...]
+) -> None:
+    """Run a worker here until it is stopped (Ctrl-C, or `lightflow worker stop`).
+
+    CELERY_ARGS are passed to the Celery worker, e.g.
+    `lightflow worker start -q task,gpu --concurrency 4`.
+    """
+    from ..queue.worker import start_worker
+
+    config = distributed_config(state)
+    names = [queue.strip() for queue in queues.split(",") if queue.strip()]
+    if not names:
+        raise click.BadParameter("name at least one queue", param_hint="'--queues'")
+    start_worker(config, queues=names, name=name, celery_args=list(celery_args))
+
+
+@worker_group.command("stop")
+@click.argument("names", nargs=-1)
+@click.option("--yes", "-y", is_flag=True, help="Stop all workers without asking.")
+@click.pass_obj
+def worker_stop(state: CliState, names: tuple[str, ...], yes: bool) -> None:
+    """Shut down the named workers (all when none is named) after their current jobs.
+
+    Prints the names of the workers that answered.
+    """
+    from ..queue.worker import stop_workers
+
+    config = distributed_config(state)
+    if not names:
+        confirm_all("Stop all workers", yes)
+    stopped = _on_broker(config, lambda: stop_workers(config, list(names)))
+    if not stopped:
+        which = ", ".join(names) if names else "no worker"
+        click.echo(f"No answer from {which}: nothing was stopped.", err=True)
+        return
+    for worker in stopped:
+        click.echo(worker)
+
+
+@worker_group.command("status")
+@click.option("--details", "-d", is_flag=True, help="List the jobs each worker runs now.")
+@click.option(
+    "--filter-queues", "-f", default=None, help="Only workers consuming one of these queues."
+)
+@click.pass_obj
+def worker_status(state: CliState, details: bool, filter_queues: str | None) -> None:
+    """List the live workers: name, pid, queues, concurrency, jobs running now."""
+    from ..queue.worker import worker_status as describe_workers
+    from .ext_cmd import _echo_table
+
+    config = distributed_config(state)
+    workers = _on_broker(config, lambda: describe_workers(config))
+    if filter_queues:
+        wanted = {queue.strip() for queue in filter_queues.split(",")}
+        workers = [w for w in workers if wanted & set(w.get("queues") or [])]
+    if not workers:
+        click.echo("No workers are running.")
+        return
+    rows = [("NAME", "PID", "QUEUES", "CONCURRENCY", "RUNNING")]
+    for worker in workers:
+        rows.append((
+            str(worker["name"]),
+            str(worker.get("pid") or "?"),
+            ",".join(worker.get("queues") or []) or "-",
+            str(worker.get("concurrency") or "?"),
+            str(len(worker.get("running") or [])),
+        ))  # fmt: skip
+    _echo_table(rows)
+    if details:
+        for worker in workers:
+            jobs = worker.get("running") or []
+            click.echo(
+                f"\n{worker['name']}: {len(jobs) or 'no'} running job{'s' * (len(jobs) != 1)}"
+            )
+            for job in jobs:
+                click.echo(f"  {_describe_job(job)}")
+
+
+def _describe_job(job: dict[str, Any]) -> str:
+    """``task  3f2a9c1b  main/fit`` for Lightflow's jobs, the raw name and args otherwise."""
+    name, args = str(job.get("job") or "?"), list(job.get("args") or [])
+    kind = name.removeprefix("lightflow.")
+    if kind != name and args and isinstance(args[0], str):
+        where = "/".join(str(part) for part in args[1:3])
+        return f"{kind:<8}  {short_id(args[0])}  {where}".rstrip()
+    return f"{name}  {args}"
+
+
+def _on_broker(config: Config, action: Callable[[], T]) -> T:
+    """Run a worker-control call; an unreachable broker becomes one line.
+
+    Celery reports it as kombu's OperationalError, which ``queue.worker`` lets through.
+    """
+    from kombu.exceptions import OperationalError
+
+    try:
+        return action()
+    except OperationalError as error:
+        from ..api import _redact
+
+        url = _redact(str(config.celery.get("broker_url")))
+        raise LightflowError(f"cannot reach the broker at {url}: {error}") from None
