@@ -201,3 +201,50 @@ def test_worker_killed_mid_task_does_not_lose_the_run(cluster: Cluster) -> None:
     assert len(document.get("attempts")) == 2  # ran again after the kill
     assert document.get("after") is True
     cluster.store().remove(run_id)
+
+
+def test_unpicklable_task_output_fails_the_task_clearly(cluster: Cluster) -> None:
+    record, events = cluster.run("unpicklable", timeout=30)
+    assert record["state"] == "failed"
+    assert record["failed_task"] == "keep_lock"
+    assert "cannot be pickled" in record["error"] and "lock" in record["error"]
+    assert states(events)[("main", "next")] == "cancelled"
+
+
+def test_unreachable_broker_queues_nothing(cluster: Cluster, tmp_path) -> None:
+    from lightflow.config import Config
+
+    from tests.servers import free_port
+
+    state = cluster.config.signal["url"]
+    config = Config.from_dict(
+        {
+            "celery": {"broker_url": f"redis://127.0.0.1:{free_port()}/0"},
+            "signal": {"url": state},
+        }
+    )
+    before = len(api.list_runs(config=cluster.config))
+    started = time.monotonic()
+    with pytest.raises(LightflowError, match="nothing was queued"):
+        api.start_workflow(str(WORKFLOWS / "tiny.py"), {}, config=config)
+    assert time.monotonic() - started < 15
+    assert len(api.list_runs(config=cluster.config)) == before
+
+
+def test_a_crashed_workflow_job_fails_the_run_instead_of_leaving_it_queued(
+    cluster: Cluster,
+) -> None:
+    from lightflow.queue import driver
+
+    # No worker serves this queue: the run stays queued until the failure is recorded.
+    run_id = api.start_workflow(
+        str(WORKFLOWS / "tiny.py"), {}, config=cluster.config, queue="nobody-serves-this"
+    )
+    driver.job_failed(driver.Cluster(cluster.config), run_id, RuntimeError("disk full"))
+    events: list = []
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=events.append, timeout=10
+    )
+    assert record["state"] == "failed"
+    assert "internal error in the workflow job: RuntimeError: disk full" in record["error"]
+    assert events[-1].kind.value == "workflow_finished"

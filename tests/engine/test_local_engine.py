@@ -885,3 +885,22 @@ def test_join_dags_on_its_own_dag_fails_the_task_instead_of_waiting_forever(tmp_
     assert result.outcome == "failed"
     assert result.failed_task == "wait"
     assert "cannot wait for itself" in result.error
+
+
+def test_uncopyable_output_for_a_fan_out_fails_the_task_clearly(tmp_path):
+    path = tmp_path / "lock.py"
+    path.write_text(
+        "import threading\n"
+        "from lightflow.models import Dag\n"
+        "from lightflow.tasks import PythonTask\n"
+        "def keep(data, store, signal, context):\n"
+        "    data['lock'] = threading.Lock()\n"
+        "first = PythonTask('keep', keep)\n"
+        "a, b = PythonTask('a', lambda *args: None), PythonTask('b', lambda *args: None)\n"
+        "d = Dag('main')\n"
+        "d.define({first: [a, b]})\n"
+    )
+    result = run_workflow(str(path))
+    assert result.outcome == "failed"
+    assert result.failed_task in ("a", "b")
+    assert "cannot be copied" in result.error

@@ -293,22 +293,24 @@ def _with_server_errors(config: Config, action: Callable[[], Any]) -> Any:
     """Turn connection failures to the state server into one-line errors."""
     import redis
 
+    from .config import redact_url
     from .queue.driver import state_url
 
+    where = redact_url(state_url(config))
     try:
         return action()
-    except redis.exceptions.ConnectionError as error:
+    except redis.exceptions.AuthenticationError as error:
         raise LightflowError(
-            f"cannot reach the Redis state server at {_redact(state_url(config))}: {error}; "
+            f"the Redis state server at {where} refused the credentials: "
+            f"{str(error).rstrip('.')}; check the password in 'signal'"
+        ) from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        raise LightflowError(
+            f"cannot reach the Redis state server at {where}: {str(error).rstrip('.')}; "
             "check the 'signal'/'celery.broker_url' settings and that the server runs"
         ) from None
-    except redis.exceptions.AuthenticationError as error:
-        raise LightflowError(f"Redis refused the credentials: {error}") from None
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a URL before showing it."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
+    except redis.exceptions.RedisError as error:
+        raise LightflowError(
+            f"the Redis state server at {where} failed: {str(error).rstrip('.')}; check "
+            "that 'signal'/'celery.broker_url' point at a Redis server"
+        ) from None

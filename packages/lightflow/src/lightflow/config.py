@@ -29,11 +29,16 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .exceptions import ConfigError
+
+#: What a password is shown as in listings and error messages.
+SECRET = "********"
+_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@/\s]+@")
 
 CONFIG_ENV = "LIGHTFLOW_CONFIG"
 CONFIG_NAME = "lightflow.cfg"
@@ -76,9 +81,11 @@ celery:
   result_expires: 0
   worker_send_task_events: true
 
-# Redis used for signals between tasks and runs on the distributed engine.
+# Redis holding run state and signals on the distributed engine. Without a `url` or
+# a `host`, the broker is used when it is Redis (else redis://localhost:6379/0).
 signal:
-  host: localhost
+  url: null
+  host: null
   port: 6379
   password: null
   database: 0
@@ -299,6 +306,11 @@ class Config:
 
     def __repr__(self) -> str:
         return f"Config(source={self.source!r})"
+
+
+def redact_url(text: str) -> str:
+    """Hide the passwords of URLs in ``text`` (``redis://:pw@host`` -> ``:********@``)."""
+    return _URL_PASSWORD.sub(rf"\g<1>{SECRET}@", text)
 
 
 def default_search_paths(environ: Mapping[str, str] = os.environ) -> list[Path]:

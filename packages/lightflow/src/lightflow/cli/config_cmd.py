@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..config import SECRET, redact_url
 from ..exceptions import ConfigError, LightflowError
 
 if TYPE_CHECKING:
     from .main import CliState
-
-_SECRET = "********"
-_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@/\s]+@")
 
 
 @click.group("config")
@@ -129,8 +126,8 @@ def _masked(value: Any, key: str = "") -> Any:
         return [_masked(item, key) for item in value]
     if isinstance(value, str):
         if "password" in key.lower() and value:
-            return _SECRET
-        return _URL_PASSWORD.sub(rf"\g<1>{_SECRET}@", value)
+            return SECRET
+        return redact_url(value)
     if "password" in key.lower() and value is not None:
-        return _SECRET
+        return SECRET
     return value

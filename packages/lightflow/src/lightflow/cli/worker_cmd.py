@@ -137,7 +137,7 @@ def _on_broker(config: Config, action: Callable[[], T]) -> T:
     try:
         return action()
     except OperationalError as error:
-        from ..api import _redact
+        from ..config import redact_url
 
-        url = _redact(str(config.celery.get("broker_url")))
+        url = redact_url(str(config.celery.get("broker_url")))
         raise LightflowError(f"cannot reach the broker at {url}: {error}") from None

@@ -231,7 +231,22 @@ class LocalRun:
 
     # -- tasks --------------------------------------------------------------------------
     def _dispatch(self, instance: DagInstance, task_name: str) -> None:
-        data = self._input_for(instance, task_name)
+        try:
+            data = self._input_for(instance, task_name)
+        except Exception as error:  # a predecessor's output cannot be copied for this lane
+            if instance.run.task_started(task_name):
+                message = (
+                    f"the input of task '{task_name}' cannot be copied from its "
+                    f"predecessors' output: {type(error).__name__}: {error}; put "
+                    "only copyable (picklable) values in data"
+                )
+                self._task_done(
+                    instance,
+                    task_name,
+                    TaskOutcome(TaskState.FAILED, MultiTaskData(), message=message),
+                    worker=self._hostname,
+                )
+            return
         self._pool.submit(lambda: self._run_task(instance, task_name, data))
 
     def _run_task(self, instance: DagInstance, task_name: str, data: MultiTaskData) -> None:

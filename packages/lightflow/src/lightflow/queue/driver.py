@@ -25,12 +25,13 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from ..config import redact_url
 from ..engine.dag_run import DagRun, DagSpec, Outcome, Step, TaskState
 from ..events import EventKind, RunEvent
 from ..exceptions import LightflowError, SignalError, StoreError
@@ -40,7 +41,7 @@ from ..models.dag import Dag
 from ..models.task_data import MultiTaskData
 from ..records import RunRecorder
 from ..signal import TaskSignal
-from ..store.base import DataStore, DataStoreDocument
+from ..store.base import DATA, DataStore, DataStoreDocument
 from ..workflows import Workflow
 from . import state as rs
 from .app import DEFAULT_BROKER, WORKFLOW_QUEUE, create_app
@@ -61,7 +62,7 @@ def state_url(config: Config) -> str:
     signal = config.signal or {}
     if signal.get("url"):
         return str(signal["url"])
-    if signal.get("host"):
+    if signal.get("host"):  # the 1.x layout
         password = f":{signal['password']}@" if signal.get("password") else ""
         scheme = "rediss" if signal.get("ssl") else "redis"
         return (
@@ -155,8 +156,9 @@ class Cluster:
         dag: Dag = cloudpickle.loads(blob)
         return dag
 
-    def send(self, job: str, args: tuple[Any, ...], queue: str) -> None:
-        self.app.send_task(job, args=args, queue=queue)
+    def send(self, job: str, args: tuple[Any, ...], queue: str, *, retry: bool = True) -> None:
+        """Send a job; ``retry=False`` fails at once when the broker is unreachable."""
+        self.app.send_task(job, args=args, queue=queue, retry=retry)
 
     def recorder(self, run_id: str, workflow: str) -> RunRecorder:
         """A run recorder writing META and publishing events to Redis."""
@@ -169,6 +171,40 @@ class Cluster:
             pipe.execute()
 
         return publish
+
+
+class _RecordDocument(DataStoreDocument):
+    """A run's document as the run record writes it.
+
+    Records race with the end of a run: another lane may finish the run and drop its
+    data while this job still records a task. A write to a document that no longer
+    exists is therefore dropped (the run's data was removed on purpose); any other
+    store error still raises.
+    """
+
+    def __init__(self, document: DataStoreDocument, store: DataStore) -> None:
+        super().__init__(document.workflow_id)
+        self._document = document
+        self._store = store
+
+    def get(self, key: str, default: Any = None, *, section: str = DATA) -> Any:
+        return self._document.get(key, default, section=section)
+
+    def set(self, key: str, value: Any, *, section: str = DATA) -> None:
+        self._write(lambda: self._document.set(key, value, section=section))
+
+    def push(self, key: str, value: Any, *, section: str = DATA) -> None:
+        self._write(lambda: self._document.push(key, value, section=section))
+
+    def extend(self, key: str, values: Iterable[Any], *, section: str = DATA) -> None:
+        self._write(lambda: self._document.extend(key, values, section=section))
+
+    def _write(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except StoreError:
+            if self._store.exists(self.workflow_id):
+                raise
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int = 64) -> None:
@@ -206,7 +242,16 @@ def submit(
     pipe.zadd(rs.RUNS, {run_id: created})
     pipe.set(rs.run_key(run_id, "workflow"), cloudpickle.dumps(workflow))
     pipe.execute()
-    cluster.send(WORKFLOW_JOB, (run_id,), queue)
+    try:
+        cluster.send(WORKFLOW_JOB, (run_id,), queue, retry=False)
+    except Exception as error:  # any publish failure: nothing was queued
+        cluster.redis.delete(rs.run_key(run_id), rs.run_key(run_id, "workflow"))
+        cluster.redis.zrem(rs.RUNS, run_id)
+        broker = redact_url(str(cluster.app.conf.broker_url))
+        raise LightflowError(
+            f"cannot queue the workflow on the broker at {broker}: {error}; nothing was "
+            "queued: check celery.broker_url and that the broker runs"
+        ) from None
     return run_id
 
 
@@ -329,9 +374,18 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             and progress.machine.spec.successors[task_name]
         ):
             outcome.data.flatten(in_place=True)
-            cluster.redis.set(
-                rs.run_key(run_id, "out", instance, task_name), cloudpickle.dumps(outcome.data)
-            )
+            try:
+                blob = cloudpickle.dumps(outcome.data)
+            except Exception as error:  # the task put something unpicklable in its data
+                outcome = TaskOutcome(
+                    TaskState.FAILED,
+                    outcome.data,
+                    message=f"the output data of task '{task_name}' cannot be pickled to "
+                    f"pass it on: {type(error).__name__}: {error}; put only picklable "
+                    "values in data (paths, arrays, plain objects)",
+                )
+            else:
+                cluster.redis.set(rs.run_key(run_id, "out", instance, task_name), blob)
 
         def finish(machine: DagRun, state: dict[str, Any]) -> Step | None:
             if (
@@ -346,17 +400,15 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
         if done is not None:
             final = done.machine.states[task_name]
             message = outcome.message or done.machine.errors.get(task_name)
-            _record_finished(
-                cluster,
-                run_id,
-                lambda: recorder.task_finished(
-                    instance,
-                    task_name,
-                    final.value,
-                    worker=worker,
-                    message=message or None,
-                    traceback=outcome.traceback,
-                ),
+            # Recorded before the successors are sent: they may read this task's META
+            # entry, as 1.x workflows do with log.<dag>.tasks.<task>.duration.
+            recorder.task_finished(
+                instance,
+                task_name,
+                final.value,
+                worker=worker,
+                message=message or None,
+                traceback=outcome.traceback,
             )
             if final in (TaskState.FAILED, TaskState.ABORTED):
                 halt_run(
@@ -370,20 +422,6 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             _carry_out(cluster, run_id, instance, done)
     finally:
         heartbeats.remove(cluster, rs.running_field(run_id, instance, task_name))
-
-
-def _record_finished(cluster: Cluster, run_id: str, record: Callable[[], None]) -> None:
-    """Record a finished task (before its successors are sent: they may read its META
-    entry, as 1.x workflows do with ``log.<dag>.tasks.<task>.duration``).
-
-    Another lane may have ended the run and dropped its data in the meantime; such a
-    run needs no record.
-    """
-    try:
-        record()
-    except StoreError:
-        if cluster.store.exists(run_id):
-            raise
 
 
 def _apply_outcome(machine: DagRun, task: str, outcome: TaskOutcome) -> Step:
@@ -571,6 +609,8 @@ def _finish_workflow(cluster: Cluster, run_id: str) -> None:
     outcomes = [rs.text(v) for v in client.hvals(rs.run_key(run_id, "dags"))]
     if "" in outcomes:
         return
+    if client.hexists(rs.run_key(run_id), "internal_error"):  # see job_failed
+        outcomes.append(Outcome.FAILED.value)
     worst = max((Outcome(o) for o in outcomes), key=_SEVERITY.index, default=Outcome.SUCCEEDED)
     if _claim(client, run_id, "running", worst.value):
         _close_record(cluster, run_id, worst.value, started=True)
@@ -619,6 +659,53 @@ def _claim(client: redis.Redis, run_id: str, expected: str, new: str) -> bool:
         "redis.call('HSET', KEYS[1], 'state', ARGV[2]) return 1 end return 0"
     )
     return bool(script(keys=[rs.run_key(run_id)], args=[expected, new]))
+
+
+def job_failed(
+    cluster: Cluster,
+    run_id: str,
+    error: BaseException,
+    instance: str | None = None,
+    task: str | None = None,
+    attempt: str | None = None,
+) -> None:
+    """A job died of an internal error (store or state server gone, a bug): record it.
+
+    The task (or, for a workflow or DAG job, the DAG or run) is failed with the error
+    and the run halted, so a broken job never leaves a run ``running`` forever. Best
+    effort: if the state server itself is unreachable there is nothing to record in.
+    """
+    message = f"internal error in the {'task' if task else 'DAG' if instance else 'workflow'}"
+    message += f" job: {type(error).__name__}: {error}"
+    client = cluster.redis
+    if instance is not None:
+
+        def fail(machine: DagRun, state: dict[str, Any]) -> Step | None:
+            if task is None:
+                return None if machine.done else machine.stop(Outcome.FAILED)
+            if state["attempts"].get(task) != attempt:
+                return None
+            if machine.states[task] is TaskState.QUEUED and not machine.task_started(task):
+                return None
+            if machine.states[task] is not TaskState.RUNNING:
+                return None
+            return machine.task_failed(task, message)
+
+        progress = _advance(cluster, run_id, instance, fail)
+        halt_run(cluster, run_id, Outcome.STOPPED, instance, task or "", message)
+        if progress is not None:
+            _carry_out(cluster, run_id, instance, progress)
+        return
+    client.hsetnx(rs.run_key(run_id), "error", message)
+    client.hset(rs.run_key(run_id), "internal_error", "1")  # the run ends failed
+    if _claim(client, run_id, "queued", Outcome.FAILED.value):
+        _close_record(cluster, run_id, Outcome.FAILED.value, started=False)
+        return
+    halt_run(cluster, run_id, Outcome.STOPPED)
+    if not client.hlen(rs.run_key(run_id, "dags")) and _claim(
+        client, run_id, "running", Outcome.FAILED.value
+    ):
+        _close_record(cluster, run_id, Outcome.FAILED.value, started=False)
 
 
 # -- signals -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..exceptions import LightflowError
@@ -35,22 +36,30 @@ def register(app: Celery) -> None:
             clusters[pid] = driver.Cluster(app.lightflow_config, app)
         return clusters[pid]
 
-    def guarded(name: str, function, *args) -> None:
+    def guarded(function: Callable[..., None], run_id: str, *args: str) -> None:
+        """Run a job; an error fails its task or run instead of leaving it running."""
         try:
-            function(cluster(), *args)
-        except LightflowError as error:
-            logger.error("%s %s: %s", name, args[0], error)
+            function(cluster(), run_id, *args)
+        except Exception as error:  # recorded in the run, then logged
+            if isinstance(error, LightflowError):
+                logger.error("%s %s: %s", function.__name__, run_id, error)
+            else:
+                logger.exception("%s %s failed", function.__name__, run_id)
+            try:
+                driver.job_failed(cluster(), run_id, error, *args)
+            except Exception:  # the state server itself may be gone
+                logger.exception("could not record the failure of run %s", run_id)
 
     @app.task(name=driver.WORKFLOW_JOB, ignore_result=True)
     def workflow_job(run_id: str) -> None:
-        guarded("workflow", driver.workflow_job, run_id)
+        guarded(driver.workflow_job, run_id)
 
     @app.task(name=driver.DAG_JOB, ignore_result=True)
     def dag_job(run_id: str, instance: str) -> None:
-        guarded("dag", driver.dag_job, run_id, instance)
+        guarded(driver.dag_job, run_id, instance)
 
     @app.task(name=driver.TASK_JOB, ignore_result=True)
     def task_job(run_id: str, instance: str, task: str, attempt: str) -> None:
-        guarded("task", driver.task_job, run_id, instance, task, attempt)
+        guarded(driver.task_job, run_id, instance, task, attempt)
 
     app.lightflow_cluster = cluster
