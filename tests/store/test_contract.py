@@ -292,3 +292,39 @@ def test_memory_store_is_cheap() -> None:
             doc.set(f"tasks.t{task}.v{i}", {"value": i, "tags": ["a", "b"]})
             doc.push(f"tasks.t{task}.log", f"step {i}")
     assert time.perf_counter() - start < 0.1
+
+
+# -- set_many: several keys in one atomic update -----------------------------------------
+def test_set_many_stores_every_key(store) -> None:
+    document = store.get(store.add())
+    document.set("log.main.tasks.a", {"status": "succeeded"})
+    document.set_many({"log.main.start_time": 1.5, "log.main.status": "running", "top": [1, 2]})
+    assert document.get("log.main.start_time") == 1.5
+    assert document.get("log.main.status") == "running"
+    assert document.get("top") == [1, 2]
+    # siblings written earlier are kept: only the named keys change
+    assert document.get("log.main.tasks.a") == {"status": "succeeded"}
+
+
+def test_set_many_in_the_meta_section_leaves_data_alone(store) -> None:
+    document = store.get(store.add())
+    document.set_many({"status": "running"}, section=META)
+    assert document.get("status", section=META) == "running"
+    assert document.get("status") is None
+
+
+def test_set_many_through_a_non_dict_changes_nothing(store) -> None:
+    document = store.get(store.add())
+    document.set("flat", 5)
+    with pytest.raises(StoreError, match="flat"):
+        document.set_many({"fine": 1, "flat.inner": 2})
+    assert document.get("fine") is None
+    assert document.get("flat") == 5
+
+
+def test_set_many_round_trips_values_of_any_type(store) -> None:
+    document = store.get(store.add())
+    array = np.arange(10)
+    document.set_many({"a.array": array, "a.tuple": (1, "x")})
+    assert np.array_equal(document.get("a.array"), array)
+    assert document.get("a.tuple") == (1, "x")

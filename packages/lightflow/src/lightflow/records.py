@@ -51,10 +51,17 @@ class RunRecorder:
 
     def workflow_started(self, arguments: dict[str, Any]) -> None:
         """Record the start of the run with its (consolidated) arguments."""
-        self._document.set("name", self._workflow, section=META)
-        self._document.set("workflow_id", self._workflow_id, section=META)
-        self._document.set("arguments", _plain(arguments), section=META)
-        self._started(None, None, "", EventKind.WORKFLOW_STARTED)
+        self._started(
+            None,
+            None,
+            "",
+            EventKind.WORKFLOW_STARTED,
+            extra={
+                "name": self._workflow,
+                "workflow_id": self._workflow_id,
+                "arguments": _plain(arguments),
+            },
+        )
 
     def workflow_finished(
         self, outcome: str, message: str | None = None, *, started_at: float | None = None
@@ -127,12 +134,13 @@ class RunRecorder:
         key: str | None,
         kind: EventKind,
         worker: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         now = time.time()
         with self._lock:
             self._starts[(dag, task)] = now
         if key is not None:
-            self._write(key, {"start_time": _utc(now), "status": "running"})
+            self._write(key, {**(extra or {}), "start_time": _utc(now), "status": "running"})
         self._emit(
             RunEvent(
                 kind, self._workflow_id, self._workflow, now, dag=dag, task=task, worker=worker
@@ -189,13 +197,15 @@ class RunRecorder:
 
         A task's entry has no children, so it is written whole in one store call (the
         distributed engine's critical path); run and DAG entries hold the entries below
-        them and are written field by field.
+        them and are written field by field, in one update.
         """
         if ".tasks." in key:
             self._document.set(key, fields, section=META)
-            return
-        for name, value in fields.items():
-            self._document.set(f"{key}.{name}" if key else name, value, section=META)
+        else:
+            self._document.set_many(
+                {f"{key}.{name}" if key else name: value for name, value in fields.items()},
+                section=META,
+            )
 
     def _emit(self, event: RunEvent) -> None:
         if self._listener is None:

@@ -17,17 +17,22 @@ import click
 
 from ..exceptions import LightflowError
 from ..version import __version__
-from .config_cmd import config_group
-from .ext_cmd import ext_group, tasks_command
-from .monitor_cmd import monitor_command
-from .run_cmd import run_command
-from .worker_cmd import worker_group
-from .workflow_cmd import workflow_group
 
 if TYPE_CHECKING:
     from ..config import Config
 
 COMPLETE_VAR = "_LIGHTFLOW_COMPLETE"
+
+#: The core commands, imported only when used: a command pays for its own module.
+CORE_COMMANDS = {
+    "config": ("config_cmd", "config_group"),
+    "workflow": ("workflow_cmd", "workflow_group"),
+    "run": ("run_cmd", "run_command"),
+    "worker": ("worker_cmd", "worker_group"),
+    "monitor": ("monitor_cmd", "monitor_command"),
+    "ext": ("ext_cmd", "ext_group"),
+    "tasks": ("ext_cmd", "tasks_command"),
+}
 
 _EPILOG = """\b
 Shell completion: add this line to ~/.bashrc (zsh: zsh_source, fish: fish_source)
@@ -96,7 +101,7 @@ class LightflowGroup(click.Group):
             commands: dict[str, click.Command] = {}
             for plugin, command in manager.cli_commands():
                 name = command.name or ""
-                if name in self.commands or name in commands:
+                if name in CORE_COMMANDS or name in commands:
                     click.echo(
                         f"Warning: extension '{plugin}' adds a command '{name}' "
                         "that already exists; ignored",
@@ -108,16 +113,26 @@ class LightflowGroup(click.Group):
             self._extension_commands = commands
         return self._extension_commands
 
+    def core_command(self, name: str) -> click.Command | None:
+        """A core command by name, imported on first use."""
+        if name not in self.commands and name in CORE_COMMANDS:
+            import importlib
+
+            module, attribute = CORE_COMMANDS[name]
+            command = getattr(importlib.import_module(f"{__package__}.{module}"), attribute)
+            self.add_command(command, name)
+        return self.commands.get(name)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [*super().list_commands(ctx), *sorted(self.extension_commands())]
+        return [*CORE_COMMANDS, *sorted(self.extension_commands())]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or self.extension_commands().get(cmd_name)
+        return self.core_command(cmd_name) or self.extension_commands().get(cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         extensions = self.extension_commands()
         for title, names in (
-            ("Commands", super().list_commands(ctx)),
+            ("Commands", list(CORE_COMMANDS)),
             ("Extension commands", sorted(extensions)),
         ):
             rows = []
@@ -180,14 +195,6 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     """
     ctx.obj = CliState(config_path)
 
-
-cli.add_command(config_group)
-cli.add_command(workflow_group)
-cli.add_command(run_command)
-cli.add_command(worker_group)
-cli.add_command(monitor_command)
-cli.add_command(ext_group)
-cli.add_command(tasks_command)
 
 
 def main(args: list[str] | None = None) -> Any:

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +192,9 @@ class _RecordDocument(DataStoreDocument):
 
     def set(self, key: str, value: Any, *, section: str = DATA) -> None:
         self._write(lambda: self._document.set(key, value, section=section))
+
+    def set_many(self, values: Mapping[str, Any], *, section: str = DATA) -> None:
+        self._write(lambda: self._document.set_many(values, section=section))
 
     def push(self, key: str, value: Any, *, section: str = DATA) -> None:
         self._write(lambda: self._document.push(key, value, section=section))

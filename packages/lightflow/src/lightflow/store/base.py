@@ -17,7 +17,7 @@ by one contract test suite (``tests/store/test_contract.py``):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..models.datastore import DataStoreDocumentSection
@@ -45,6 +45,15 @@ class DataStoreDocument(ABC):
     def set(self, key: str, value: Any, *, section: str = DATA) -> None:
         """Store ``value`` at ``key``, replacing what was there."""
 
+    def set_many(self, values: Mapping[str, Any], *, section: str = DATA) -> None:
+        """Store several keys (dot notation, none inside another) in one atomic update.
+
+        Not in the 1.x API: the run record uses it so that a DAG's or run's fields cost
+        one store round trip instead of one per field.
+        """
+        for key, value in values.items():
+            self.set(key, value, section=section)
+
     @abstractmethod
     def push(self, key: str, value: Any, *, section: str = DATA) -> None:
         """Append ``value`` to the list at ``key`` (created if absent)."""
@@ -58,8 +67,7 @@ class DataStore(ABC):
     """A collection of run documents."""
 
     @abstractmethod
-    def add(self, payload: dict[str, Any] | None = None, *,
-            workflow_id: str | None = None) -> str:
+    def add(self, payload: dict[str, Any] | None = None, *, workflow_id: str | None = None) -> str:
         """Create a run document and return its id.
 
         Args:

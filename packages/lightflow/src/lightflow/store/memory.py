@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..exceptions import StoreError
@@ -204,6 +204,16 @@ class MemoryDataStoreDocument(DataStoreDocument):
             parent = self._parent(parts, key, section, "set")
             parent[parts[-1]] = value
 
+    def set_many(self, values: Mapping[str, Any], *, section: str = DATA) -> None:
+        """Store copies of several values in one step (atomic under the store's lock)."""
+        check_section(section)
+        items = [(split_key(key), key, _copy(value, key)) for key, value in values.items()]
+        with self._store._lock:
+            for parts, key, _value in items:  # all checked before anything changes
+                self._parent(parts, key, section, "set", create=False)
+            for parts, key, value in items:
+                self._parent(parts, key, section, "set")[parts[-1]] = value
+
     def push(self, key: str, value: Any, *, section: str = DATA) -> None:
         """Append a copy of ``value`` to the list at ``key`` (created if absent).
 
@@ -234,11 +244,16 @@ class MemoryDataStoreDocument(DataStoreDocument):
                 )
             target.extend(values)
 
-    def _parent(self, parts: list[str], key: str, section: str, verb: str) -> dict[str, Any]:
-        """The dict that holds the last name of ``key``, created as needed (locked)."""
+    def _parent(
+        self, parts: list[str], key: str, section: str, verb: str, *, create: bool = True
+    ) -> dict[str, Any]:
+        """The dict that holds the last name of ``key``, created as needed (locked).
+
+        With ``create=False`` nothing is created: the path is only checked.
+        """
         current = self._store._section(self.workflow_id, section)
         for depth, part in enumerate(parts[:-1], start=1):
-            current = current.setdefault(part, {})
+            current = current.setdefault(part, {}) if create else current.get(part, {})
             if type(current) is not dict:
                 raise not_a_dict(
                     verb, key, section, self.workflow_id, parts[:depth], type(current).__name__

@@ -33,7 +33,7 @@ import contextlib
 import pickle
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -372,6 +372,59 @@ class MongoDataStoreDocument(DataStoreDocument):
         with self._store._errors(f"delete the value replaced at '{key}'"):
             self._store._delete_files(_file_ids(old))
 
+    def set_many(self, values: Mapping[str, Any], *, section: str = DATA) -> None:
+        """Store several values with one ``$set``; GridFS files they replace are deleted.
+
+        Raises:
+            StoreError: A name on the way to a key holds something that is not a dict,
+                or one key lies inside another.
+        """
+        from pymongo import ReturnDocument
+        from pymongo.errors import OperationFailure
+
+        check_section(section)
+        items = [(key, split_key(key), value) for key, value in values.items()]
+        if not items:
+            return
+        store = self._store
+        guard: dict[str, Any] = {"_id": self.workflow_id}
+        for _key, parts, _value in items:
+            for depth in range(1, len(parts)):
+                guard[f"{section}.{'.'.join(parts[:depth])}.{TAG}"] = {"$exists": False}
+        names = ", ".join(f"'{key}'" for key in values)
+        action = f"set {names} in the {section} section of run '{self.workflow_id}'"
+        with store._errors(action), store._uploads() as uploads:
+            update = {
+                "$set": {
+                    f"{section}.{key}": store._encode(
+                        value, self.workflow_id, section, key, uploads
+                    )
+                    for key, _parts, value in items
+                }
+            }
+            try:
+                raw = store._collection.find_one_and_update(
+                    guard,
+                    update,
+                    projection={f"{section}.{key}": 1 for key, _p, _v in items},
+                    return_document=ReturnDocument.BEFORE,
+                )
+            except OperationFailure as error:
+                if error.code not in _PATH_ERRORS:
+                    raise
+                raw = None
+            if raw is None:
+                refused = (
+                    self._reason_refused("set", key, section, parts) for key, parts, _value in items
+                )
+                raise next(
+                    (error for error in refused if error is not None),
+                    self._refusal("set", items[0][0], section, items[0][1]),
+                )
+        with store._errors(f"delete the values replaced at {names}"):
+            for _key, parts, _value in items:
+                store._delete_files(_file_ids(_walk(raw, section, parts)))
+
     def push(self, key: str, value: Any, *, section: str = DATA) -> None:
         """Append ``value`` to the list at ``key`` (created if absent).
 
@@ -443,6 +496,15 @@ class MongoDataStoreDocument(DataStoreDocument):
 
     def _refusal(self, verb: str, key: str, section: str, parts: list[str]) -> StoreError:
         """Why an update matched nothing, in the words the memory store uses."""
+        return self._reason_refused(verb, key, section, parts) or StoreError(
+            f"cannot {verb} '{key}' in the {section} section of run '{self.workflow_id}': "
+            "the document changed during the update; try again"
+        )
+
+    def _reason_refused(
+        self, verb: str, key: str, section: str, parts: list[str]
+    ) -> StoreError | None:
+        """What in the stored document refuses an update of ``key``, if anything."""
         # Projected on the first name: a projection on the whole key leaves out a value
         # on the way that is not a dict, which is exactly what this looks for.
         raw = self._store._collection.find_one(
@@ -465,10 +527,7 @@ class MongoDataStoreDocument(DataStoreDocument):
                     f"'{self.workflow_id}': it holds a {_kind(current)}, not a list; set it "
                     "to a list first"
                 )
-        return StoreError(
-            f"cannot {verb} '{key}' in the {section} section of run '{self.workflow_id}': "
-            "the document changed during the update; try again"
-        )
+        return None
 
 
 def _encode_inline(value: Any, key: str) -> Any:
