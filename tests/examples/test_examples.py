@@ -344,19 +344,6 @@ def _lightflow_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "lightflow.cli"]
 
 
-def _cli_has_run() -> bool:
-    try:
-        from lightflow.cli import cli
-    except ImportError:
-        return False
-    return "run" in cli.commands
-
-
-needs_cli_run = pytest.mark.skipif(
-    not _cli_has_run(), reason="the `lightflow run` command is not implemented yet"
-)
-
-
 def _lightflow(*arguments: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*_lightflow_command(), *arguments],
@@ -368,7 +355,6 @@ def _lightflow(*arguments: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@needs_cli_run
 def test_branch_through_lightflow_run() -> None:
     finished = _lightflow("run", "examples/branch.py")
 
@@ -387,7 +373,6 @@ def test_branch_through_lightflow_run() -> None:
     assert "skipped" in skip_line
 
 
-@needs_cli_run
 def test_abort_through_lightflow_run_exits_non_zero() -> None:
     finished = _lightflow("run", "examples/abort.py")
 
