@@ -11,13 +11,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import LightflowError, ParameterError
-from .local.engine import LocalRun, RunResult, TaskRecord
-from .records import EventListener
-from .store.memory import MemoryDataStore
 from .workflows import Workflow, load_workflow
 
 if TYPE_CHECKING:
     from .config import Config
+    from .local.engine import RunResult, TaskRecord
+    from .records import EventListener
 
 __all__ = [
     "RunResult",
@@ -82,8 +81,21 @@ def run_workflow(
     """
     workflow = load(name_or_path, config)
     values: dict[str, Any] = workflow.parameters.consolidate(dict(arguments or {}))
+    from .local.engine import LocalRun
+    from .store.memory import MemoryDataStore
+
     store = MemoryDataStore()
     return LocalRun(workflow, values, store=store, workers=workers, listener=on_event).run()
+
+
+def __getattr__(name: str) -> Any:
+    # The embedded engine's result types, imported when first asked for: starting a
+    # run on the cluster (`workflow start`, timed from the shell) never needs them.
+    if name in ("RunResult", "TaskRecord"):
+        from .local import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- the distributed engine ----------------------------------------------------------------

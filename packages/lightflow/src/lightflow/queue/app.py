@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from celery import Celery
-
 from .serializer import NAME as SERIALIZER
 from .serializer import register_serializer
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from ..config import Config
 
 #: The three default queues: workflow jobs, DAG jobs and tasks.
@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
 
 def create_app(config: Config, *, name: str = "lightflow") -> Celery:
     """Build a Celery app for the configured broker with Lightflow's jobs registered."""
+    from celery import Celery
+
     from . import jobs
 
     register_serializer()

@@ -45,6 +45,7 @@ from ..store.base import DATA, DataStore, DataStoreDocument
 from ..workflows import Workflow
 from . import state as rs
 from .app import DEFAULT_BROKER, WORKFLOW_QUEUE, create_app
+from .publish import publish_job
 
 if TYPE_CHECKING:
     import redis
@@ -156,9 +157,9 @@ class Cluster:
         dag: Dag = cloudpickle.loads(blob)
         return dag
 
-    def send(self, job: str, args: tuple[Any, ...], queue: str, *, retry: bool = True) -> None:
-        """Send a job; ``retry=False`` fails at once when the broker is unreachable."""
-        self.app.send_task(job, args=args, queue=queue, retry=retry)
+    def send(self, job: str, args: tuple[Any, ...], queue: str) -> None:
+        """Send a job from a worker (through its Celery app)."""
+        self.app.send_task(job, args=args, queue=queue)
 
     def recorder(self, run_id: str, workflow: str) -> RunRecorder:
         """A run recorder writing META and publishing events to Redis."""
@@ -246,11 +247,11 @@ def submit(
     pipe.set(rs.run_key(run_id, "workflow"), cloudpickle.dumps(workflow))
     pipe.execute()
     try:
-        cluster.send(WORKFLOW_JOB, (run_id,), queue, retry=False)
+        publish_job(cluster.config, WORKFLOW_JOB, (run_id,), queue)
     except Exception as error:  # any publish failure: nothing was queued
         cluster.redis.delete(rs.run_key(run_id), rs.run_key(run_id, "workflow"))
         cluster.redis.zrem(rs.RUNS, run_id)
-        broker = redact_url(str(cluster.app.conf.broker_url))
+        broker = redact_url(str(cluster.config.celery.get("broker_url", DEFAULT_BROKER)))
         raise LightflowError(
             f"cannot queue the workflow on the broker at {broker}: {error}; nothing was "
             "queued: check celery.broker_url and that the broker runs"
