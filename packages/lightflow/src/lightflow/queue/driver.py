@@ -161,9 +161,17 @@ class Cluster:
         """Send a job from a worker (through its Celery app)."""
         self.app.send_task(job, args=args, queue=queue)
 
-    def recorder(self, run_id: str, workflow: str) -> RunRecorder:
-        """A run recorder writing META and publishing events to Redis."""
-        return RunRecorder(self.document(run_id), workflow, run_id, self._publish_listener(run_id))
+    def recorder(
+        self, run_id: str, workflow: str, events: list[RunEvent] | None = None
+    ) -> RunRecorder:
+        """A run recorder writing META and publishing events to Redis.
+
+        With ``events``, events are collected there instead, for the caller to publish
+        in a pipeline with other commands (see :func:`_queue_events`).
+        """
+        listener = events.append if events is not None else self._publish_listener(run_id)
+        document = _RecordDocument(self.document(run_id), self.store)
+        return RunRecorder(document, workflow, run_id, listener)
 
     def _publish_listener(self, run_id: str) -> Callable[[RunEvent], None]:
         def publish(event: RunEvent) -> None:
@@ -351,12 +359,21 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
     dag = cluster.dag(run_id, progress.state["dag"])
     task = dag.task(task_name)
     worker = f"{cluster.hostname}/{os.getpid()}"
-    heartbeats.add(cluster, rs.running_field(run_id, instance, task_name), attempt, worker)
+    running = rs.running_field(run_id, instance, task_name)
+    events: list[RunEvent] = []
+    recorder = cluster.recorder(run_id, workflow.name, events=events)
+    recorder.task_started(instance, task_name, worker)
+    # One round trip: mark the task running, fetch its input, publish its start.
+    pipe = cluster.redis.pipeline(transaction=False)
+    heartbeats.add(pipe, cluster, running, attempt, worker)
+    input_keys = _queue_input_reads(pipe, run_id, instance, progress.machine, task_name)
+    _queue_events(pipe, run_id, events)
+    blobs = pipe.execute()[1 : 1 + len(input_keys)]
+    done: Progress | None = None
     try:
-        data = _input_of(cluster, run_id, instance, progress.machine, task_name)
-        document = cluster.document(run_id)
-        recorder = cluster.recorder(run_id, workflow.name)
-        recorder.task_started(instance, task_name, worker)
+        data = _compose(
+            run_id, instance, progress.machine, task_name, dict(zip(input_keys, blobs, strict=True))
+        )
         context = TaskContext(
             task_name=task_name,
             dag_name=instance,
@@ -368,18 +385,19 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             outcome = execute_task(
                 task,
                 data,
-                document,
+                cluster.document(run_id),
                 TaskSignal(RedisSignalChannel(cluster, run_id), instance),
                 context,
                 source=workflow.path,
             )
+        output = None
         if (
             outcome.state in (TaskState.SUCCEEDED, TaskState.STOPPED)
             and progress.machine.spec.successors[task_name]
         ):
             outcome.data.flatten(in_place=True)
             try:
-                blob = cloudpickle.dumps(outcome.data)
+                output = cloudpickle.dumps(outcome.data)
             except Exception as error:  # the task put something unpicklable in its data
                 outcome = TaskOutcome(
                     TaskState.FAILED,
@@ -388,8 +406,6 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
                     f"pass it on: {type(error).__name__}: {error}; put only picklable "
                     "values in data (paths, arrays, plain objects)",
                 )
-            else:
-                cluster.redis.set(rs.run_key(run_id, "out", instance, task_name), blob)
 
         def finish(machine: DagRun, state: dict[str, Any]) -> Step | None:
             if (
@@ -400,7 +416,16 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             _consume(state, machine.inputs_of(task_name))
             return _apply_outcome(machine, task_name, outcome)
 
-        done = _advance(cluster, run_id, instance, finish)
+        done = _advance(
+            cluster,
+            run_id,
+            instance,
+            finish,
+            outputs={}
+            if output is None
+            else {rs.run_key(run_id, "out", instance, task_name): output},
+            also=lambda transaction: transaction.hdel(rs.RUNNING, running),
+        )
         if done is not None:
             final = done.machine.states[task_name]
             message = outcome.message or done.machine.errors.get(task_name)
@@ -414,6 +439,9 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
                 message=message or None,
                 traceback=outcome.traceback,
             )
+            publish = cluster.redis.pipeline(transaction=False)
+            _queue_events(publish, run_id, events)
+            publish.execute()
             if final in (TaskState.FAILED, TaskState.ABORTED):
                 halt_run(
                     cluster,
@@ -425,7 +453,8 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
                 )
             _carry_out(cluster, run_id, instance, done)
     finally:
-        heartbeats.remove(cluster, rs.running_field(run_id, instance, task_name))
+        # The finishing transaction already dropped the registry entry.
+        heartbeats.remove(cluster, running, delete=done is None)
 
 
 def _apply_outcome(machine: DagRun, task: str, outcome: TaskOutcome) -> Step:
@@ -454,12 +483,17 @@ def _advance(
     run_id: str,
     instance: str,
     event: Callable[[DagRun, dict[str, Any]], Step | None],
+    *,
+    outputs: Mapping[str, bytes] | None = None,
+    also: Callable[[Any], None] | None = None,
 ) -> Progress | None:
     """Apply ``event`` to the instance's machine in an optimistic transaction.
 
     ``event`` returns ``None`` to change nothing. Skipped tasks pass their input on,
     so their outputs are composed and stored in the same transaction; ready tasks get
-    fresh attempt ids.
+    fresh attempt ids. ``outputs`` (key -> pickled output) are written with the
+    transition, so no successor can be sent before its input exists, and skipped
+    successors read them; ``also`` may queue further commands into the transaction.
     """
     import redis
 
@@ -479,9 +513,13 @@ def _advance(
                 if step is None:
                     pipe.unwatch()
                     return None
-                writes: dict[str, bytes] = {}
+                writes: dict[str, bytes] = dict(outputs or {})
                 for task in step.skipped:
-                    data = _compose(pipe, run_id, instance, machine, task, writes)
+                    blobs = {
+                        key: writes.get(key) or pipe.get(key)
+                        for key in _input_keys(run_id, instance, machine, task)
+                    }
+                    data = _compose(run_id, instance, machine, task, blobs)
                     _consume(state, machine.inputs_of(task))
                     if machine.spec.successors[task]:
                         data.flatten(in_place=True)
@@ -498,6 +536,8 @@ def _advance(
                     pipe.set(out_key, blob)
                 for name in consumed:
                     pipe.delete(rs.run_key(run_id, "out", instance, name))
+                if also is not None:
+                    also(pipe)
                 pipe.execute()
                 return Progress(machine, state, step)
             except redis.WatchError:
@@ -511,23 +551,33 @@ def _consume(state: dict[str, Any], predecessors: tuple[tuple[str, str | None], 
             state["unconsumed"][name] -= 1
 
 
+def _input_keys(run_id: str, instance: str, machine: DagRun, task: str) -> list[str]:
+    """The keys of the stored outputs a task's input is composed from."""
+    names = [name for name, _slot in machine.inputs_of(task)] or [START]
+    return [rs.run_key(run_id, "out", instance, name) for name in names]
+
+
+def _queue_input_reads(
+    pipe: Any, run_id: str, instance: str, machine: DagRun, task: str
+) -> list[str]:
+    """Queue the reads of a task's input on a pipeline; return the keys read, in order."""
+    keys = _input_keys(run_id, instance, machine, task)
+    for key in keys:
+        pipe.get(key)
+    return keys
+
+
 def _compose(
-    client: Any,
-    run_id: str,
-    instance: str,
-    machine: DagRun,
-    task: str,
-    pending: dict[str, bytes] | None = None,
+    run_id: str, instance: str, machine: DagRun, task: str, blobs: Mapping[str, Any]
 ) -> MultiTaskData:
-    """Load a task's input from the stored outputs of its predecessors."""
+    """A task's input from the stored outputs of its predecessors (``blobs`` by key)."""
     predecessors = machine.inputs_of(task)
     if not predecessors:
-        blob = client.get(rs.run_key(run_id, "out", instance, START))
+        blob = blobs.get(rs.run_key(run_id, "out", instance, START))
         return initial_data(None) if blob is None else cloudpickle.loads(blob)
-    keys = [rs.run_key(run_id, "out", instance, name) for name, _slot in predecessors]
     outputs: dict[str, MultiTaskData] = {}
-    for (name, _slot), key in zip(predecessors, keys, strict=True):
-        blob = (pending or {}).get(key) or client.get(key)
+    for name, _slot in predecessors:
+        blob = blobs.get(rs.run_key(run_id, "out", instance, name))
         if blob is None:
             raise LightflowError(
                 f"the output of task '{name}' in DAG '{instance}' is missing from the "
@@ -538,10 +588,11 @@ def _compose(
     return compose_input(predecessors, outputs, handed_over=set(outputs))
 
 
-def _input_of(
-    cluster: Cluster, run_id: str, instance: str, machine: DagRun, task: str
-) -> MultiTaskData:
-    return _compose(cluster.redis, run_id, instance, machine, task)
+def _queue_events(pipe: Any, run_id: str, events: list[RunEvent]) -> None:
+    """Queue buffered run events on a pipeline (and empty the buffer)."""
+    for event in events:
+        rs.publish_event(pipe, run_id, event.to_dict())
+    events.clear()
 
 
 def _carry_out(cluster: Cluster, run_id: str, instance: str, progress: Progress) -> None:
@@ -798,9 +849,10 @@ class Heartbeats:
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def add(self, cluster: Cluster, field_name: str, attempt: str, worker: str) -> None:
+    def add(self, pipe: Any, cluster: Cluster, field_name: str, attempt: str, worker: str) -> None:
+        """Register a running task (the HSET is queued on ``pipe``) and keep it alive."""
         entry = {"attempt": attempt, "worker": worker, "heartbeat": rs.now()}
-        cluster.redis.hset(rs.RUNNING, field_name, json.dumps(entry))
+        pipe.hset(rs.RUNNING, field_name, json.dumps(entry))
         with self._lock:
             self._entries[field_name] = (cluster, entry)
             if self._thread is None or self._pid != os.getpid():
@@ -810,10 +862,12 @@ class Heartbeats:
                 )
                 self._thread.start()
 
-    def remove(self, cluster: Cluster, field_name: str) -> None:
+    def remove(self, cluster: Cluster, field_name: str, *, delete: bool = True) -> None:
+        """Stop beating for a task; ``delete`` also drops its registry entry."""
         with self._lock:
             self._entries.pop(field_name, None)
-        cluster.redis.hdel(rs.RUNNING, field_name)
+        if delete:
+            cluster.redis.hdel(rs.RUNNING, field_name)
 
     def _beat(self) -> None:
         while True:
