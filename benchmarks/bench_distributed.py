@@ -56,7 +56,7 @@ import yaml  # noqa: E402
 from lightflow import api  # noqa: E402
 from lightflow.config import Config  # noqa: E402
 
-from tests.servers import ServerProcess, redis, secantus  # noqa: E402
+from tests.servers import ServerProcess, WorkerProcess, redis, secantus  # noqa: E402
 
 # Redis databases on the private server.
 LIGHTFLOW_DB, CELERY_BROKER_DB, CELERY_BACKEND_DB = 1, 2, 3
@@ -113,70 +113,6 @@ def summary(times: Sequence[float]) -> dict[str, Any]:
 
 
 # -- processes -----------------------------------------------------------------------------
-class Worker:
-    """A worker subprocess in its own process group, ready once it logs "ready."."""
-
-    def __init__(
-        self,
-        name: str,
-        cmd: list[str],
-        *,
-        env: dict[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> None:
-        self.name = name
-        self.cmd = cmd
-        self.env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-        self.cwd = cwd
-        self._log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60.0) -> Worker:
-        self.process = subprocess.Popen(
-            self.cmd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=self.env,
-            cwd=self.cwd,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "ready." in self.log():
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"worker {self.name} did not start:\n{self.log()[-3000:]}")
-
-    def log(self) -> str:
-        return Path(self._log.name).read_text(errors="replace")
-
-    @property
-    def pid(self) -> int:
-        """The main process, which leads the worker's process group."""
-        return self.process.pid if self.process is not None else -1
-
-    def stop(self) -> None:
-        """SIGTERM the whole group (warm shutdown), SIGKILL what is left after 15 s."""
-        process = self.process
-        if process is None:
-            return
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-        # Pool children outlive a main process that died hard: clear the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def lightflow_command() -> list[str]:
     """The real ``lightflow`` console script (not a pyenv shim), else ``python -m``."""
     beside = Path(sys.executable).parent / "lightflow"
@@ -264,7 +200,7 @@ def private_cluster(concurrency: int) -> Iterator[Bench]:
             )
         )
         host = socket.gethostname()
-        lightflow_worker = Worker(
+        lightflow_worker = WorkerProcess(
             "lightflow",
             [
                 *lightflow_command(),
@@ -288,7 +224,7 @@ def private_cluster(concurrency: int) -> Iterator[Bench]:
         worker_env = dict(celery_env)
         if os.geteuid() == 0:  # Celery refuses pickle as root unless told: a private,
             worker_env["C_FORCE_ROOT"] = "1"  # loopback-only Redis, so that is safe
-        celery_worker = Worker(
+        celery_worker = WorkerProcess(
             "celery",
             [
                 sys.executable,

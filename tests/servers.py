@@ -8,12 +8,16 @@ own output in the error), and terminates it on exit (terminate, wait 5 s, kill).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import TracebackType
 
 HOST = "127.0.0.1"
@@ -142,8 +146,83 @@ def redis(port: int | None = None, *, password: str | None = None) -> ServerProc
         password: Require this password (``requirepass``).
     """
     port = free_port() if port is None else port
-    cmd = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "",
-           "--appendonly", "no", "--protected-mode", "no"]
+    cmd = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        HOST,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--protected-mode",
+        "no",
+    ]
     if password:
         cmd += ["--requirepass", password]
     return ServerProcess(cmd, port, "redis-server")
+
+
+class WorkerProcess:
+    """A worker subprocess in its own process group, ready once it logs "ready."."""
+
+    def __init__(
+        self,
+        name: str,
+        cmd: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.cmd = cmd
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+        self.cwd = cwd
+        self._log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> WorkerProcess:
+        self.process = subprocess.Popen(
+            self.cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=self.env,
+            cwd=self.cwd,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "ready." in self.log():
+                return self
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"worker {self.name} did not start:\n{self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return Path(self._log.name).read_text(errors="replace")
+
+    @property
+    def pid(self) -> int:
+        """The main process, which leads the worker's process group."""
+        return self.process.pid if self.process is not None else -1
+
+    def stop(self) -> None:
+        """SIGTERM the whole group (warm shutdown), SIGKILL what is left after 15 s."""
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+        # Pool children outlive a main process that died hard: clear the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -15,8 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,74 +26,43 @@ import yaml
 from lightflow import api
 from lightflow.config import Config
 
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, WorkerProcess
 
 WORKFLOWS = Path(__file__).parent / "workflows"
 RABBITMQ = ("127.0.0.1", 5672)
 
 
-class Worker:
-    """A ``lightflow worker start`` subprocess in its own process group."""
+class Worker(WorkerProcess):
+    """A ``lightflow worker start`` subprocess on the cluster's config."""
 
     def __init__(
         self, config_path: Path, name: str, queues: str = "workflow,dag,task", concurrency: int = 2
     ) -> None:
-        self.name = f"{name}@{socket.gethostname()}"
-        self.cmd = [
-            sys.executable,
-            "-m",
-            "lightflow.cli",
-            "-c",
-            str(config_path),
-            "worker",
-            "start",
-            "-n",
-            self.name,
-            "-q",
-            queues,
-            "--concurrency",
-            str(concurrency),
-        ]
-        self._log = tempfile.NamedTemporaryFile(prefix="lightflow-worker-", suffix=".log")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 40.0) -> Worker:
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            self.cmd,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
+        self.node = f"{name}@{socket.gethostname()}"
+        super().__init__(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "lightflow.cli",
+                "-c",
+                str(config_path),
+                "worker",
+                "start",
+                "-n",
+                self.node,
+                "-q",
+                queues,
+                "--concurrency",
+                str(concurrency),
+            ],
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "ready." in self.log():
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"worker {self.name} did not start:\n{self.log()[-3000:]}")
-
-    def log(self) -> str:
-        return Path(self._log.name).read_text(errors="replace")
 
     def kill(self) -> None:
-        """SIGKILL the whole worker (main process and pool children)."""
+        """SIGKILL the whole worker (main process and pool children) at once."""
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill()
 
 
 @dataclass

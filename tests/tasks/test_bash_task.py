@@ -13,55 +13,14 @@ from typing import Any
 
 import pytest
 from lightflow.exceptions import StopTask, TaskDefinitionError
-from lightflow.models import Action, MultiTaskData, TaskContext, TaskData, TaskStatus
+from lightflow.models import Action, MultiTaskData, TaskData, TaskStatus
 from lightflow.tasks import BashTask
 
-
-class FlagSignal:
-    """The part of the engine's task signal a task reads: ``is_stopped``.
-
-    Counts reads, so a test can check that the task does not poll it too often.
-    """
-
-    def __init__(self) -> None:
-        self.stopped = False
-        self.reads = 0
-
-    @property
-    def is_stopped(self) -> bool:
-        self.reads += 1
-        return self.stopped
+from .helpers import make_args
 
 
-class DictStore:
-    """A dict-backed stand-in for a run's DataStoreDocument."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
-
-    def push(self, key: str, value: Any) -> None:
-        self.values.setdefault(key, []).append(value)
-
-    def extend(self, key: str, values: list[Any]) -> None:
-        self.values.setdefault(key, []).extend(values)
-
-
-def make_args(values: dict[str, Any] | None = None) -> tuple[Any, ...]:
-    data = MultiTaskData(dataset=TaskData(dict(values or {})))
-    context = TaskContext(
-        task_name="bash",
-        dag_name="dag",
-        workflow_name="wf",
-        workflow_id="run-1",
-        worker_hostname="host",
-    )
-    return data, DictStore(), FlagSignal(), context
+def make_args_bash(values: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    return make_args(values, task_name="bash")
 
 
 def alive(pid: int) -> bool:
@@ -95,7 +54,7 @@ GRANDCHILD = "sleep 30 & echo $!; wait"
 
 
 def test_stdout_lines_arrive_while_the_command_runs() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     pids: list[int] = []
     lines: list[tuple[str, float, bool]] = []
 
@@ -118,7 +77,7 @@ def test_stdout_lines_arrive_while_the_command_runs() -> None:
 
 
 def test_stderr_lines_go_to_their_own_callback() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     out: list[str] = []
     err: list[str] = []
     task = BashTask(
@@ -133,7 +92,7 @@ def test_stderr_lines_go_to_their_own_callback() -> None:
 
 
 def test_callback_end_gets_return_code_and_captured_output() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     ends: list[tuple[Any, ...]] = []
 
     def on_end(returncode: int, stdout_file: Any, stderr_file: Any, *args: Any) -> None:
@@ -157,7 +116,7 @@ def test_callback_end_gets_return_code_and_captured_output() -> None:
 
 
 def test_uncaptured_streams_reach_callback_end_as_none() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     ends: list[tuple[Any, ...]] = []
     lines: list[str] = []
     task = BashTask(
@@ -172,7 +131,7 @@ def test_uncaptured_streams_reach_callback_end_as_none() -> None:
 
 
 def test_an_action_returned_by_callback_end_is_the_result() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     other = MultiTaskData(dataset=TaskData({"chosen": True}))
     task = BashTask("choose", "true", callback_end=lambda *args: Action(other, limit=["next"]))
     result = task._run(data, store, signal, context)
@@ -181,7 +140,7 @@ def test_an_action_returned_by_callback_end_is_the_result() -> None:
 
 
 def test_callable_arguments_are_evaluated_with_the_data(tmp_path: Any) -> None:
-    data, store, signal, context = make_args({"word": "hello", "dir": str(tmp_path)})
+    data, store, signal, context = make_args_bash({"word": "hello", "dir": str(tmp_path)})
     store.set("suffix", "!")
     outputs: list[bytes] = []
     task = BashTask(
@@ -199,7 +158,7 @@ def test_env_replaces_the_environment_and_cwd_is_honoured(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LIGHTFLOW_TEST_OUTER", "leaked")
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     lines: list[str] = []
     task = BashTask(
         "env",
@@ -213,7 +172,7 @@ def test_env_replaces_the_environment_and_cwd_is_honoured(
 
 
 def test_stdin_is_fed_and_closed_and_defaults_to_empty() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     outputs: list[bytes] = []
 
     def on_end(returncode: int, stdout_file: Any, *args: Any) -> None:
@@ -228,7 +187,7 @@ def test_stdin_is_fed_and_closed_and_defaults_to_empty() -> None:
 
 
 def test_stop_task_from_callback_stdout_kills_the_whole_group() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     pids: list[int] = []
     statuses: list[TaskStatus] = []
 
@@ -254,7 +213,7 @@ def test_stop_task_from_callback_stdout_kills_the_whole_group() -> None:
 
 
 def test_an_error_in_a_callback_kills_the_group_and_propagates() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     pids: list[int] = []
     statuses: list[TaskStatus] = []
 
@@ -275,7 +234,7 @@ def test_an_error_in_a_callback_kills_the_group_and_propagates() -> None:
 
 
 def test_an_error_in_callback_process_kills_the_process() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     pids: list[int] = []
 
     def on_process(pid: int, *args: Any) -> None:
@@ -289,7 +248,7 @@ def test_an_error_in_callback_process_kills_the_process() -> None:
 
 
 def test_stop_signal_kills_the_group_and_raises_stop_task() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     pids: list[int] = []
     statuses: list[TaskStatus] = []
     first_line = threading.Event()
@@ -329,7 +288,7 @@ def test_stop_signal_kills_the_group_and_raises_stop_task() -> None:
 
 
 def test_a_group_ignoring_sigterm_is_killed_after_the_grace_period() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     pids: list[int] = []
 
     def on_stdout(line: str, *args: Any) -> None:
@@ -347,7 +306,7 @@ def test_a_group_ignoring_sigterm_is_killed_after_the_grace_period() -> None:
 
 
 def test_background_processes_left_by_bash_are_terminated_when_it_exits() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     pids: list[int] = []
     task = BashTask(
         "leftover", "sleep 30 & echo $!", callback_stdout=lambda line, *args: pids.append(int(line))
@@ -360,7 +319,7 @@ def test_background_processes_left_by_bash_are_terminated_when_it_exits() -> Non
 
 
 def test_an_interrupted_task_kills_the_group() -> None:
-    data, store, _, context = make_args()
+    data, store, _, context = make_args_bash()
     pids: list[int] = []
     first_line = threading.Event()
 
@@ -383,7 +342,7 @@ def test_an_interrupted_task_kills_the_group() -> None:
 
 
 def test_a_command_that_is_not_a_string_is_a_clear_error() -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     statuses: list[TaskStatus] = []
     task = BashTask(
         "typo",
@@ -398,7 +357,7 @@ def test_a_command_that_is_not_a_string_is_a_clear_error() -> None:
 
 
 def test_a_command_that_cannot_start_is_a_clear_error(tmp_path: Any) -> None:
-    data, store, signal, context = make_args()
+    data, store, signal, context = make_args_bash()
     missing = tmp_path / "missing"
     task = BashTask("nowhere", "true", cwd=str(missing))
     with pytest.raises(TaskDefinitionError, match="task 'nowhere' could not start its command"):

@@ -6,46 +6,10 @@ from typing import Any
 
 import pytest
 from lightflow.exceptions import StopTask, TaskDefinitionError
-from lightflow.models import Action, MultiTaskData, TaskContext, TaskData, TaskStatus
+from lightflow.models import Action, MultiTaskData, TaskData, TaskStatus
 from lightflow.tasks import PythonTask
 
-
-class FlagSignal:
-    """The part of the engine's task signal a task reads: ``is_stopped``."""
-
-    def __init__(self) -> None:
-        self.is_stopped = False
-
-
-class DictStore:
-    """A dict-backed stand-in for a run's DataStoreDocument."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
-
-    def push(self, key: str, value: Any) -> None:
-        self.values.setdefault(key, []).append(value)
-
-    def extend(self, key: str, values: list[Any]) -> None:
-        self.values.setdefault(key, []).extend(values)
-
-
-def make_args(values: dict[str, Any] | None = None) -> tuple[Any, ...]:
-    data = MultiTaskData(dataset=TaskData(dict(values or {})))
-    context = TaskContext(
-        task_name="task",
-        dag_name="dag",
-        workflow_name="wf",
-        workflow_id="run-1",
-        worker_hostname="host",
-    )
-    return data, DictStore(), FlagSignal(), context
+from .helpers import make_args
 
 
 def test_without_callback_passes_the_data_on() -> None:

@@ -50,13 +50,19 @@ def run_command(
     succeeds, 1 when it fails, stops or aborts.
     """
     from .. import api
-    from ..exceptions import RunFailedError
 
     values = api.parse_arguments(arguments)
     progress = None if quiet else ProgressPrinter(unicode=_stdout_takes_unicode())
     result = api.run_workflow(
         workflow, values, config=state.config, workers=workers, on_event=progress
     )
+    report(result)
+
+
+def report(result: RunResult) -> None:
+    """Print the run's summary; raise (exit 1, reason and traceback) unless it succeeded."""
+    from ..exceptions import RunFailedError
+
     click.echo(summary(result))
     if result.outcome != "succeeded":
         raise RunFailedError(

@@ -164,8 +164,7 @@ def workflow_start(
 def _wait_for(run_id: str, config: Config) -> None:
     """Show the run's progress as ``lightflow run`` does; fail unless it succeeds."""
     from .. import api
-    from ..exceptions import RunFailedError
-    from .run_cmd import ProgressPrinter, _stdout_takes_unicode, failure_reason, summary
+    from .run_cmd import ProgressPrinter, _stdout_takes_unicode, report
 
     progress = ProgressPrinter(unicode=_stdout_takes_unicode())
     tally = _TaskTally()
@@ -184,14 +183,7 @@ def _wait_for(run_id: str, config: Config) -> None:
         )
         sys.exit(130)
     result = tally.result(record or {"id": run_id})
-    click.echo(summary(result))
-    if result.outcome != "succeeded":
-        raise RunFailedError(
-            failure_reason(result),
-            task=result.failed_task,
-            dag=result.failed_dag,
-            traceback=result.traceback,
-        )
+    report(result)
 
 
 class _TaskTally:
