@@ -97,10 +97,17 @@ def start_worker(
 
 
 def stop_workers(config: Config, names: Sequence[str] = ()) -> list[str]:
-    """Ask workers (all, or the named ones) to shut down warm; return who answered."""
+    """Ask workers (all, or the named ones) to shut down warm; return their names.
+
+    A worker does not answer a shutdown (it is on its way out), so the live ones are
+    found with a ping first and only they are told to stop.
+    """
     app = create_app(config)
-    replies = app.control.shutdown(destination=list(names) or None, reply=True, timeout=2.0)
-    return [name for reply in replies or [] for name in reply]
+    replies = app.control.ping(destination=list(names) or None, timeout=2.0)
+    alive = [name for reply in replies or [] for name in reply]
+    if alive:
+        app.control.shutdown(destination=alive)
+    return alive
 
 
 def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:

@@ -1,0 +1,136 @@
+"""The distributed CLI end to end: real `lightflow` subprocesses against the cluster."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from lightflow import api
+
+from .conftest import WORKFLOWS, Cluster
+
+pytestmark = pytest.mark.slow
+
+
+def lightflow(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lightflow.cli", "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_workflow_start_prints_only_the_run_id(cluster: Cluster) -> None:
+    result = lightflow(cluster.config_path, "workflow", "start", str(WORKFLOWS / "tiny.py"))
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.strip()
+    assert len(run_id) == 32 and run_id.isalnum()
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=lambda e: None, timeout=30
+    )
+    assert record["state"] == "succeeded"
+
+
+def test_workflow_start_wait_exits_zero_on_success_with_progress(cluster: Cluster) -> None:
+    result = lightflow(cluster.config_path, "workflow", "start", "--wait", "branch_seed")
+    assert result.returncode == 0, result.stderr
+    assert "main/lane1" in result.stdout and "main/lane2" in result.stdout
+    assert "succeeded" in result.stdout
+
+
+def test_workflow_start_wait_exits_one_naming_the_failed_task(cluster: Cluster) -> None:
+    result = lightflow(cluster.config_path, "workflow", "start", "--wait", "failing")
+    assert result.returncode == 1
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1
+    assert "broken" in error_lines[0] and "calibration file missing" in error_lines[0]
+    assert "failing.py" in result.stderr  # the task's own traceback follows
+
+
+def test_status_and_logs_of_a_finished_run(cluster: Cluster) -> None:
+    record, _ = cluster.run("tiny", {"n": "42"})
+    listing = lightflow(cluster.config_path, "workflow", "status")
+    assert listing.returncode == 0 and record["id"][:8] in listing.stdout
+    details = lightflow(cluster.config_path, "workflow", "status", "-d", record["id"][:10])
+    assert details.returncode == 0, details.stderr
+    assert "hello" in details.stdout and "succeeded" in details.stdout
+    logs = lightflow(cluster.config_path, "workflow", "logs", record["id"])
+    assert logs.returncode == 0 and "hello from run 42" in logs.stdout
+
+
+def test_task_print_lands_in_the_worker_log_tagged_with_run_dag_and_task(
+    cluster: Cluster,
+) -> None:
+    record, _ = cluster.run("tiny", {"n": "77"})
+    tag = f"[{record['id'][:8]}/main/hello]"
+    deadline = time.monotonic() + 10
+    while (
+        time.monotonic() < deadline and f"{tag} hello from run 77" not in cluster.workers[0].log()
+    ):
+        time.sleep(0.2)
+    assert f"{tag} hello from run 77" in cluster.workers[0].log()
+
+
+def test_monitor_of_one_run_replays_its_events_and_ends_with_it(cluster: Cluster) -> None:
+    record, _ = cluster.run("branch_seed")
+    result = lightflow(cluster.config_path, "monitor", record["id"], timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "lane2" in result.stdout and "skipped" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].find("succeeded") >= 0
+
+
+def test_worker_status_lists_live_workers_and_stop_ends_one(cluster: Cluster) -> None:
+    extra = cluster.worker("status", queues="status-only", concurrency=1)
+    status = lightflow(cluster.config_path, "worker", "status")
+    assert status.returncode == 0, status.stderr
+    assert extra.node in status.stdout and "status-only" in status.stdout
+    stopped = lightflow(cluster.config_path, "worker", "stop", extra.node)
+    assert stopped.returncode == 0, stopped.stderr
+    assert extra.node in stopped.stdout
+    assert extra.process is not None
+    extra.process.wait(30)
+
+
+def test_a_1x_lightflow_cfg_with_host_and_port_keys_runs_workflows(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The 1.x layout: signal/store as host, port, database; a graph section (ignored)."""
+    state_host, state_port = cluster.config.signal["url"].split("//")[1].split("/")[0].split(":")
+    state_db = int(cluster.config.signal["url"].rsplit("/", 1)[1])
+    store_host, store_port = cluster.config.store["uri"].split("//")[1].strip("/").split(":")
+    config = tmp_path / "lightflow.cfg"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "workflows": [str(WORKFLOWS)],
+                "libraries": [],
+                "celery": {"broker_url": cluster.config.celery["broker_url"]},
+                "signal": {
+                    "host": state_host,
+                    "port": int(state_port),
+                    "password": None,
+                    "database": state_db,
+                    "polling_time": 0.5,
+                },
+                "store": {
+                    "host": store_host,
+                    "port": int(store_port),
+                    "database": cluster.config.store["database"],
+                    "username": None,
+                    "password": None,
+                    "auth_source": "admin",
+                    "auth_mechanism": None,
+                },
+                "graph": {"workflow_polling_time": 0.5, "dag_polling_time": 0.5},
+                "cli": {"time_format": "%Y-%m-%d %H:%M:%S"},
+            }
+        )
+    )
+    result = lightflow(config, "workflow", "start", "--wait", "tiny", "n=5")
+    assert result.returncode == 0, result.stderr
+    assert "Note:" in result.stderr and "graph" in result.stderr  # deprecation, one line
