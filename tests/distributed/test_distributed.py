@@ -248,3 +248,24 @@ def test_a_crashed_workflow_job_fails_the_run_instead_of_leaving_it_queued(
     assert record["state"] == "failed"
     assert "internal error in the workflow job: RuntimeError: disk full" in record["error"]
     assert events[-1].kind.value == "workflow_finished"
+
+
+def test_jobs_committed_but_never_sent_are_sent_by_the_sweeper(cluster: Cluster) -> None:
+    from lightflow.queue import driver
+
+    class DiesBeforeSending(driver.Cluster):
+        def send(self, job: str, args: tuple, queue: str) -> None:
+            raise RuntimeError("the worker died here")
+
+    # Nobody serves this queue: the workflow job is run here, by a "dying" worker.
+    run_id = api.start_workflow(
+        str(WORKFLOWS / "tiny.py"), {}, config=cluster.config, queue="nobody-serves-this"
+    )
+    with pytest.raises(RuntimeError, match="died"):
+        driver.workflow_job(DiesBeforeSending(cluster.config), run_id)
+    sent = driver.resend_unsent_jobs(driver.Cluster(cluster.config), older_than=0)
+    assert any(run_id in entry and driver.DAG_JOB in entry for entry in sent)
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=lambda e: None, timeout=30
+    )
+    assert record["state"] == "succeeded"

@@ -317,8 +317,10 @@ def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
         ),
     )
     pipe.hset(rs.run_key(run_id, "dags"), name, "")
+    job = _job(DAG_JOB, (run_id, name), dag.queue)
+    _outbox(pipe, [job])
     pipe.execute()
-    cluster.send(DAG_JOB, (run_id, name), dag.queue)
+    _send(cluster, [job])
     return name
 
 
@@ -467,6 +469,46 @@ def _apply_outcome(machine: DagRun, task: str, outcome: TaskOutcome) -> Step:
     return machine.task_failed(task, outcome.message)
 
 
+# -- the outbox: jobs committed but not yet sent ----------------------------------------
+def _job(name: str, args: tuple[str, ...], queue: str) -> str:
+    """An outbox entry: the job, its arguments and its queue."""
+    return json.dumps([name, list(args), queue])
+
+
+def _outbox(pipe: Any, jobs: list[str]) -> None:
+    """Record jobs in the transaction that makes them due (they are sent right after).
+
+    A worker dying between that commit and the send would otherwise leave the jobs
+    unsent and the run waiting forever; :func:`resend_unsent_jobs` sends them.
+    """
+    if jobs:
+        pipe.zadd(rs.OUTBOX, dict.fromkeys(jobs, rs.now()))
+
+
+def _send(cluster: Cluster, jobs: list[str]) -> None:
+    """Send outbox entries and clear them."""
+    for entry in jobs:
+        name, args, queue = json.loads(entry)
+        cluster.send(name, tuple(args), queue)
+    if jobs:
+        cluster.redis.zrem(rs.OUTBOX, *jobs)
+
+
+def resend_unsent_jobs(cluster: Cluster, older_than: float = 10.0) -> list[str]:
+    """Send jobs committed more than ``older_than`` seconds ago but never sent.
+
+    Jobs are idempotent (a DAG job starts an instance once, a task job runs only its
+    current attempt), so a job that was in fact sent just before its sender died and
+    is now sent twice runs once.
+    """
+    entries = [
+        rs.text(entry)
+        for entry in cluster.redis.zrangebyscore(rs.OUTBOX, "-inf", rs.now() - older_than)
+    ]
+    _send(cluster, entries)
+    return entries
+
+
 # -- advancing a DAG instance ------------------------------------------------------------
 @dataclass
 class Progress:
@@ -475,7 +517,7 @@ class Progress:
     machine: DagRun
     state: dict[str, Any]
     step: Step
-    skipped_outputs: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)  # outbox entries of the ready tasks
 
 
 def _advance(
@@ -524,8 +566,12 @@ def _advance(
                     if machine.spec.successors[task]:
                         data.flatten(in_place=True)
                         writes[rs.run_key(run_id, "out", instance, task)] = cloudpickle.dumps(data)
+                jobs = []
                 for task in step.ready:
-                    state["attempts"][task] = uuid.uuid4().hex
+                    state["attempts"][task] = attempt = uuid.uuid4().hex
+                    jobs.append(
+                        _job(TASK_JOB, (run_id, instance, task, attempt), dag.task(task).queue)
+                    )
                 state["machine"] = machine.to_dict()
                 consumed = [n for n, count in state["unconsumed"].items() if count <= 0]
                 for name in consumed:
@@ -538,8 +584,9 @@ def _advance(
                     pipe.delete(rs.run_key(run_id, "out", instance, name))
                 if also is not None:
                     also(pipe)
+                _outbox(pipe, jobs)
                 pipe.execute()
-                return Progress(machine, state, step)
+                return Progress(machine, state, step, jobs)
             except redis.WatchError:
                 continue
 
@@ -598,11 +645,7 @@ def _queue_events(pipe: Any, run_id: str, events: list[RunEvent]) -> None:
 def _carry_out(cluster: Cluster, run_id: str, instance: str, progress: Progress) -> None:
     """Send ready tasks, record skipped/cancelled ones, finish the DAG if done."""
     step, machine, state = progress.step, progress.machine, progress.state
-    dag = cluster.dag(run_id, state["dag"])
-    for task in step.ready:
-        cluster.send(
-            TASK_JOB, (run_id, instance, task, state["attempts"][task]), dag.task(task).queue
-        )
+    _send(cluster, progress.jobs)
     if not (step.skipped or step.cancelled or step.done):
         return
     recorder = cluster.recorder(run_id, cluster.workflow(run_id).name)

@@ -27,6 +27,9 @@ Every key of a run starts with ``lf:run:<id>``:
 ``lf:running`` (hash)
     ``<id>|<instance>|<task>`` -> JSON {attempt, worker, heartbeat}: tasks running now.
     Workers refresh the heartbeat; a sweeper re-dispatches tasks of dead workers.
+``lf:outbox`` (sorted set, by time)
+    Jobs committed by a state transition and not yet sent; cleared once sent. The
+    sweeper sends entries left behind by a worker that died in between.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
 RUNS = "lf:runs"
 RUNNING = "lf:running"
+OUTBOX = "lf:outbox"
 EVENTS_CHANNEL = "lf:events"
 LOG_LINES_KEPT = 10_000
 

@@ -6,8 +6,9 @@ workflows. A worker also
 
 * tags every log line written while a task runs (``print`` included, through Celery's
   stdout redirection) with ``[run/dag/task]`` and keeps it in the run's log, and
-* sweeps for tasks whose worker died (no heartbeat) and re-queues them, so a run
-  survives a worker killed with SIGKILL.
+* sweeps for tasks whose worker died (no heartbeat) and re-queues them, and sends
+  jobs a dead worker committed but never sent, so a run survives a worker killed
+  with SIGKILL at any point.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
             try:
                 for entry in driver.recover_lost_tasks(cluster, dead_after):
                     logger.warning("re-queued task of a dead worker: %s", entry)
+                for job in driver.resend_unsent_jobs(cluster, dead_after):
+                    logger.warning("sent a job a dead worker committed but never sent: %s", job)
             except Exception as error:
                 logger.warning("lost-task sweep failed: %s", error)
 
