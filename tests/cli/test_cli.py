@@ -219,7 +219,9 @@ def test_a_one_x_config_is_accepted_with_a_one_line_note(workdir: Path) -> None:
     assert result.exit_code == 0
     assert yaml.safe_load(result.stdout)["celery"]["timezone"] == "Australia/Melbourne"
     notes = result.stderr.strip().splitlines()
-    assert len(notes) == 1 and notes[0].startswith("Note:") and "'graph'" in notes[0]
+    assert len(notes) == 2 and all(note.startswith("Note:") for note in notes)
+    assert any("'graph'" in note for note in notes)
+    assert any("'signal.polling_time'" in note for note in notes)
 
 
 @pytest.mark.parametrize(

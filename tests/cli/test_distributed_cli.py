@@ -565,3 +565,47 @@ def test_monitor_prints_one_line_per_event_and_ctrl_c_ends_it_quietly(
     detailed = invoke("monitor", "-d", "3f2a").stdout.splitlines()
     assert followed[-1] == "3f2a"
     assert RUN_ID in detailed[3] and "cpu1@beamline" in detailed[3]
+
+
+def test_a_broker_other_than_redis_needs_a_state_server(tmp_path: Path) -> None:
+    from lightflow.config import Config
+    from lightflow.exceptions import ConfigError
+    from lightflow.queue.driver import state_url
+
+    config = Config.from_dict({"celery": {"broker_url": "amqp://guest:guest@mq:5672//"}})
+    with pytest.raises(ConfigError, match=r"signal\.url"):
+        state_url(config)
+
+
+def test_a_1x_signal_password_is_escaped_in_the_state_url() -> None:
+    from urllib.parse import urlsplit
+
+    from lightflow.config import Config
+    from lightflow.queue.driver import state_url
+
+    config = Config.from_dict(
+        {"signal": {"host": "redis1", "port": 6380, "password": "p@ss/w", "database": 2}}
+    )
+    url = urlsplit(state_url(config))
+    assert (url.hostname, url.port, url.path) == ("redis1", 6380, "/2")
+    assert url.password == "p%40ss%2Fw"
+
+
+def test_an_unknown_store_setting_fails_workflow_start_before_queueing(
+    tmp_path: Path,
+) -> None:
+    from lightflow import api
+    from lightflow.config import Config
+    from lightflow.exceptions import ConfigError
+
+    port = dead_port()
+    config = Config.from_dict(
+        {
+            "celery": {"broker_url": f"redis://127.0.0.1:{port}/0"},
+            "store": {"hostname": "db1"},
+        }
+    )
+    with pytest.raises(ConfigError, match="unknown store setting 'hostname'"):
+        api.start_workflow(
+            str(Path(__file__).parents[2] / "examples" / "sequence.py"), {}, config=config
+        )

@@ -29,6 +29,7 @@ from lightflow.config import Config
 from tests.servers import ServerProcess, WorkerProcess
 
 WORKFLOWS = Path(__file__).parent / "workflows"
+LIBRARY = Path(__file__).parent / "library"
 RABBITMQ = ("127.0.0.1", 5672)
 
 
@@ -150,6 +151,7 @@ def cluster(
         yaml.safe_dump(
             {
                 "workflows": [str(WORKFLOWS)],
+                "libraries": [str(LIBRARY)],
                 "celery": {"broker_url": broker, "worker_concurrency": 2},
                 "signal": {"url": state_url, "heartbeat_timeout": 6},
                 "store": {

@@ -134,3 +134,14 @@ def test_a_1x_lightflow_cfg_with_host_and_port_keys_runs_workflows(
     result = lightflow(config, "workflow", "start", "--wait", "tiny", "n=5")
     assert result.returncode == 0, result.stderr
     assert "Note:" in result.stderr and "graph" in result.stderr  # deprecation, one line
+
+
+def test_workflow_stop_accepts_a_run_id_prefix(cluster: Cluster) -> None:
+    run_id = api.start_workflow(str(WORKFLOWS / "stoppable.py"), {}, config=cluster.config)
+    result = lightflow(cluster.config_path, "workflow", "stop", run_id[:8])
+    assert result.returncode == 0, result.stderr
+    assert run_id in result.stdout
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=lambda e: None, timeout=30
+    )
+    assert record["state"] == "stopped"

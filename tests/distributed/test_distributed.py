@@ -43,7 +43,7 @@ def test_seed_workflow_runs_on_workers(cluster: Cluster) -> None:
 def test_numpy_array_travels_between_worker_processes(cluster: Cluster) -> None:
     record, _ = cluster.run("numpy_chain", keep_data=True)
     assert record["state"] == "succeeded", record
-    document = cluster.store().get(record["id"])
+    document = api.run_store(record["id"][:12], config=cluster.config)
     assert document.get("total") == 3 * 1024 * 1024
     frame = document.get("frame")
     assert isinstance(frame, np.ndarray) and frame.shape == (1024, 1024) and frame[0, 0] == 3
@@ -269,3 +269,38 @@ def test_jobs_committed_but_never_sent_are_sent_by_the_sweeper(cluster: Cluster)
         config=cluster.config, run_id=run_id, on_event=lambda e: None, timeout=30
     )
     assert record["state"] == "succeeded"
+
+
+def test_run_store_of_a_run_that_kept_no_data_says_how_to_keep_it(cluster: Cluster) -> None:
+    record, _ = cluster.run("tiny")
+    with pytest.raises(LightflowError, match="--keep-data"):
+        api.run_store(record["id"], config=cluster.config)
+
+
+def test_workers_import_shared_code_from_the_configured_libraries(cluster: Cluster) -> None:
+    record, _ = cluster.run("uses_library", keep_data=True)
+    assert record["state"] == "succeeded", record
+    assert api.run_store(record["id"], config=cluster.config).get("detector") == "pilatus-3"
+    cluster.store().remove(record["id"])
+
+
+def test_a_lost_task_that_is_not_safe_to_rerun_fails_the_run_with_a_record(
+    cluster: Cluster,
+) -> None:
+    victim = cluster.worker("victim2", queues="victim2", concurrency=1)
+    run_id = api.start_workflow(str(WORKFLOWS / "not_rerunnable.py"), {}, config=cluster.config)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = api.run_status(run_id, config=cluster.config)
+        if status["dags"].get("main", {}).get("tasks", {}).get("move_motor"):
+            break
+        time.sleep(0.1)
+    victim.kill()
+    events: list = []
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=events.append, timeout=60
+    )
+    assert record["state"] == "failed"
+    assert "not marked safe to re-run" in record["error"]
+    status = api.run_status(run_id, config=cluster.config)
+    assert status["dags"]["main"]["tasks"]["move_motor"]["state"] == "failed"

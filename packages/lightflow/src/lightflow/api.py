@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .local.engine import RunResult, TaskRecord
     from .records import EventListener
+    from .store.base import DataStoreDocument
 
 __all__ = [
     "RunResult",
@@ -27,6 +28,7 @@ __all__ = [
     "parse_arguments",
     "run_logs",
     "run_status",
+    "run_store",
     "run_workflow",
     "start_workflow",
     "stop_workflows",
@@ -115,8 +117,9 @@ def start_workflow(
         LightflowError: The workflow or the arguments are invalid, or the state server
             cannot be reached.
     """
-    from .queue.driver import Cluster, submit
+    from .queue.driver import Cluster, store_settings, submit
 
+    store_settings(config)
     workflow = load(name_or_path, config)
     values: dict[str, Any] = workflow.parameters.consolidate(dict(arguments or {}))
     return _with_server_errors(
@@ -125,9 +128,13 @@ def start_workflow(
 
 
 def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
-    """Stop runs given by id or workflow name (all unfinished runs if none given).
+    """Stop runs given by id (a unique prefix will do) or by workflow name.
 
-    Returns the ids of the runs asked to stop.
+    With no targets, every unfinished run is stopped. Returns the ids of the runs asked
+    to stop.
+
+    Raises:
+        LightflowError: A target is neither a workflow name nor a (unique) run id.
     """
     from .engine.dag_run import Outcome
     from .queue.driver import Cluster, halt_run
@@ -135,17 +142,41 @@ def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
     cluster = Cluster(config)
 
     def stop() -> list[str]:
+        unfinished = [
+            r
+            for r in list_runs(config=config, cluster=cluster)
+            if r["state"] in ("queued", "running")
+        ]
+        chosen = {r["id"] for r in unfinished} if not targets else set()
+        for target in targets:
+            by_name = {r["id"] for r in unfinished if r["workflow"] == target}
+            chosen |= by_name or {_resolve_run_id(cluster.redis, target)}
         stopped = []
-        for record in list_runs(config=config, cluster=cluster):
-            if record["state"] not in ("queued", "running"):
-                continue
-            if targets and record["id"] not in targets and record["workflow"] not in targets:
-                continue
-            halt_run(cluster, record["id"], Outcome.STOPPED)
-            stopped.append(record["id"])
+        for record in unfinished:
+            if record["id"] in chosen:
+                halt_run(cluster, record["id"], Outcome.STOPPED)
+                stopped.append(record["id"])
         return stopped
 
     return _with_server_errors(config, stop)
+
+
+def run_store(run_id: str, *, config: Config) -> DataStoreDocument:
+    """The store document of a run (kept with ``--keep-data``), to read its results.
+
+    Raises:
+        LightflowError: No such run, or its data was removed when it ended.
+    """
+    from .queue.driver import Cluster
+
+    cluster = Cluster(config)
+    full_id = _with_server_errors(config, lambda: _resolve_run_id(cluster.redis, run_id))
+    if not cluster.store.exists(full_id):
+        raise LightflowError(
+            f"run {full_id} kept no data; start it with --keep-data "
+            "(`workflow start -k`) to read its store afterwards"
+        )
+    return cluster.store.get(full_id)
 
 
 def list_runs(

@@ -47,6 +47,11 @@ ENV_PREFIX = "LIGHTFLOW_"
 #: Sections holding a list of folders; every other section is a mapping.
 PATH_SECTIONS = ("workflows", "libraries")
 #: Sections that are read for compatibility only.
+#: Keys inside sections that are read for compatibility only.
+DEPRECATED_KEYS = {
+    ("signal", "polling_time"): "'signal.polling_time' is no longer used: runs are "
+    "event-driven; remove it",
+}
 DEPRECATED_SECTIONS = {
     "graph": "the 'graph' section (workflow_polling_time, dag_polling_time) is no longer "
     "used: runs are event-driven; remove it",
@@ -89,7 +94,9 @@ signal:
   port: 6379
   password: null
   database: 0
-  polling_time: 0.5
+  # Seconds without a heartbeat after which a running task's worker counts as dead
+  # and the task is queued again (or fails, if it is not safe to re-run).
+  heartbeat_timeout: 15
 
 # MongoDB holding the run data. A `uri` (mongodb://...) replaces host and port.
 store:
@@ -191,6 +198,11 @@ class Config:
                     data[name] = section
                 else:
                     data[name] = _merged(data.get(name), section)
+                    deprecations.extend(
+                        f"{source}: {note}"
+                        for (where, key), note in DEPRECATED_KEYS.items()
+                        if where == name and isinstance(section, dict) and key in section
+                    )
         _apply_environment(data, environ, deprecations)
         return cls(data, source=source, deprecations=deprecations)
 

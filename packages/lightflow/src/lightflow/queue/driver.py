@@ -28,13 +28,14 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import cloudpickle
 
 from ..config import redact_url
 from ..engine.dag_run import DagRun, DagSpec, Outcome, Step, TaskState
 from ..events import EventKind, RunEvent
-from ..exceptions import LightflowError, SignalError, StoreError
+from ..exceptions import ConfigError, LightflowError, SignalError, StoreError
 from ..execution import TaskOutcome, compose_input, execute_task, initial_data
 from ..models.context import TaskContext
 from ..models.dag import Dag
@@ -64,22 +65,50 @@ def state_url(config: Config) -> str:
     if signal.get("url"):
         return str(signal["url"])
     if signal.get("host"):  # the 1.x layout
-        password = f":{signal['password']}@" if signal.get("password") else ""
+        password = signal.get("password")
+        auth = f":{quote(str(password), safe='')}@" if password else ""
         scheme = "rediss" if signal.get("ssl") else "redis"
         return (
-            f"{scheme}://{password}{signal['host']}:{signal.get('port', 6379)}/"
+            f"{scheme}://{auth}{signal['host']}:{signal.get('port', 6379)}/"
             f"{signal.get('database', 0)}"
         )
     broker = str(config.celery.get("broker_url", DEFAULT_BROKER))
-    return broker if broker.startswith(("redis://", "rediss://")) else DEFAULT_BROKER
+    if broker.startswith(("redis://", "rediss://")):
+        return broker
+    raise ConfigError(
+        f"the broker ({redact_url(broker)}) is not Redis, so set the Redis server that "
+        "holds run state: signal.url (or signal.host/port) in lightflow.cfg"
+    )
+
+
+def store_settings(config: Config) -> dict[str, Any]:
+    """The ``store`` section checked against what the MongoDB store accepts.
+
+    Checked on the client, so a typo fails ``workflow start`` instead of every job.
+
+    Raises:
+        ConfigError: The section has a key the store does not know.
+    """
+    import inspect
+
+    from ..store.mongo import MongoDataStore
+
+    settings = dict(config.store or {})
+    accepted = [name for name in inspect.signature(MongoDataStore).parameters]
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"unknown store setting '{unknown[0]}' in lightflow.cfg; the store accepts: "
+            f"{', '.join(accepted)}"
+        )
+    return settings
 
 
 def create_store(config: Config) -> DataStore:
     """The MongoDB store from the ``store`` section (1.x keys or a ``uri``)."""
     from ..store.mongo import MongoDataStore
 
-    settings = dict(config.store or {})
-    return MongoDataStore(**settings)
+    return MongoDataStore(**store_settings(config))
 
 
 class Cluster:
@@ -974,6 +1003,9 @@ def recover_lost_tasks(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
             continue
         handled.append(field_name)
         if not rerun:
+            cluster.recorder(run_id, cluster.workflow(run_id).name).task_finished(
+                instance, task_name, TaskState.FAILED.value, worker=entry["worker"], message=reason
+            )
             halt_run(cluster, run_id, Outcome.STOPPED, instance, task_name, reason)
         _carry_out(cluster, run_id, instance, progress)
     return handled

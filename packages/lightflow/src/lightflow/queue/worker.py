@@ -14,6 +14,7 @@ workflows. A worker also
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -89,6 +90,11 @@ def start_worker(
     """Run a worker in this process until it is stopped (blocks)."""
     from celery import signals
 
+    # Workflows import shared code from the configured libraries on workers too (the
+    # pool's processes inherit the path).
+    for library in reversed(config.libraries):
+        if str(library) not in sys.path:
+            sys.path.insert(0, str(library))
     app = create_app(config)
     signals.after_setup_logger.connect(_install_log_filter, weak=False)
     signals.worker_process_init.connect(_install_log_filter, weak=False)
