@@ -71,8 +71,10 @@ def worker_stop(state: CliState, names: tuple[str, ...], yes: bool) -> None:
         confirm_all("Stop all workers", yes)
     stopped = _on_broker(config, lambda: stop_workers(config, list(names)))
     if not stopped:
-        which = ", ".join(names) if names else "no worker"
-        click.echo(f"No answer from {which}: nothing was stopped.", err=True)
+        if names:
+            click.echo(f"No answer from {', '.join(names)}: nothing was stopped.", err=True)
+        else:
+            click.echo("No worker answered: nothing was stopped.", err=True)
         return
     for worker in stopped:
         click.echo(worker)

@@ -295,7 +295,8 @@ def workflow_logs(state: CliState, run_id: str) -> None:
     """Print the log lines of a run's tasks.
 
     The lines the tasks of RUN_ID (a unique prefix will do) wrote with print or
-    logging, oldest first.
+    logging, grouped by task in the order the tasks ended (a task's lines are kept when
+    it ends).
     """
     from .. import api
 
