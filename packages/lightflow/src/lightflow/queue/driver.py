@@ -199,8 +199,7 @@ class Cluster:
         in a pipeline with other commands (see :func:`_queue_events`).
         """
         listener = events.append if events is not None else self._publish_listener(run_id)
-        document = _RecordDocument(self.document(run_id), self.store)
-        return RunRecorder(document, workflow, run_id, listener)
+        return RunRecorder(_RecordDocument(self, run_id), workflow, run_id, listener)
 
     def _publish_listener(self, run_id: str) -> Callable[[RunEvent], None]:
         def publish(event: RunEvent) -> None:
@@ -214,37 +213,37 @@ class Cluster:
 class _RecordDocument(DataStoreDocument):
     """A run's document as the run record writes it.
 
-    Records race with the end of a run: another lane may finish the run and drop its
-    data while this job still records a task. A write to a document that no longer
-    exists is therefore dropped (the run's data was removed on purpose); any other
-    store error still raises.
+    Records race with the end of a run: another lane, or the task that a stop request
+    interrupted, may finish the run and drop its data while this job still records.
+    The document is therefore opened on first use, and a write to a document that no
+    longer exists is dropped (the run's data was removed on purpose); any other store
+    error still raises.
     """
 
-    def __init__(self, document: DataStoreDocument, store: DataStore) -> None:
-        super().__init__(document.workflow_id)
-        self._document = document
-        self._store = store
+    def __init__(self, cluster: Cluster, run_id: str) -> None:
+        super().__init__(run_id)
+        self._cluster = cluster
 
     def get(self, key: str, default: Any = None, *, section: str = DATA) -> Any:
-        return self._document.get(key, default, section=section)
+        return self._cluster.document(self.workflow_id).get(key, default, section=section)
 
     def set(self, key: str, value: Any, *, section: str = DATA) -> None:
-        self._write(lambda: self._document.set(key, value, section=section))
+        self._write(lambda document: document.set(key, value, section=section))
 
     def set_many(self, values: Mapping[str, Any], *, section: str = DATA) -> None:
-        self._write(lambda: self._document.set_many(values, section=section))
+        self._write(lambda document: document.set_many(values, section=section))
 
     def push(self, key: str, value: Any, *, section: str = DATA) -> None:
-        self._write(lambda: self._document.push(key, value, section=section))
+        self._write(lambda document: document.push(key, value, section=section))
 
     def extend(self, key: str, values: Iterable[Any], *, section: str = DATA) -> None:
-        self._write(lambda: self._document.extend(key, values, section=section))
+        self._write(lambda document: document.extend(key, values, section=section))
 
-    def _write(self, write: Callable[[], None]) -> None:
+    def _write(self, write: Callable[[DataStoreDocument], None]) -> None:
         try:
-            write()
+            write(self._cluster.document(self.workflow_id))
         except StoreError:
-            if self._store.exists(self.workflow_id):
+            if self._cluster.store.exists(self.workflow_id):
                 raise
 
 
