@@ -304,3 +304,13 @@ def test_a_lost_task_that_is_not_safe_to_rerun_fails_the_run_with_a_record(
     assert "not marked safe to re-run" in record["error"]
     status = api.run_status(run_id, config=cluster.config)
     assert status["dags"]["main"]["tasks"]["move_motor"]["state"] == "failed"
+
+
+def test_a_successor_reads_its_predecessors_meta_records(cluster: Cluster) -> None:
+    for _ in range(3):  # the record is written just after the successor is sent: race it
+        record, _ = cluster.run("reads_meta", keep_data=True)
+        assert record["state"] == "succeeded", record
+        seen = api.run_store(record["id"], config=cluster.config).get("seen")
+        for name in ("work0", "work1", "work2"):
+            assert {"duration", "worker", "status", "end_time"} <= set(seen[name]), seen
+        cluster.store().remove(record["id"])

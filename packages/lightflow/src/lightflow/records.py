@@ -40,8 +40,17 @@ class RunRecorder:
         workflow: str,
         workflow_id: str,
         listener: EventListener | None = None,
+        *,
+        deferred: bool = False,
     ) -> None:
+        """Args:
+        deferred: Hold META writes until :meth:`flush` (events still go out at once),
+            so the distributed engine can send a task's successors before it spends a
+            store round trip on the task's record.
+        """
         self._document = document
+        self._deferred = deferred
+        self._pending: list[Callable[[], None]] = []
         self._workflow = workflow
         self._workflow_id = workflow_id
         self._listener = listener
@@ -199,13 +208,22 @@ class RunRecorder:
         distributed engine's critical path); run and DAG entries hold the entries below
         them and are written field by field, in one update.
         """
+        document = self._document
         if ".tasks." in key:
-            self._document.set(key, fields, section=META)
+            write: Callable[[], None] = lambda: document.set(key, fields, section=META)  # noqa: E731
         else:
-            self._document.set_many(
-                {f"{key}.{name}" if key else name: value for name, value in fields.items()},
-                section=META,
-            )
+            values = {f"{key}.{name}" if key else name: value for name, value in fields.items()}
+            write = lambda: document.set_many(values, section=META)  # noqa: E731
+        if self._deferred:
+            self._pending.append(write)
+        else:
+            write()
+
+    def flush(self) -> None:
+        """Write the META entries a deferred recorder holds."""
+        pending, self._pending = self._pending, []
+        for write in pending:
+            write()
 
     def _emit(self, event: RunEvent) -> None:
         if self._listener is None:

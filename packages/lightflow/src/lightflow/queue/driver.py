@@ -42,7 +42,7 @@ from ..models.dag import Dag
 from ..models.task_data import MultiTaskData
 from ..records import RunRecorder
 from ..signal import TaskSignal
-from ..store.base import DATA, DataStore, DataStoreDocument
+from ..store.base import DATA, META, DataStore, DataStoreDocument
 from ..workflows import Workflow
 from . import state as rs
 from .app import DEFAULT_BROKER, WORKFLOW_QUEUE, create_app
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ..config import Config
 
 START = "^start"  # pseudo-predecessor holding an instance's start data
+META_WAIT = 10.0  # seconds a META read waits at most for pending task records
 _SEVERITY = [Outcome.SUCCEEDED, Outcome.STOPPED, Outcome.FAILED, Outcome.ABORTED]
 WORKFLOW_JOB, DAG_JOB, TASK_JOB = "lightflow.workflow", "lightflow.dag", "lightflow.task"
 
@@ -191,15 +192,23 @@ class Cluster:
         self.app.send_task(job, args=args, queue=queue)
 
     def recorder(
-        self, run_id: str, workflow: str, events: list[RunEvent] | None = None
+        self,
+        run_id: str,
+        workflow: str,
+        events: list[RunEvent] | None = None,
+        *,
+        deferred: bool = False,
     ) -> RunRecorder:
         """A run recorder writing META and publishing events to Redis.
 
         With ``events``, events are collected there instead, for the caller to publish
-        in a pipeline with other commands (see :func:`_queue_events`).
+        in a pipeline with other commands (see :func:`_queue_events`); ``deferred``
+        holds META writes until the recorder's ``flush``.
         """
         listener = events.append if events is not None else self._publish_listener(run_id)
-        return RunRecorder(_RecordDocument(self, run_id), workflow, run_id, listener)
+        return RunRecorder(
+            _RecordDocument(self, run_id), workflow, run_id, listener, deferred=deferred
+        )
 
     def _publish_listener(self, run_id: str) -> Callable[[RunEvent], None]:
         def publish(event: RunEvent) -> None:
@@ -391,8 +400,9 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
     worker = f"{cluster.hostname}/{os.getpid()}"
     running = rs.running_field(run_id, instance, task_name)
     events: list[RunEvent] = []
-    recorder = cluster.recorder(run_id, workflow.name, events=events)
+    recorder = cluster.recorder(run_id, workflow.name, events=events, deferred=True)
     recorder.task_started(instance, task_name, worker)
+    pending_record = json.dumps([instance, task_name, attempt])
     # One round trip: mark the task running, fetch its input, publish its start.
     pipe = cluster.redis.pipeline(transaction=False)
     heartbeats.add(pipe, cluster, running, attempt, worker)
@@ -415,7 +425,7 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             outcome = execute_task(
                 task,
                 data,
-                cluster.document(run_id),
+                _MetaAwareDocument(cluster.document(run_id), cluster, run_id),
                 TaskSignal(RedisSignalChannel(cluster, run_id), instance),
                 context,
                 source=workflow.path,
@@ -446,6 +456,12 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             _consume(state, machine.inputs_of(task_name))
             return _apply_outcome(machine, task_name, outcome)
 
+        def mark_finished(transaction: Any) -> None:
+            transaction.hdel(rs.RUNNING, running)
+            # Its META entry is written after the successors are sent: mark it pending,
+            # so META reads wait for it (see _MetaAwareDocument).
+            transaction.zadd(rs.run_key(run_id, "metapending"), {pending_record: rs.now()})
+
         done = _advance(
             cluster,
             run_id,
@@ -454,7 +470,7 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             outputs={}
             if output is None
             else {rs.run_key(run_id, "out", instance, task_name): output},
-            also=lambda transaction: transaction.hdel(rs.RUNNING, running),
+            also=mark_finished,
         )
         if done is not None:
             final = done.machine.states[task_name]
@@ -481,10 +497,75 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
                     task_name,
                     message or "",
                 )
-            _carry_out(cluster, run_id, instance, done)
+            if done.step.done:  # the run may end here: its record comes first
+                _write_record(cluster, run_id, recorder, pending_record)
+                _carry_out(cluster, run_id, instance, done)
+            else:  # successors first, the record right after
+                _carry_out(cluster, run_id, instance, done)
+                _write_record(cluster, run_id, recorder, pending_record)
     finally:
         # The finishing transaction already dropped the registry entry.
         heartbeats.remove(cluster, running, delete=done is None)
+
+
+def _write_record(cluster: Cluster, run_id: str, recorder: RunRecorder, pending: str) -> None:
+    """Write a task's held-back META entry and tell META readers waiting for it."""
+    recorder.flush()
+    pipe = cluster.redis.pipeline(transaction=False)
+    pipe.zrem(rs.run_key(run_id, "metapending"), pending)
+    pipe.publish(rs.run_key(run_id, "metadone"), pending)
+    pipe.execute()
+
+
+class _MetaAwareDocument(DataStoreDocument):
+    """The ``store`` a task receives on a worker: reads of META wait for pending entries.
+
+    A finished task's META entry is written just after its successors are sent (off
+    the critical path), but 1.x workflows read predecessors' entries
+    (``log.<dag>.tasks.<task>.duration``) from their successors. A META read therefore
+    first waits until no entry of the run is pending (a few milliseconds; entries of a
+    worker that died are ignored after :data:`META_WAIT` seconds).
+    """
+
+    def __init__(self, document: DataStoreDocument, cluster: Cluster, run_id: str) -> None:
+        super().__init__(run_id)
+        self._document = document
+        self._cluster = cluster
+
+    def get(self, key: str, default: Any = None, *, section: str = DATA) -> Any:
+        if section == META:
+            self._wait_for_records()
+        return self._document.get(key, default, section=section)
+
+    def set(self, key: str, value: Any, *, section: str = DATA) -> None:
+        self._document.set(key, value, section=section)
+
+    def set_many(self, values: Mapping[str, Any], *, section: str = DATA) -> None:
+        self._document.set_many(values, section=section)
+
+    def push(self, key: str, value: Any, *, section: str = DATA) -> None:
+        self._document.push(key, value, section=section)
+
+    def extend(self, key: str, values: Iterable[Any], *, section: str = DATA) -> None:
+        self._document.extend(key, values, section=section)
+
+    def _wait_for_records(self) -> None:
+        client = self._cluster.redis
+        key = rs.run_key(self.workflow_id, "metapending")
+
+        def pending() -> int:
+            return int(client.zcount(key, rs.now() - META_WAIT, "+inf"))
+
+        if not pending():
+            return
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(rs.run_key(self.workflow_id, "metadone"))
+        try:
+            deadline = time.monotonic() + META_WAIT
+            while pending() and time.monotonic() < deadline:
+                pubsub.get_message(timeout=0.05)
+        finally:
+            pubsub.close()
 
 
 def _apply_outcome(machine: DagRun, task: str, outcome: TaskOutcome) -> Step:
@@ -772,7 +853,7 @@ def _clean_up(cluster: Cluster, run_id: str, *, keep_data: bool, started: bool) 
     """Drop the bulky per-run keys; keep the record, events and logs for status."""
     client = cluster.redis
     keys = list(client.scan_iter(match=rs.run_key(run_id, "out", "*"), count=500))
-    keys += [rs.run_key(run_id, "workflow")]
+    keys += [rs.run_key(run_id, "workflow"), rs.run_key(run_id, "metapending")]
     client.delete(*keys)
     if started and not keep_data:
         cluster.store.remove(run_id)
