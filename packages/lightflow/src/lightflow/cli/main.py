@@ -196,7 +196,6 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = CliState(config_path)
 
 
-
 def main(args: list[str] | None = None) -> Any:
     """Entry point of the ``lightflow`` script."""
     return cli.main(args=args, prog_name="lightflow")
