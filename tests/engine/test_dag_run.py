@@ -838,3 +838,10 @@ def test_random_dags_keep_the_invariants(seed):
         else:
             assert kinds == {"ready"}, (task, state, kinds)
     assert DagRun.from_dict(spec, json.loads(json.dumps(run.to_dict()))).to_dict() == run.to_dict()
+
+
+def test_the_worst_outcome_decides_a_workflow() -> None:
+    assert Outcome.worst([]) is Outcome.SUCCEEDED
+    assert Outcome.worst(["succeeded", "stopped"]) is Outcome.STOPPED
+    assert Outcome.worst([Outcome.STOPPED, Outcome.FAILED]) is Outcome.FAILED
+    assert Outcome.worst(["failed", "aborted", "succeeded"]) is Outcome.ABORTED

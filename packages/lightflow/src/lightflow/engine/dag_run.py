@@ -51,6 +51,7 @@ Example: ``a -> [b, c] -> d`` where ``a`` returns ``Action(data, limit=['b'])``:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,13 @@ class Outcome(str, Enum):
     STOPPED = "stopped"
     ABORTED = "aborted"
 
+    @classmethod
+    def worst(cls, outcomes: Iterable[Outcome | str]) -> Outcome:
+        """A workflow's outcome from its DAGs': aborted > failed > stopped > succeeded."""
+        return max((cls(o) for o in outcomes), key=_SEVERITY.index, default=cls.SUCCEEDED)
+
+
+_SEVERITY = [Outcome.SUCCEEDED, Outcome.STOPPED, Outcome.FAILED, Outcome.ABORTED]
 
 RUN, EXCLUDED, SKIP = "run", "excluded", "skip"
 

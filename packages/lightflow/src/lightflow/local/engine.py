@@ -34,8 +34,6 @@ from ..workflows import Workflow
 from .output import whole_lines
 from .pool import TaskPool
 
-_SEVERITY = [Outcome.SUCCEEDED, Outcome.STOPPED, Outcome.FAILED, Outcome.ABORTED]
-
 
 def default_workers() -> int:
     """Default number of concurrently running tasks: enough for I/O-bound lanes."""
@@ -325,10 +323,9 @@ class LocalRun:
             self._apply(instance, instance.run.stop(Outcome.STOPPED))
 
     def _outcome(self) -> Outcome:
-        outcomes = [
+        return Outcome.worst(
             instance.run.outcome or Outcome.STOPPED for instance in self._instances.values()
-        ]
-        return max(outcomes, key=_SEVERITY.index, default=Outcome.SUCCEEDED)
+        )
 
     def _result(self, outcome: Outcome, duration: float) -> RunResult:
         result = RunResult(

@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 
 START = "^start"  # pseudo-predecessor holding an instance's start data
 META_WAIT = 10.0  # seconds a META read waits at most for pending task records
-_SEVERITY = [Outcome.SUCCEEDED, Outcome.STOPPED, Outcome.FAILED, Outcome.ABORTED]
 WORKFLOW_JOB, DAG_JOB, TASK_JOB = "lightflow.workflow", "lightflow.dag", "lightflow.task"
 
 
@@ -818,7 +817,7 @@ def _finish_workflow(cluster: Cluster, run_id: str) -> None:
         return
     if client.hexists(rs.run_key(run_id), "internal_error"):  # see job_failed
         outcomes.append(Outcome.FAILED.value)
-    worst = max((Outcome(o) for o in outcomes), key=_SEVERITY.index, default=Outcome.SUCCEEDED)
+    worst = Outcome.worst(outcomes)
     if _claim(client, run_id, "running", worst.value):
         _close_record(cluster, run_id, worst.value, started=True)
 

@@ -61,5 +61,3 @@ def register(app: Celery) -> None:
     @app.task(name=driver.TASK_JOB, ignore_result=True)
     def task_job(run_id: str, instance: str, task: str, attempt: str) -> None:
         guarded(driver.task_job, run_id, instance, task, attempt)
-
-    app.lightflow_cluster = cluster
