@@ -218,14 +218,11 @@ class Cluster:
         return publish
 
 
-class _RecordDocument(DataStoreDocument):
-    """A run's document as the run record writes it.
+class _RunDocument(DataStoreDocument):
+    """A run's store document, opened on first use through the process's cache.
 
-    Records race with the end of a run: another lane, or the task that a stop request
-    interrupted, may finish the run and drop its data while this job still records.
-    The document is therefore opened on first use, and a write to a document that no
-    longer exists is dropped (the run's data was removed on purpose); any other store
-    error still raises.
+    The base of the two views of a run's document the distributed engine hands out;
+    they differ only in what happens before a read and around a write.
     """
 
     def __init__(self, cluster: Cluster, run_id: str) -> None:
@@ -233,7 +230,8 @@ class _RecordDocument(DataStoreDocument):
         self._cluster = cluster
 
     def get(self, key: str, default: Any = None, *, section: str = DATA) -> Any:
-        return self._cluster.document(self.workflow_id).get(key, default, section=section)
+        self._before_read(section)
+        return self._open().get(key, default, section=section)
 
     def set(self, key: str, value: Any, *, section: str = DATA) -> None:
         self._write(lambda document: document.set(key, value, section=section))
@@ -247,9 +245,28 @@ class _RecordDocument(DataStoreDocument):
     def extend(self, key: str, values: Iterable[Any], *, section: str = DATA) -> None:
         self._write(lambda document: document.extend(key, values, section=section))
 
+    def _open(self) -> DataStoreDocument:
+        return self._cluster.document(self.workflow_id)
+
+    def _before_read(self, section: str) -> None:
+        """Called before every read (nothing to do by default)."""
+
+    def _write(self, write: Callable[[DataStoreDocument], None]) -> None:
+        write(self._open())
+
+
+class _RecordDocument(_RunDocument):
+    """A run's document as the run record writes it.
+
+    Records race with the end of a run: another lane, or the task that a stop request
+    interrupted, may finish the run and drop its data while this job still records.
+    A write to a document that no longer exists is therefore dropped (the run's data
+    was removed on purpose); any other store error still raises.
+    """
+
     def _write(self, write: Callable[[DataStoreDocument], None]) -> None:
         try:
-            write(self._cluster.document(self.workflow_id))
+            super()._write(write)
         except StoreError:
             if self._cluster.store.exists(self.workflow_id):
                 raise
@@ -424,7 +441,7 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             outcome = execute_task(
                 task,
                 data,
-                _MetaAwareDocument(cluster.document(run_id), cluster, run_id),
+                _MetaAwareDocument(cluster, run_id),
                 TaskSignal(RedisSignalChannel(cluster, run_id), instance),
                 context,
                 source=workflow.path,
@@ -516,7 +533,7 @@ def _write_record(cluster: Cluster, run_id: str, recorder: RunRecorder, pending:
     pipe.execute()
 
 
-class _MetaAwareDocument(DataStoreDocument):
+class _MetaAwareDocument(_RunDocument):
     """The ``store`` a task receives on a worker: reads of META wait for pending entries.
 
     A finished task's META entry is written just after its successors are sent (off
@@ -526,27 +543,9 @@ class _MetaAwareDocument(DataStoreDocument):
     worker that died are ignored after :data:`META_WAIT` seconds).
     """
 
-    def __init__(self, document: DataStoreDocument, cluster: Cluster, run_id: str) -> None:
-        super().__init__(run_id)
-        self._document = document
-        self._cluster = cluster
-
-    def get(self, key: str, default: Any = None, *, section: str = DATA) -> Any:
+    def _before_read(self, section: str) -> None:
         if section == META:
             self._wait_for_records()
-        return self._document.get(key, default, section=section)
-
-    def set(self, key: str, value: Any, *, section: str = DATA) -> None:
-        self._document.set(key, value, section=section)
-
-    def set_many(self, values: Mapping[str, Any], *, section: str = DATA) -> None:
-        self._document.set_many(values, section=section)
-
-    def push(self, key: str, value: Any, *, section: str = DATA) -> None:
-        self._document.push(key, value, section=section)
-
-    def extend(self, key: str, values: Iterable[Any], *, section: str = DATA) -> None:
-        self._document.extend(key, values, section=section)
 
     def _wait_for_records(self) -> None:
         client = self._cluster.redis
