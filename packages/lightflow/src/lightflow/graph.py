@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .models.dag import DEFAULT_QUEUE as DAG_QUEUE
+from .models.task import DEFAULT_QUEUE as TASK_QUEUE
+
 if TYPE_CHECKING:
     from .models.dag import Dag
     from .workflows import Workflow
 
-DEFAULT_TASK_QUEUE = "task"
-DEFAULT_DAG_QUEUE = "dag"
 FORMATS = ("dot", "mermaid")
 
 
@@ -82,14 +83,14 @@ def _edges(dag: Dag) -> Iterable[tuple[str, str, str | None]]:
 
 
 def _dag_label(dag: Dag) -> str:
-    if dag.queue != DEFAULT_DAG_QUEUE:
+    if dag.queue != DAG_QUEUE:
         return f"{dag.name} (queue: {dag.queue})"
     return dag.name
 
 
 def _task_label(dag: Dag, task: str) -> str:
-    queue = getattr(dag.tasks.get(task), "queue", DEFAULT_TASK_QUEUE)
-    if queue != DEFAULT_TASK_QUEUE:
+    queue = getattr(dag.tasks.get(task), "queue", TASK_QUEUE)
+    if queue != TASK_QUEUE:
         return f"{task}\nqueue: {queue}"
     return task
 

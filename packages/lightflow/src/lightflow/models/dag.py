@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     import networkx as nx
 
 
+#: The queue of a DAG's management jobs unless it names another.
+DEFAULT_QUEUE = "dag"
+
+
 class Dag:
     """A directed acyclic graph of tasks.
 
@@ -39,7 +43,7 @@ class Dag:
         name: str,
         *,
         autostart: bool = True,
-        queue: str = "dag",
+        queue: str = DEFAULT_QUEUE,
         schema: Mapping[Any, Any] | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:

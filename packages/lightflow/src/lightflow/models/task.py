@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from .task_data import MultiTaskData
 
 
+#: The queue tasks are routed to unless they name another.
+DEFAULT_QUEUE = "task"
+
+
 class TaskStatus(IntEnum):
     """How a task's run ended; passed to ``callback_finally`` (1.x names)."""
 
@@ -51,7 +55,7 @@ class BaseTask:
         self,
         name: str,
         *,
-        queue: str = "task",
+        queue: str = DEFAULT_QUEUE,
         callback_init: Callable[..., Any] | None = None,
         callback_finally: Callable[..., Any] | None = None,
         force_run: bool = False,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..models.task import DEFAULT_QUEUE as TASK_QUEUE
 from .serializer import NAME as SERIALIZER
 from .serializer import register_serializer
 
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
     from ..config import Config
 
-#: The three default queues: workflow jobs, DAG jobs and tasks.
-WORKFLOW_QUEUE, DAG_QUEUE, TASK_QUEUE = "workflow", "dag", "task"
+#: The queue of workflow jobs (DAG and task queues default to the models' own).
+WORKFLOW_QUEUE = "workflow"
 DEFAULT_BROKER = "redis://localhost:6379/0"
 
 DEFAULTS: dict[str, Any] = {

@@ -20,8 +20,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..models.dag import DEFAULT_QUEUE as DAG_QUEUE
 from . import driver
-from .app import DAG_QUEUE, TASK_QUEUE, WORKFLOW_QUEUE, create_app
+from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
 
 if TYPE_CHECKING:
     from ..config import Config

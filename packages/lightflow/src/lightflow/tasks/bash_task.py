@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..exceptions import LightflowError, StopTask, TaskDefinitionError
 from ..models.action import Action
-from ..models.task import BaseTask
+from ..models.task import DEFAULT_QUEUE, BaseTask
 from ..models.task_parameters import TaskParameters
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ class BashTask(BaseTask):
         callback_stdout: Callable[..., Any] | None = None,
         callback_stderr: Callable[..., Any] | None = None,
         *,
-        queue: str = "task",
+        queue: str = DEFAULT_QUEUE,
         callback_init: Callable[..., Any] | None = None,
         callback_finally: Callable[..., Any] | None = None,
         force_run: bool = False,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import TaskDefinitionError
-from ..models.task import BaseTask
+from ..models.task import DEFAULT_QUEUE, BaseTask
 
 if TYPE_CHECKING:
     from ..models.action import Action
@@ -47,7 +47,7 @@ class PythonTask(BaseTask):
         name: str,
         callback: Callable[..., Action | None] | None = None,
         *,
-        queue: str = "task",
+        queue: str = DEFAULT_QUEUE,
         callback_init: Callable[..., Any] | None = None,
         callback_finally: Callable[..., Any] | None = None,
         force_run: bool = False,
