@@ -168,7 +168,7 @@ def test_environment_overrides(home: Path) -> None:
             LIGHTFLOW_STORE__PORT="27018",
             LIGHTFLOW_STORE__PASSWORD="null",
             LIGHTFLOW_CELERY__BROKER_URL="redis://broker:6379/0",
-            LIGHTFLOW_CELERY__WORKER_SEND_TASK_EVENTS="false",
+            LIGHTFLOW_CELERY__WORKER_SEND_TASK_EVENTS="true",
             LIGHTFLOW_EXTENSIONS__FS__POLL_INTERVAL="0.25",
             LIGHTFLOW_SIGNAL__PASSWORD="[not, a list]",
             LIGHTFLOW_WORKFLOWS=os.pathsep.join(["/a", "rel"]),
@@ -178,7 +178,7 @@ def test_environment_overrides(home: Path) -> None:
     assert config.store["host"] == "db1"
     assert config.store["port"] == 27018
     assert config.store["password"] is None
-    assert config.celery["worker_send_task_events"] is False
+    assert config.celery["worker_send_task_events"] is True
     assert config.broker_configured
     assert config.extensions == {"fs": {"poll_interval": 0.25}}
     assert config.signal["password"] == "[not, a list]"  # only scalars are parsed

@@ -84,7 +84,9 @@ celery:
   # result_backend: redis://localhost:6379/0
   worker_concurrency: 8
   result_expires: 0
-  worker_send_task_events: true
+  # Celery's own task events, for tools such as Flower. Lightflow's monitor and status
+  # do not need them, and every job then costs the worker three more messages.
+  worker_send_task_events: false
 
 # Redis holding run state and signals on the distributed engine. Without a `url` or
 # a `host`, the broker is used when it is Redis (else redis://localhost:6379/0).
