@@ -99,9 +99,12 @@ class RunRecorder:
             dag, None, f"log.{dag}", EventKind.DAG_FINISHED, outcome=outcome, started_at=started_at
         )
 
-    def task_started(self, dag: str, task: str, worker: str) -> None:
-        """Note that a task began running on ``worker`` (written to META when it ends)."""
-        self._started(dag, task, None, EventKind.TASK_STARTED, worker=worker)
+    def task_started(self, dag: str, task: str, worker: str) -> float:
+        """Note that a task began running on ``worker`` (written to META when it ends).
+
+        Returns the start time, for a recorder in another process that records the end.
+        """
+        return self._started(dag, task, None, EventKind.TASK_STARTED, worker=worker)
 
     def task_finished(
         self,
@@ -112,8 +115,12 @@ class RunRecorder:
         worker: str | None = None,
         message: str | None = None,
         traceback: str | None = None,
+        started_at: float | None = None,
     ) -> None:
-        """Record how a task that ran ended (succeeded/stopped/failed/aborted)."""
+        """Record how a task that ran ended (succeeded/stopped/failed/aborted).
+
+        ``started_at`` is needed when another recorder noted the start.
+        """
         duration = self._finished(
             dag,
             task,
@@ -123,6 +130,7 @@ class RunRecorder:
             message=message,
             traceback=traceback,
             worker=worker,
+            started_at=started_at,
         )
         with self._lock:
             self.durations[(dag, task)] = duration
@@ -144,7 +152,7 @@ class RunRecorder:
         kind: EventKind,
         worker: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> None:
+    ) -> float:
         now = time.time()
         with self._lock:
             self._starts[(dag, task)] = now
@@ -155,6 +163,7 @@ class RunRecorder:
                 kind, self._workflow_id, self._workflow, now, dag=dag, task=task, worker=worker
             )
         )
+        return now
 
     def _finished(
         self,

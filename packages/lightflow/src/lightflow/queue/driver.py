@@ -126,6 +126,7 @@ class Cluster:
         self._documents: dict[str, DataStoreDocument] = {}
         self._specs: dict[tuple[str, str], DagSpec] = {}
         self._lock = threading.Lock()
+        self._commit: Any = None  # the registered commit script
         self.hostname = socket.gethostname()
 
     @property
@@ -174,6 +175,18 @@ class Cluster:
             spec = DagSpec.from_dag(dag, instance)
             _remember(self._specs, (run_id, instance), spec)
         return spec
+
+    def cached_spec(self, run_id: str, instance: str) -> DagSpec | None:
+        """The spec of a DAG instance if this process already built it, else ``None``."""
+        return self._specs.get((run_id, instance))
+
+    def commit(self, key: str, version_key: str, version: str, state: str, writes: _Writes) -> bool:
+        """Store a DAG instance's new state with ``writes`` if ``version`` is current."""
+        if self._commit is None:
+            self._commit = self.redis.register_script(_COMMIT)
+        return bool(
+            self._commit(keys=[key, version_key], args=[version, state, *writes.arguments()])
+        )
 
     def dag(self, run_id: str, name: str) -> Dag:
         """A DAG of the run by name (workflow DAGs, or ones passed to start_dag)."""
@@ -380,6 +393,9 @@ def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
 def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
     """Start one DAG instance (idempotent: a redelivered job finds it started)."""
     workflow = cluster.workflow(run_id)
+    events: list[RunEvent] = []
+    recorder = cluster.recorder(run_id, workflow.name, events=events, deferred=True)
+    recorder.dag_started(instance)  # published by the commit, written to META after it
 
     def start(machine: DagRun, _state: dict[str, Any]) -> Step | None:
         if machine.started:
@@ -389,15 +405,34 @@ def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
         )
         return machine.stop() if stopped else machine.start()
 
-    progress = _advance(cluster, run_id, instance, start)
+    progress = _advance(
+        cluster, run_id, instance, start, also=lambda writes: _queue_events(writes, run_id, events)
+    )
     if progress is not None:
-        cluster.recorder(run_id, workflow.name).dag_started(instance)
         _carry_out(cluster, run_id, instance, progress)
+        recorder.flush()
 
 
 def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attempt: str) -> None:
-    """Run one task and advance its DAG with the outcome."""
+    """Run one task and advance its DAG with the outcome.
+
+    Three round trips to Redis on the way from one task to the next: the begin (read
+    the state and, once this process knows the DAG, the task's input; then commit
+    ``running`` with the heartbeat entry and the start event) and the finish (commit
+    the outcome with the output, the events and the successors' jobs, from the state
+    the begin committed). Sending the successors comes next; the task's META record
+    and the bookkeeping follow off the critical path.
+    """
     workflow = cluster.workflow(run_id)
+    worker = f"{cluster.hostname}/{os.getpid()}"
+    running = rs.running_field(run_id, instance, task_name)
+    beat = {"attempt": attempt, "worker": worker, "heartbeat": rs.now()}
+    started: list[RunEvent] = []
+    start_time = cluster.recorder(run_id, workflow.name, started).task_started(
+        instance, task_name, worker
+    )
+    known = cluster.cached_spec(run_id, instance)
+    input_keys = [] if known is None else _input_keys(run_id, instance, known, task_name)
 
     def begin(machine: DagRun, state: dict[str, Any]) -> Step | None:
         if (
@@ -408,28 +443,23 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             return None  # superseded by a re-dispatch, already handled, or cancelled
         return Step()
 
-    progress = _advance(cluster, run_id, instance, begin)
+    def mark_running(writes: _Writes) -> None:
+        writes.hset(rs.RUNNING, running, json.dumps(beat))
+        _queue_events(writes, run_id, started)
+
+    progress = _advance(cluster, run_id, instance, begin, also=mark_running, reads=input_keys)
     if progress is None:
         return
-    dag = cluster.dag(run_id, progress.state["dag"])
-    task = dag.task(task_name)
-    worker = f"{cluster.hostname}/{os.getpid()}"
-    running = rs.running_field(run_id, instance, task_name)
-    events: list[RunEvent] = []
-    recorder = cluster.recorder(run_id, workflow.name, events=events, deferred=True)
-    recorder.task_started(instance, task_name, worker)
+    heartbeats.keep_alive(cluster, running, beat)
+    task = cluster.dag(run_id, progress.state["dag"]).task(task_name)
     pending_record = json.dumps([instance, task_name, attempt])
-    # One round trip: mark the task running, fetch its input, publish its start.
-    pipe = cluster.redis.pipeline(transaction=False)
-    heartbeats.add(pipe, cluster, running, attempt, worker)
-    input_keys = _queue_input_reads(pipe, run_id, instance, progress.machine, task_name)
-    _queue_events(pipe, run_id, events)
-    blobs = pipe.execute()[1 : 1 + len(input_keys)]
     done: Progress | None = None
     try:
-        data = _compose(
-            run_id, instance, progress.machine, task_name, dict(zip(input_keys, blobs, strict=True))
-        )
+        blobs = progress.values
+        if known is None:  # the first job of this DAG instance in this process
+            input_keys = _input_keys(run_id, instance, progress.machine.spec, task_name)
+            blobs = dict(zip(input_keys, cluster.redis.mget(input_keys), strict=True))
+        data = _compose(run_id, instance, progress.machine, task_name, blobs)
         context = TaskContext(
             task_name=task_name,
             dag_name=instance,
@@ -462,6 +492,10 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
                     f"pass it on: {type(error).__name__}: {error}; put only picklable "
                     "values in data (paths, arrays, plain objects)",
                 )
+        # The record of the task's end: its event goes out with the commit, its META
+        # entry (held back) after the successors are sent.
+        finished: list[RunEvent] = []
+        record: list[RunRecorder] = []
 
         def finish(machine: DagRun, state: dict[str, Any]) -> Step | None:
             if (
@@ -470,13 +504,26 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             ):
                 return None
             _consume(state, machine.inputs_of(task_name))
-            return _apply_outcome(machine, task_name, outcome)
+            step = _apply_outcome(machine, task_name, outcome)
+            finished.clear()
+            record[:] = [cluster.recorder(run_id, workflow.name, finished, deferred=True)]
+            record[0].task_finished(
+                instance,
+                task_name,
+                machine.states[task_name].value,  # a bad Action(limit=) fails the task
+                worker=worker,
+                message=outcome.message or machine.errors.get(task_name) or None,
+                traceback=outcome.traceback,
+                started_at=start_time,
+            )
+            return step
 
-        def mark_finished(transaction: Any) -> None:
-            transaction.hdel(rs.RUNNING, running)
+        def mark_finished(writes: _Writes) -> None:
+            writes.hdel(rs.RUNNING, running)
             # Its META entry is written after the successors are sent: mark it pending,
             # so META reads wait for it (see _MetaAwareDocument).
-            transaction.zadd(rs.run_key(run_id, "metapending"), {pending_record: rs.now()})
+            writes.zadd(rs.run_key(run_id, "metapending"), {pending_record: rs.now()})
+            _queue_events(writes, run_id, finished)
 
         done = _advance(
             cluster,
@@ -487,23 +534,10 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             if output is None
             else {rs.run_key(run_id, "out", instance, task_name): output},
             also=mark_finished,
+            snapshot=progress.snapshot,
         )
         if done is not None:
             final = done.machine.states[task_name]
-            message = outcome.message or done.machine.errors.get(task_name)
-            # Recorded before the successors are sent: they may read this task's META
-            # entry, as 1.x workflows do with log.<dag>.tasks.<task>.duration.
-            recorder.task_finished(
-                instance,
-                task_name,
-                final.value,
-                worker=worker,
-                message=message or None,
-                traceback=outcome.traceback,
-            )
-            publish = cluster.redis.pipeline(transaction=False)
-            _queue_events(publish, run_id, events)
-            publish.execute()
             if final in (TaskState.FAILED, TaskState.ABORTED):
                 halt_run(
                     cluster,
@@ -511,23 +545,30 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
                     Outcome.ABORTED if final is TaskState.ABORTED else Outcome.STOPPED,
                     instance,
                     task_name,
-                    message or "",
+                    outcome.message or done.machine.errors.get(task_name, ""),
                 )
             if done.step.done:  # the run may end here: its record comes first
-                _write_record(cluster, run_id, recorder, pending_record)
+                _write_record(cluster, run_id, record[0], pending_record)
                 _carry_out(cluster, run_id, instance, done)
             else:  # successors first, the record right after
-                _carry_out(cluster, run_id, instance, done)
-                _write_record(cluster, run_id, recorder, pending_record)
+                after = cluster.redis.pipeline(transaction=False)
+                _carry_out(cluster, run_id, instance, done, after)
+                _write_record(cluster, run_id, record[0], pending_record, after)
     finally:
-        # The finishing transaction already dropped the registry entry.
+        # The finishing commit already dropped the registry entry.
         heartbeats.remove(cluster, running, delete=done is None)
 
 
-def _write_record(cluster: Cluster, run_id: str, recorder: RunRecorder, pending: str) -> None:
-    """Write a task's held-back META entry and tell META readers waiting for it."""
+def _write_record(
+    cluster: Cluster, run_id: str, recorder: RunRecorder, pending: str, pipe: Any = None
+) -> None:
+    """Write a task's held-back META entry and tell META readers waiting for it.
+
+    ``pipe`` may hold other bookkeeping to send in the same round trip.
+    """
     recorder.flush()
-    pipe = cluster.redis.pipeline(transaction=False)
+    if pipe is None:
+        pipe = cluster.redis.pipeline(transaction=False)
     pipe.zrem(rs.run_key(run_id, "metapending"), pending)
     pipe.publish(rs.run_key(run_id, "metadone"), pending)
     pipe.execute()
@@ -592,13 +633,13 @@ def _outbox(pipe: Any, jobs: list[str]) -> None:
         pipe.zadd(rs.OUTBOX, dict.fromkeys(jobs, rs.now()))
 
 
-def _send(cluster: Cluster, jobs: list[str]) -> None:
-    """Send outbox entries and clear them."""
+def _send(cluster: Cluster, jobs: list[str], pipe: Any = None) -> None:
+    """Send outbox entries and clear them (on ``pipe``, if given, for its caller to run)."""
     for entry in jobs:
         name, args, queue = json.loads(entry)
         cluster.send(name, tuple(args), queue)
     if jobs:
-        cluster.redis.zrem(rs.OUTBOX, *jobs)
+        (pipe or cluster.redis).zrem(rs.OUTBOX, *jobs)
 
 
 def resend_unsent_jobs(cluster: Cluster, older_than: float = 10.0) -> list[str]:
@@ -617,6 +658,65 @@ def resend_unsent_jobs(cluster: Cluster, older_than: float = 10.0) -> list[str]:
 
 
 # -- advancing a DAG instance ------------------------------------------------------------
+#: Commits a DAG instance's new state if its version is still the one read, together
+#: with every write that belongs to the transition (ARGV: version, state, then each
+#: command as its argument count followed by its arguments). One round trip, no lock:
+#: a killed worker leaves nothing behind, and a conflicting writer just reads again.
+_COMMIT = """
+if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
+redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[2])
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1
+"""
+
+
+class _Writes:
+    """Redis commands collected to run atomically with a state transition.
+
+    Offers the few pipeline methods the engine queues (so helpers that take a pipeline,
+    such as :func:`_queue_events` and :func:`_outbox`, accept it too).
+    """
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[Any, ...]] = []
+
+    def set(self, key: str, value: Any) -> None:
+        self.commands.append(("SET", key, value))
+
+    def delete(self, key: str) -> None:
+        self.commands.append(("DEL", key))
+
+    def hset(self, key: str, field_name: str, value: Any) -> None:
+        self.commands.append(("HSET", key, field_name, value))
+
+    def hdel(self, key: str, field_name: str) -> None:
+        self.commands.append(("HDEL", key, field_name))
+
+    def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
+        pairs = [item for member, score in mapping.items() for item in (score, member)]
+        self.commands.append(("ZADD", key, *pairs))
+
+    def rpush(self, key: str, *values: Any) -> None:
+        self.commands.append(("RPUSH", key, *values))
+
+    def publish(self, channel: str, message: Any) -> None:
+        self.commands.append(("PUBLISH", channel, message))
+
+    def arguments(self) -> list[Any]:
+        """The commands flattened for :data:`_COMMIT`."""
+        flat: list[Any] = []
+        for command in self.commands:
+            flat.append(len(command))
+            flat.extend(command)
+        return flat
+
+
 @dataclass
 class Progress:
     """A committed state-machine step and the state it produced."""
@@ -625,6 +725,14 @@ class Progress:
     state: dict[str, Any]
     step: Step
     jobs: list[str] = field(default_factory=list)  # outbox entries of the ready tasks
+    #: The committed state and its version: the next transition of the same job starts
+    #: from it instead of reading it again (and reads again only if someone else wrote).
+    snapshot: tuple[str, str] = ("", "0")
+    #: Values of the extra keys read with the state (``reads`` of :func:`_advance`).
+    values: dict[str, Any] = field(default_factory=dict)
+    #: The step's META entries (skipped, cancelled tasks, the DAG's end), written after
+    #: the commit by :func:`_carry_out`.
+    record: RunRecorder | None = None
 
 
 def _advance(
@@ -634,68 +742,110 @@ def _advance(
     event: Callable[[DagRun, dict[str, Any]], Step | None],
     *,
     outputs: Mapping[str, bytes] | None = None,
-    also: Callable[[Any], None] | None = None,
+    also: Callable[[_Writes], None] | None = None,
+    reads: Iterable[str] = (),
+    snapshot: tuple[str, str] | None = None,
 ) -> Progress | None:
-    """Apply ``event`` to the instance's machine in an optimistic transaction.
+    """Apply ``event`` to the instance's machine and commit it (compare-and-set).
 
     ``event`` returns ``None`` to change nothing. Skipped tasks pass their input on,
-    so their outputs are composed and stored in the same transaction; ready tasks get
-    fresh attempt ids. ``outputs`` (key -> pickled output) are written with the
-    transition, so no successor can be sent before its input exists, and skipped
-    successors read them; ``also`` may queue further commands into the transaction.
+    so their outputs are composed and stored in the same commit; ready tasks get fresh
+    attempt ids. ``outputs`` (key -> pickled output) are written with the transition,
+    so no successor can be sent before its input exists, and skipped successors read
+    them; ``also`` may add further writes to the commit. ``reads`` are read in the same
+    round trip as the state (see :attr:`Progress.values`); with a ``snapshot`` of a
+    previous commit the first try reads nothing.
     """
-    import redis
-
     key = rs.run_key(run_id, "dag", instance)
-    client = cluster.redis
-    with client.pipeline() as pipe:
-        while True:
-            try:
-                pipe.watch(key)
-                raw = pipe.get(key)
-                if raw is None:
-                    raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
-                state = json.loads(raw)
-                dag = cluster.dag(run_id, state["dag"])
-                machine = DagRun.from_dict(cluster.spec(run_id, instance, dag), state["machine"])
-                step = event(machine, state)
-                if step is None:
-                    pipe.unwatch()
-                    return None
-                writes: dict[str, bytes] = dict(outputs or {})
-                for task in step.skipped:
-                    blobs = {
-                        key: writes.get(key) or pipe.get(key)
-                        for key in _input_keys(run_id, instance, machine, task)
-                    }
-                    data = _compose(run_id, instance, machine, task, blobs)
-                    _consume(state, machine.inputs_of(task))
-                    if machine.spec.successors[task]:
-                        data.flatten(in_place=True)
-                        writes[rs.run_key(run_id, "out", instance, task)] = cloudpickle.dumps(data)
-                jobs = []
-                for task in step.ready:
-                    state["attempts"][task] = attempt = uuid.uuid4().hex
-                    jobs.append(
-                        _job(TASK_JOB, (run_id, instance, task, attempt), dag.task(task).queue)
-                    )
-                state["machine"] = machine.to_dict()
-                consumed = [n for n, count in state["unconsumed"].items() if count <= 0]
-                for name in consumed:
-                    del state["unconsumed"][name]
-                pipe.multi()
-                pipe.set(key, json.dumps(state))
-                for out_key, blob in writes.items():
-                    pipe.set(out_key, blob)
-                for name in consumed:
-                    pipe.delete(rs.run_key(run_id, "out", instance, name))
-                if also is not None:
-                    also(pipe)
-                _outbox(pipe, jobs)
-                pipe.execute()
-                return Progress(machine, state, step, jobs)
-            except redis.WatchError:
-                continue
+    version_key = rs.run_key(run_id, "dagv", instance)
+    extra = list(reads)
+    values: dict[str, Any] = {}
+    while True:
+        if snapshot is None:
+            pipe = cluster.redis.pipeline(transaction=True)
+            pipe.get(key)
+            pipe.get(version_key)
+            for name in extra:
+                pipe.get(name)
+            raw, version, *fetched = pipe.execute()
+            values.update(zip(extra, fetched, strict=True))
+            extra = []
+            if raw is None:
+                raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
+            current = (rs.text(raw), rs.text(version) if version is not None else "0")
+        else:
+            current, snapshot = snapshot, None
+        state = json.loads(current[0])
+        dag = cluster.dag(run_id, state["dag"])
+        machine = DagRun.from_dict(cluster.spec(run_id, instance, dag), state["machine"])
+        step = event(machine, state)
+        if step is None:
+            return None
+        writes = _Writes()
+        written: dict[str, bytes] = dict(outputs or {})
+        for out_key, blob in written.items():
+            writes.set(out_key, blob)
+        for task in step.skipped:
+            blobs = {
+                name: written.get(name) or cluster.redis.get(name)
+                for name in _input_keys(run_id, instance, machine.spec, task)
+            }
+            data = _compose(run_id, instance, machine, task, blobs)
+            _consume(state, machine.inputs_of(task))
+            if machine.spec.successors[task]:
+                data.flatten(in_place=True)
+                out_key = rs.run_key(run_id, "out", instance, task)
+                written[out_key] = cloudpickle.dumps(data)
+                writes.set(out_key, written[out_key])
+        jobs = []
+        for task in step.ready:
+            state["attempts"][task] = attempt = uuid.uuid4().hex
+            jobs.append(_job(TASK_JOB, (run_id, instance, task, attempt), dag.task(task).queue))
+        state["machine"] = machine.to_dict()
+        consumed = [n for n, count in state["unconsumed"].items() if count <= 0]
+        for name in consumed:
+            del state["unconsumed"][name]
+            writes.delete(rs.run_key(run_id, "out", instance, name))
+        if also is not None:
+            also(writes)
+        record = _record_step(cluster, run_id, instance, machine, state, step, writes)
+        _outbox(writes, jobs)
+        encoded = json.dumps(state)
+        if cluster.commit(key, version_key, current[1], encoded, writes):
+            snapshot = (encoded, str(int(current[1]) + 1))
+            return Progress(machine, state, step, jobs, snapshot, values, record)
+
+
+def _record_step(
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    machine: DagRun,
+    state: dict[str, Any],
+    step: Step,
+    writes: _Writes,
+) -> RunRecorder | None:
+    """Add what a step tells observers to its commit; return its held-back META entries.
+
+    Events of skipped and cancelled tasks and of the DAG's end, and the DAG's outcome in
+    the run's list of instances, are published by the commit that decides them, so no
+    observer sees the run end before them and a crash cannot separate them from it.
+    """
+    if not (step.skipped or step.cancelled or step.done):
+        return None
+    events: list[RunEvent] = []
+    record = cluster.recorder(run_id, cluster.workflow(run_id).name, events, deferred=True)
+    for task in step.skipped:
+        record.task_not_run(instance, task, TaskState.SKIPPED.value)
+    for task in step.cancelled:
+        record.task_not_run(instance, task, TaskState.CANCELLED.value)
+    if step.done:
+        outcome = (machine.outcome or Outcome.STOPPED).value
+        record.dag_finished(instance, outcome, started_at=state["created"])
+        writes.hset(rs.run_key(run_id, "dags"), instance, outcome)
+        writes.publish(rs.run_key(run_id, "dagdone"), instance)
+    _queue_events(writes, run_id, events)
+    return record
 
 
 def _consume(state: dict[str, Any], predecessors: tuple[tuple[str, str | None], ...]) -> None:
@@ -705,20 +855,10 @@ def _consume(state: dict[str, Any], predecessors: tuple[tuple[str, str | None], 
             state["unconsumed"][name] -= 1
 
 
-def _input_keys(run_id: str, instance: str, machine: DagRun, task: str) -> list[str]:
+def _input_keys(run_id: str, instance: str, spec: DagSpec, task: str) -> list[str]:
     """The keys of the stored outputs a task's input is composed from."""
-    names = [name for name, _slot in machine.inputs_of(task)] or [START]
+    names = [name for name, _slot in spec.predecessors[task]] or [START]
     return [rs.run_key(run_id, "out", instance, name) for name in names]
-
-
-def _queue_input_reads(
-    pipe: Any, run_id: str, instance: str, machine: DagRun, task: str
-) -> list[str]:
-    """Queue the reads of a task's input on a pipeline; return the keys read, in order."""
-    keys = _input_keys(run_id, instance, machine, task)
-    for key in keys:
-        pipe.get(key)
-    return keys
 
 
 def _compose(
@@ -743,30 +883,22 @@ def _compose(
 
 
 def _queue_events(pipe: Any, run_id: str, events: list[RunEvent]) -> None:
-    """Queue buffered run events on a pipeline (and empty the buffer)."""
+    """Queue run events on a pipeline (or a commit's writes)."""
     for event in events:
         rs.publish_event(pipe, run_id, event.to_dict())
-    events.clear()
 
 
-def _carry_out(cluster: Cluster, run_id: str, instance: str, progress: Progress) -> None:
-    """Send ready tasks, record skipped/cancelled ones, finish the DAG if done."""
-    step, machine, state = progress.step, progress.machine, progress.state
-    _send(cluster, progress.jobs)
-    if not (step.skipped or step.cancelled or step.done):
-        return
-    recorder = cluster.recorder(run_id, cluster.workflow(run_id).name)
-    for task in step.skipped:
-        recorder.task_not_run(instance, task, TaskState.SKIPPED.value)
-    for task in step.cancelled:
-        recorder.task_not_run(instance, task, TaskState.CANCELLED.value)
-    if step.done:
-        outcome = (machine.outcome or Outcome.STOPPED).value
-        recorder.dag_finished(instance, outcome, started_at=state["created"])
-        pipe = cluster.redis.pipeline()
-        pipe.hset(rs.run_key(run_id, "dags"), instance, outcome)
-        pipe.publish(rs.run_key(run_id, "dagdone"), instance)
-        pipe.execute()
+def _carry_out(
+    cluster: Cluster, run_id: str, instance: str, progress: Progress, pipe: Any = None
+) -> None:
+    """Send the ready tasks, write the step's META entries, finish the run if it ended.
+
+    The outbox is cleared on ``pipe`` if one is given (the caller runs it later).
+    """
+    _send(cluster, progress.jobs, pipe)
+    if progress.record is not None:
+        progress.record.flush()
+    if progress.step.done:
         _finish_workflow(cluster, run_id)
 
 
@@ -797,13 +929,19 @@ def halt_run(
 def stop_instance(
     cluster: Cluster, run_id: str, instance: str, outcome: Outcome = Outcome.STOPPED
 ) -> None:
-    """Halt one DAG instance: nothing more is queued, running tasks see is_stopped."""
-    cluster.redis.set(rs.run_key(run_id, "stop", instance), outcome.value)
+    """Halt one DAG instance: nothing more is queued, running tasks see is_stopped.
+
+    The flag ``is_stopped`` reads is set by the commit that halts the instance, so a
+    task that ends because it saw the flag always finds its DAG halted.
+    """
 
     def stop(machine: DagRun, _state: dict[str, Any]) -> Step | None:
         return None if machine.done else machine.stop(outcome)
 
-    progress = _advance(cluster, run_id, instance, stop)
+    def flag(writes: _Writes) -> None:
+        writes.set(rs.run_key(run_id, "stop", instance), outcome.value)
+
+    progress = _advance(cluster, run_id, instance, stop, also=flag)
     if progress is not None:
         _carry_out(cluster, run_id, instance, progress)
 
@@ -980,11 +1118,8 @@ class RedisSignalChannel:
         )
 
     def is_stopped(self, dag_name: str) -> bool:
-        return bool(
-            self._cluster.redis.exists(
-                rs.run_key(self._run_id, "stop"), rs.run_key(self._run_id, "stop", dag_name)
-            )
-        )
+        # Only the instance's flag: the run's own is set before its instances are halted.
+        return bool(self._cluster.redis.exists(rs.run_key(self._run_id, "stop", dag_name)))
 
 
 # -- heartbeats and recovery -------------------------------------------------------------
@@ -999,10 +1134,8 @@ class Heartbeats:
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def add(self, pipe: Any, cluster: Cluster, field_name: str, attempt: str, worker: str) -> None:
-        """Register a running task (the HSET is queued on ``pipe``) and keep it alive."""
-        entry = {"attempt": attempt, "worker": worker, "heartbeat": rs.now()}
-        pipe.hset(rs.RUNNING, field_name, json.dumps(entry))
+    def keep_alive(self, cluster: Cluster, field_name: str, entry: dict[str, Any]) -> None:
+        """Keep refreshing a running task's registry entry (written by its begin commit)."""
         with self._lock:
             self._entries[field_name] = (cluster, entry)
             if self._thread is None or self._pid != os.getpid():
