@@ -7,10 +7,11 @@ Nothing here prints or exits; errors are :class:`~lightflow.exceptions.Lightflow
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import LightflowError, ParameterError
+from .exceptions import ConfigError, LightflowError, ParameterError
 from .workflows import Workflow, load_workflow
 
 if TYPE_CHECKING:
@@ -22,10 +23,13 @@ if TYPE_CHECKING:
 __all__ = [
     "RunResult",
     "TaskRecord",
+    "finished_run_retention",
     "follow_events",
     "list_runs",
     "load",
     "parse_arguments",
+    "parse_duration",
+    "prune_runs",
     "run_logs",
     "run_status",
     "run_store",
@@ -50,6 +54,30 @@ def parse_arguments(items: Sequence[str]) -> dict[str, str]:
             )
         arguments[key.strip()] = value
     return arguments
+
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw])\s*", re.IGNORECASE)
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration written as a number and a unit: ``90s``, ``30m``, ``12h``, ``7d``.
+
+    The unit is required (``7`` alone could mean seven days as easily as seven
+    seconds), except for ``0``, which is zero whatever the unit.
+
+    Raises:
+        LightflowError: ``text`` is not such a duration.
+    """
+    match = _DURATION.fullmatch(text)
+    if match is not None:
+        return float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2).lower()]
+    if text.strip() == "0":
+        return 0.0
+    raise LightflowError(
+        f"'{text}' is not a duration: write a number and a unit (s, m, h, d or w), "
+        "e.g. 90s, 30m, 12h or 7d"
+    )
 
 
 def load(name_or_path: str, config: Config | None = None) -> Workflow:
@@ -199,6 +227,73 @@ def list_runs(
         return records
 
     return _with_server_errors(config, read)
+
+
+def finished_run_retention(config: Config) -> float | None:
+    """Seconds a finished run is kept (``signal.keep_finished_runs``); ``None``: forever.
+
+    A number is seconds; text is a duration (``7d``); ``0``, ``null`` or ``false`` turn
+    automatic pruning off.
+
+    Raises:
+        ConfigError: The value is neither, or negative: checked where it is read (the
+            worker at start, ``workflow prune``), so a typo is not silently "forever".
+    """
+    value = config.signal.get("keep_finished_runs")
+    if value is None or value is False:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = parse_duration(value)
+        except LightflowError as error:
+            raise ConfigError(
+                f"signal.keep_finished_runs: {error}; or 0 or null to keep finished runs forever"
+            ) from None
+    else:
+        raise ConfigError(f"signal.keep_finished_runs must be a duration such as 7d, got {value!r}")
+    if seconds < 0:
+        raise ConfigError(f"signal.keep_finished_runs must not be negative, got {value!r}")
+    return seconds or None
+
+
+def prune_runs(
+    *, config: Config, older_than: float | None = None, dry_run: bool = False
+) -> list[str]:
+    """Delete everything the state server holds about runs that ended long enough ago.
+
+    Redis keeps every run's record, events and logs until they are deleted, so a busy
+    cluster needs this (workers call it hourly; ``workflow prune`` on demand). Queued
+    and running runs are never touched, nor is data kept in the store with
+    ``--keep-data``. Returns the ids of the runs pruned (with ``dry_run``: that would
+    be), oldest first.
+
+    Args:
+        config: The configuration (state server, ``signal.keep_finished_runs``).
+        older_than: Seconds since a run ended; default ``signal.keep_finished_runs``.
+        dry_run: Delete nothing, only say what would go.
+
+    Raises:
+        LightflowError: ``older_than`` is not given and the configured retention is off
+            or invalid, or the state server cannot be reached.
+    """
+    from .queue import state
+    from .queue.driver import Cluster
+
+    if older_than is None:
+        older_than = finished_run_retention(config)
+        if older_than is None:
+            raise LightflowError(
+                "signal.keep_finished_runs is off (0 or null), so there is no age to prune "
+                "by: give one, e.g. `lightflow workflow prune --older-than 30d`"
+            )
+    if older_than < 0:
+        raise LightflowError(f"older_than must not be negative, got {older_than:g} s")
+    client = Cluster(config).redis
+    return _with_server_errors(
+        config, lambda: state.prune_finished_runs(client, older_than, dry_run=dry_run)
+    )
 
 
 def run_status(run_id: str, *, config: Config) -> dict[str, Any]:

@@ -99,6 +99,10 @@ signal:
   # Seconds without a heartbeat after which a running task's worker counts as dead
   # and the task is queued again (or fails, if it is not safe to re-run).
   heartbeat_timeout: 15
+  # How long the record, events and logs of a finished run stay for `workflow status`
+  # and `workflow logs` (90s, 30m, 12h, 7d); workers then delete them, checking once
+  # an hour. 0 or null keeps them forever (`lightflow workflow prune` still works).
+  keep_finished_runs: 7d
 
 # MongoDB holding the run data. A `uri` (mongodb://...) replaces host and port.
 store:

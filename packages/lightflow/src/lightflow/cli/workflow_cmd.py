@@ -1,8 +1,9 @@
 """``lightflow workflow``: list and draw workflows; start, stop and inspect their runs.
 
-``list`` and ``graph`` read workflow files only. ``start``, ``stop``, ``status`` and
-``logs`` work on the distributed engine and need a broker (``celery.broker_url``):
-:func:`distributed_config` is the one check, shared with ``worker`` and ``monitor``.
+``list`` and ``graph`` read workflow files only. ``start``, ``stop``, ``status``,
+``logs`` and ``prune`` work on the distributed engine and need a broker
+(``celery.broker_url``): :func:`distributed_config` is the one check, shared with
+``worker`` and ``monitor``.
 """
 
 from __future__ import annotations
@@ -305,6 +306,55 @@ def workflow_logs(state: CliState, run_id: str) -> None:
         click.echo(f"Run {run_id} has no log lines.", err=True)
     for line in lines:
         click.echo(line)
+
+
+@workflow_group.command("prune")
+@click.option(
+    "--older-than",
+    "older_than",
+    metavar="DURATION",
+    default=None,
+    help="Prune runs that ended longer ago than this (90s, 30m, 12h, 7d). "
+    "Default: signal.keep_finished_runs (7d).",
+)
+@click.option("--dry-run", is_flag=True, help="List the runs that would go; delete nothing.")
+@click.pass_obj
+def workflow_prune(state: CliState, older_than: str | None, dry_run: bool) -> None:
+    """Delete the state of runs that finished long ago.
+
+    Removes the record, events and log lines of every run that ended (succeeded,
+    failed, stopped or aborted) longer ago than DURATION from the state server; queued
+    and running runs are never touched, nor data kept in the store with --keep-data.
+    Workers do this on their own once an hour. Prints the ids of the runs pruned.
+    """
+    from .. import api
+
+    config = distributed_config(state)
+    if older_than is None:
+        seconds = api.finished_run_retention(config)  # None when off: prune_runs says so
+    else:
+        try:
+            seconds = api.parse_duration(older_than)
+        except LightflowError as error:
+            raise LightflowError(f"--older-than: {error}") from None
+    pruned = api.prune_runs(config=config, older_than=seconds, dry_run=dry_run)
+    for run_id in pruned:
+        click.echo(run_id)
+    age = _format_age(seconds or 0.0)
+    if not pruned:
+        click.echo(f"No runs finished more than {age} ago: nothing to prune.", err=True)
+    else:
+        verb = "Would prune" if dry_run else "Pruned"
+        runs = "run" if len(pruned) == 1 else "runs"
+        click.echo(f"{verb} {len(pruned)} {runs} that finished more than {age} ago.", err=True)
+
+
+def _format_age(seconds: float) -> str:
+    """A retention in the largest unit that states it exactly: ``7d``, ``90m``, ``1.5s``."""
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _echo_run_table(records: list[dict[str, Any]], time_format: str) -> None:

@@ -103,3 +103,81 @@ def text(value: Any) -> str:
 def now() -> float:
     """Wall-clock time in seconds (the one clock all run records use)."""
     return time.time()
+
+
+# -- retention -----------------------------------------------------------------------------
+#: Run states that never change again; only runs in one of them are ever pruned.
+FINISHED_STATES = frozenset({"succeeded", "failed", "stopped", "aborted"})
+#: Keys deleted per round trip, and records read per round trip, when pruning.
+PRUNE_BATCH = 500
+
+
+def prune_finished_runs(
+    client: redis.Redis, older_than: float, *, dry_run: bool = False
+) -> list[str]:
+    """Delete every key of the runs that ended more than ``older_than`` seconds ago.
+
+    Nothing else ever removes a run, so without this the state server grows with every
+    run for good. A run qualifies only when its record says it finished (a state in
+    :data:`FINISHED_STATES`) and has an ``ended`` time before the cut-off: queued and
+    running runs are never touched. A run ends after it is created, so only runs
+    *created* before the cut-off (a range of ``lf:runs``) have their record read.
+
+    The run's keys are found with SCAN (``lf:run:*:*``, one pass for all runs pruned,
+    not one per run: a pass walks the whole key space however narrow its pattern) and
+    deleted in pipelined batches; so a key that a future version adds under
+    ``lf:run:<id>:`` goes too. The records and their ``lf:runs`` entries go last, in
+    one transaction per batch, so an interrupted prune leaves every run listed and the
+    next prune finishes it.
+
+    Args:
+        client: The state server.
+        older_than: Seconds since a run ended after which it is pruned.
+        dry_run: Only say which runs would be pruned.
+
+    Returns:
+        The ids of the runs pruned (or that would be), oldest first.
+    """
+    cutoff = now() - older_than
+    candidates = [text(raw) for raw in client.zrangebyscore(RUNS, "-inf", cutoff)]
+    finished: list[str] = []
+    for start in range(0, len(candidates), PRUNE_BATCH):
+        batch = candidates[start : start + PRUNE_BATCH]
+        pipe = client.pipeline(transaction=False)
+        for run_id in batch:
+            pipe.hmget(run_key(run_id), "state", "ended")
+        for run_id, (state, ended) in zip(batch, pipe.execute(), strict=True):
+            if state is not None and text(state) in FINISHED_STATES and ended:
+                if float(ended) < cutoff:
+                    finished.append(run_id)
+    if finished and not dry_run:
+        _delete_runs(client, finished)
+    return finished
+
+
+def _delete_runs(client: redis.Redis, run_ids: list[str]) -> None:
+    """Delete the keys of finished runs: parts first, then records and list entries."""
+    doomed = set(run_ids)
+    prefix = run_key("")  # 'lf:run:'
+    parts: list[str] = []
+    for raw in client.scan_iter(match=f"{prefix}*:*", count=1000):
+        key = text(raw)
+        if key[len(prefix) :].partition(":")[0] in doomed:
+            parts.append(key)
+            if len(parts) >= PRUNE_BATCH:
+                _delete_keys(client, parts)
+                parts = []
+    _delete_keys(client, parts)
+    for start in range(0, len(run_ids), PRUNE_BATCH):
+        batch = run_ids[start : start + PRUNE_BATCH]
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(*(run_key(run_id) for run_id in batch))
+        pipe.zrem(RUNS, *batch)
+        pipe.execute()
+
+
+def _delete_keys(client: redis.Redis, keys: list[str]) -> None:
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, len(keys), 100):
+        pipe.delete(*keys[start : start + 100])
+    pipe.execute()
