@@ -5,10 +5,13 @@ default it consumes the workflow, dag and task queues, so one worker runs whole
 workflows. A worker also
 
 * tags every log line written while a task runs (``print`` included, through Celery's
-  stdout redirection) with ``[run/dag/task]`` and keeps it in the run's log, and
+  stdout redirection) with ``[run/dag/task]`` and keeps it in the run's log,
 * sweeps for tasks whose worker died (no heartbeat) and re-queues them, and sends
   jobs a dead worker committed but never sent, so a run survives a worker killed
-  with SIGKILL at any point.
+  with SIGKILL at any point, and
+* once an hour deletes the runs that finished longer ago than
+  ``signal.keep_finished_runs`` (7 days by default), so the state server does not
+  grow with every run for good.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..api import finished_run_retention
 from ..models.dag import DEFAULT_QUEUE as DAG_QUEUE
-from . import driver
+from . import driver, state
 from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
 
 if TYPE_CHECKING:
@@ -32,6 +36,9 @@ SWEEP_INTERVAL = 5.0
 #: Seconds without a heartbeat after which a running task's worker counts as dead
 #: (``signal.heartbeat_timeout`` in the config).
 HEARTBEAT_TIMEOUT = 15.0
+#: Seconds between two prunes of finished runs by one worker: a prune costs a pass over
+#: the state server's keys, and runs are kept for days, so an hour late is no matter.
+PRUNE_INTERVAL = 3600.0
 
 logger = logging.getLogger("lightflow.worker")
 
@@ -66,8 +73,16 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     cluster = driver.Cluster(app.lightflow_config, app)
     dead_after = float(cluster.config.signal.get("heartbeat_timeout") or HEARTBEAT_TIMEOUT)
     interval = min(SWEEP_INTERVAL, dead_after / 3)
+    try:
+        keep_finished = finished_run_retention(cluster.config)
+    except Exception as error:  # start_worker checked it; never let this stop the sweeper
+        logger.warning("finished runs are not pruned: %s", error)
+        keep_finished = None
+    # The first sweep prunes: a worker restarted more often than hourly still does.
+    next_prune = time.monotonic()
 
     def sweep() -> None:
+        nonlocal next_prune
         while True:
             time.sleep(interval)
             try:
@@ -77,8 +92,34 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
                     logger.warning("sent a job a dead worker committed but never sent: %s", job)
             except Exception as error:
                 logger.warning("lost-task sweep failed: %s", error)
+            if keep_finished is not None and time.monotonic() >= next_prune:
+                # Set before pruning: a failing prune is retried in an hour, not each sweep.
+                # Its own thread: the first prune of a long history may take a while,
+                # and lost tasks must not wait for it.
+                next_prune = time.monotonic() + PRUNE_INTERVAL
+                threading.Thread(
+                    target=_prune,
+                    args=(cluster, keep_finished),
+                    name="lightflow-prune",
+                    daemon=True,
+                ).start()
 
     threading.Thread(target=sweep, name="lightflow-sweeper", daemon=True).start()
+
+
+def _prune(cluster: driver.Cluster, keep_finished: float) -> None:
+    """Delete runs that finished more than ``keep_finished`` seconds ago; log, never raise."""
+    try:
+        pruned = state.prune_finished_runs(cluster.redis, keep_finished)
+    except Exception as error:
+        logger.warning("pruning finished runs failed (next try in an hour): %s", error)
+        return
+    if pruned:
+        logger.info(
+            "pruned %d runs that finished more than %g s ago (signal.keep_finished_runs)",
+            len(pruned),
+            keep_finished,
+        )
 
 
 def start_worker(
@@ -88,8 +129,15 @@ def start_worker(
     name: str | None = None,
     celery_args: Sequence[str] = (),
 ) -> None:
-    """Run a worker in this process until it is stopped (blocks)."""
+    """Run a worker in this process until it is stopped (blocks).
+
+    Raises:
+        ConfigError: ``signal.keep_finished_runs`` is invalid; checked before the
+            worker starts, as its sweeper would otherwise only log it.
+    """
     from celery import signals
+
+    finished_run_retention(config)
 
     # Workflows import shared code from the configured libraries on workers too (the
     # pool's processes inherit the path).
