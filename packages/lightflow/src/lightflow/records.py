@@ -44,13 +44,13 @@ class RunRecorder:
         deferred: bool = False,
     ) -> None:
         """Args:
-        deferred: Hold META writes until :meth:`flush` (events still go out at once),
-            so the distributed engine can send a task's successors before it spends a
-            store round trip on the task's record.
+        deferred: Hold META writes until :meth:`flush` or :meth:`take` (events still
+            go out at once), so the distributed engine can send a task's successors
+            before it spends a store round trip on the task's record.
         """
         self._document = document
         self._deferred = deferred
-        self._pending: list[Callable[[], None]] = []
+        self._pending: dict[str, Any] = {}
         self._workflow = workflow
         self._workflow_id = workflow_id
         self._listener = listener
@@ -213,26 +213,34 @@ class RunRecorder:
     def _write(self, key: str, fields: dict[str, Any]) -> None:
         """Write fields under ``key`` in META (the run's own fields at the top level).
 
-        A task's entry has no children, so it is written whole in one store call (the
-        distributed engine's critical path); run and DAG entries hold the entries below
-        them and are written field by field, in one update.
+        A task's entry has no children, so it is written whole; run and DAG entries hold
+        the entries below them and are written field by field. Either way one update.
         """
-        document = self._document
         if ".tasks." in key:
-            write: Callable[[], None] = lambda: document.set(key, fields, section=META)  # noqa: E731
+            values: dict[str, Any] = {key: fields}
         else:
             values = {f"{key}.{name}" if key else name: value for name, value in fields.items()}
-            write = lambda: document.set_many(values, section=META)  # noqa: E731
         if self._deferred:
-            self._pending.append(write)
+            with self._lock:
+                self._pending.update(values)
         else:
-            write()
+            self._document.set_many(values, section=META)
+
+    def take(self) -> dict[str, Any]:
+        """Hand over the META values a deferred recorder holds (dot-notation keys).
+
+        The distributed engine queues them in Redis with the state transition they
+        describe and writes them to the store in batches.
+        """
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
 
     def flush(self) -> None:
-        """Write the META entries a deferred recorder holds."""
-        pending, self._pending = self._pending, []
-        for write in pending:
-            write()
+        """Write the META values a deferred recorder holds, in one update."""
+        pending = self.take()
+        if pending:
+            self._document.set_many(pending, section=META)
 
     def _emit(self, event: RunEvent) -> None:
         if self._listener is None:

@@ -20,14 +20,16 @@ acknowledges what and what is re-run after a crash.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import pickle
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 import cloudpickle
@@ -54,8 +56,10 @@ if TYPE_CHECKING:
 
     from ..config import Config
 
+logger = logging.getLogger("lightflow.worker")
+
 START = "^start"  # pseudo-predecessor holding an instance's start data
-META_WAIT = 10.0  # seconds a META read waits at most for pending task records
+META_WAIT = 10.0  # seconds a META read waits at most for another process's batch
 WORKFLOW_JOB, DAG_JOB, TASK_JOB = "lightflow.workflow", "lightflow.dag", "lightflow.task"
 
 
@@ -395,7 +399,7 @@ def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
     workflow = cluster.workflow(run_id)
     events: list[RunEvent] = []
     recorder = cluster.recorder(run_id, workflow.name, events=events, deferred=True)
-    recorder.dag_started(instance)  # published by the commit, written to META after it
+    recorder.dag_started(instance)  # published and queued for META by the commit
 
     def start(machine: DagRun, _state: dict[str, Any]) -> Step | None:
         if machine.started:
@@ -405,12 +409,13 @@ def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
         )
         return machine.stop() if stopped else machine.start()
 
-    progress = _advance(
-        cluster, run_id, instance, start, also=lambda writes: _queue_events(writes, run_id, events)
-    )
+    def record(writes: _Writes) -> None:
+        _queue_events(writes, run_id, events)
+        _queue_meta(writes, run_id, recorder.take())
+
+    progress = _advance(cluster, run_id, instance, start, also=record)
     if progress is not None:
         _carry_out(cluster, run_id, instance, progress)
-        recorder.flush()
 
 
 def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attempt: str) -> None:
@@ -452,7 +457,6 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
         return
     heartbeats.keep_alive(cluster, running, beat)
     task = cluster.dag(run_id, progress.state["dag"]).task(task_name)
-    pending_record = json.dumps([instance, task_name, attempt])
     done: Progress | None = None
     try:
         blobs = progress.values
@@ -520,10 +524,8 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
 
         def mark_finished(writes: _Writes) -> None:
             writes.hdel(rs.RUNNING, running)
-            # Its META entry is written after the successors are sent: mark it pending,
-            # so META reads wait for it (see _MetaAwareDocument).
-            writes.zadd(rs.run_key(run_id, "metapending"), {pending_record: rs.now()})
             _queue_events(writes, run_id, finished)
+            _queue_meta(writes, run_id, record[0].take())
 
         done = _advance(
             cluster,
@@ -547,64 +549,24 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
                     task_name,
                     outcome.message or done.machine.errors.get(task_name, ""),
                 )
-            if done.step.done:  # the run may end here: its record comes first
-                _write_record(cluster, run_id, record[0], pending_record)
-                _carry_out(cluster, run_id, instance, done)
-            else:  # successors first, the record right after
-                after = cluster.redis.pipeline(transaction=False)
-                _carry_out(cluster, run_id, instance, done, after)
-                _write_record(cluster, run_id, record[0], pending_record, after)
+            _carry_out(cluster, run_id, instance, done)
     finally:
         # The finishing commit already dropped the registry entry.
         heartbeats.remove(cluster, running, delete=done is None)
 
 
-def _write_record(
-    cluster: Cluster, run_id: str, recorder: RunRecorder, pending: str, pipe: Any = None
-) -> None:
-    """Write a task's held-back META entry and tell META readers waiting for it.
-
-    ``pipe`` may hold other bookkeeping to send in the same round trip.
-    """
-    recorder.flush()
-    if pipe is None:
-        pipe = cluster.redis.pipeline(transaction=False)
-    pipe.zrem(rs.run_key(run_id, "metapending"), pending)
-    pipe.publish(rs.run_key(run_id, "metadone"), pending)
-    pipe.execute()
-
-
 class _MetaAwareDocument(_RunDocument):
-    """The ``store`` a task receives on a worker: reads of META wait for pending entries.
+    """The ``store`` a task receives on a worker: META reads see every finished record.
 
-    A finished task's META entry is written just after its successors are sent (off
-    the critical path), but 1.x workflows read predecessors' entries
-    (``log.<dag>.tasks.<task>.duration``) from their successors. A META read therefore
-    first waits until no entry of the run is pending (a few milliseconds; entries of a
-    worker that died are ignored after :data:`META_WAIT` seconds).
+    META entries wait in the run's queue for the next batch (see :class:`MetaWriter`),
+    but 1.x workflows read their predecessors' entries
+    (``log.<dag>.tasks.<task>.duration``). A META read therefore writes the queue out
+    first (or waits while another process does).
     """
 
     def _before_read(self, section: str) -> None:
         if section == META:
-            self._wait_for_records()
-
-    def _wait_for_records(self) -> None:
-        client = self._cluster.redis
-        key = rs.run_key(self.workflow_id, "metapending")
-
-        def pending() -> int:
-            return int(client.zcount(key, rs.now() - META_WAIT, "+inf"))
-
-        if not pending():
-            return
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(rs.run_key(self.workflow_id, "metadone"))
-        try:
-            deadline = time.monotonic() + META_WAIT
-            while pending() and time.monotonic() < deadline:
-                pubsub.get_message(timeout=0.05)
-        finally:
-            pubsub.close()
+            write_meta(self._cluster, self.workflow_id, wait=True)
 
 
 def _apply_outcome(machine: DagRun, task: str, outcome: TaskOutcome) -> Step:
@@ -685,6 +647,7 @@ class _Writes:
 
     def __init__(self) -> None:
         self.commands: list[tuple[Any, ...]] = []
+        self.meta = False  # whether META entries were queued (see _queue_meta)
 
     def set(self, key: str, value: Any) -> None:
         self.commands.append(("SET", key, value))
@@ -730,9 +693,8 @@ class Progress:
     snapshot: tuple[str, str] = ("", "0")
     #: Values of the extra keys read with the state (``reads`` of :func:`_advance`).
     values: dict[str, Any] = field(default_factory=dict)
-    #: The step's META entries (skipped, cancelled tasks, the DAG's end), written after
-    #: the commit by :func:`_carry_out`.
-    record: RunRecorder | None = None
+    #: Whether the commit queued META entries (see :class:`MetaWriter`).
+    meta: bool = False
 
 
 def _advance(
@@ -808,12 +770,12 @@ def _advance(
             writes.delete(rs.run_key(run_id, "out", instance, name))
         if also is not None:
             also(writes)
-        record = _record_step(cluster, run_id, instance, machine, state, step, writes)
+        _record_step(cluster, run_id, instance, machine, state, step, writes)
         _outbox(writes, jobs)
         encoded = json.dumps(state)
         if cluster.commit(key, version_key, current[1], encoded, writes):
             snapshot = (encoded, str(int(current[1]) + 1))
-            return Progress(machine, state, step, jobs, snapshot, values, record)
+            return Progress(machine, state, step, jobs, snapshot, values, writes.meta)
 
 
 def _record_step(
@@ -824,15 +786,15 @@ def _record_step(
     state: dict[str, Any],
     step: Step,
     writes: _Writes,
-) -> RunRecorder | None:
-    """Add what a step tells observers to its commit; return its held-back META entries.
+) -> None:
+    """Add what a step tells observers to its commit: events and META entries.
 
     Events of skipped and cancelled tasks and of the DAG's end, and the DAG's outcome in
     the run's list of instances, are published by the commit that decides them, so no
     observer sees the run end before them and a crash cannot separate them from it.
     """
     if not (step.skipped or step.cancelled or step.done):
-        return None
+        return
     events: list[RunEvent] = []
     record = cluster.recorder(run_id, cluster.workflow(run_id).name, events, deferred=True)
     for task in step.skipped:
@@ -845,7 +807,7 @@ def _record_step(
         writes.hset(rs.run_key(run_id, "dags"), instance, outcome)
         writes.publish(rs.run_key(run_id, "dagdone"), instance)
     _queue_events(writes, run_id, events)
-    return record
+    _queue_meta(writes, run_id, record.take())
 
 
 def _consume(state: dict[str, Any], predecessors: tuple[tuple[str, str | None], ...]) -> None:
@@ -888,6 +850,13 @@ def _queue_events(pipe: Any, run_id: str, events: list[RunEvent]) -> None:
         rs.publish_event(pipe, run_id, event.to_dict())
 
 
+def _queue_meta(writes: _Writes, run_id: str, values: dict[str, Any]) -> None:
+    """Queue META values (dot-notation keys) for the store with a commit."""
+    if values:
+        writes.rpush(rs.run_key(run_id, "meta"), pickle.dumps(values))
+        writes.meta = True
+
+
 def _carry_out(
     cluster: Cluster, run_id: str, instance: str, progress: Progress, pipe: Any = None
 ) -> None:
@@ -896,8 +865,8 @@ def _carry_out(
     The outbox is cleared on ``pipe`` if one is given (the caller runs it later).
     """
     _send(cluster, progress.jobs, pipe)
-    if progress.record is not None:
-        progress.record.flush()
+    if progress.meta:
+        meta_writer.request(cluster, run_id)
     if progress.step.done:
         _finish_workflow(cluster, run_id)
 
@@ -964,6 +933,7 @@ def _close_record(cluster: Cluster, run_id: str, outcome: str, *, started: bool)
     record = rs.read_run(client, run_id) or {}
     client.hset(rs.run_key(run_id), "ended", rs.now())
     if started:
+        write_meta(cluster, run_id, wait=True)  # every entry before the run's own end
         recorder = cluster.recorder(run_id, record.get("workflow", ""))
         recorder.workflow_finished(
             outcome, record.get("error") or None, started_at=record.get("started")
@@ -989,7 +959,7 @@ def _clean_up(cluster: Cluster, run_id: str, *, keep_data: bool, started: bool) 
     """Drop the bulky per-run keys; keep the record, events and logs for status."""
     client = cluster.redis
     keys = list(client.scan_iter(match=rs.run_key(run_id, "out", "*"), count=500))
-    keys += [rs.run_key(run_id, "workflow"), rs.run_key(run_id, "metapending")]
+    keys += [rs.run_key(run_id, "workflow"), rs.run_key(run_id, "meta")]
     client.delete(*keys)
     if started and not keep_data:
         cluster.store.remove(run_id)
@@ -1120,6 +1090,98 @@ class RedisSignalChannel:
     def is_stopped(self, dag_name: str) -> bool:
         # Only the instance's flag: the run's own is set before its instances are halted.
         return bool(self._cluster.redis.exists(rs.run_key(self._run_id, "stop", dag_name)))
+
+
+# -- META entries, written in batches ----------------------------------------------------
+#: Releases a lock only if this process still holds it (it may have expired).
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+META_BATCH = 500  # queued entries merged into one store update at most
+META_LOCK_TTL = 30_000  # milliseconds one writer may hold a run's META queue
+
+
+def write_meta(cluster: Cluster, run_id: str, *, wait: bool = False) -> None:
+    """Write the run's queued META entries to the store, oldest first, in batches.
+
+    Each commit that records something queues its META values in ``lf:run:<id>:meta``
+    (in the commit, so a crash cannot lose them); one process at a time drains the
+    queue into single store updates. Without ``wait`` the call returns at once when
+    another process is draining: that process looks at the queue again after letting
+    go, so nothing queued is left behind. With ``wait`` (a META read, the run's end)
+    it returns once the queue is empty, or after :data:`META_WAIT` seconds.
+    """
+    client = cluster.redis
+    queue, lock = rs.run_key(run_id, "meta"), rs.run_key(run_id, "meta", "lock")
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + META_WAIT
+    while client.llen(queue):
+        if not client.set(lock, token, nx=True, px=META_LOCK_TTL):
+            if not wait or time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
+            continue
+        try:
+            while entries := client.lrange(queue, 0, META_BATCH - 1):
+                values: dict[str, Any] = {}
+                for entry in cast("list[bytes]", entries):  # the client returns bytes
+                    values.update(pickle.loads(entry))
+                _RecordDocument(cluster, run_id).set_many(values, section=META)
+                client.ltrim(queue, len(entries), -1)
+        finally:
+            client.eval(_UNLOCK, 1, lock, token)
+
+
+class MetaWriter:
+    """Writes runs' queued META entries from a background thread, a few at a time.
+
+    A finished job asks for its run's queue to be written and returns; the thread
+    waits :attr:`DELAY` seconds first, so the entries of tasks that finish close
+    together (a fan-out) go to the store in one update instead of one each. A META
+    read or the run's end writes the queue at once (:func:`write_meta`).
+    """
+
+    DELAY = 0.05
+
+    def __init__(self) -> None:
+        self._due: dict[str, tuple[Cluster, float]] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def request(self, cluster: Cluster, run_id: str) -> None:
+        """Have the run's queue written within :attr:`DELAY` seconds."""
+        with self._wake:
+            self._due.setdefault(run_id, (cluster, time.monotonic() + self.DELAY))
+            if self._thread is None or self._pid != os.getpid():  # new, or forked
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True, name="lightflow-meta"
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._due:
+                    self._wake.wait()
+                now = time.monotonic()
+                ready = {run: cluster for run, (cluster, due) in self._due.items() if due <= now}
+                if not ready:
+                    self._wake.wait(min(due for _cluster, due in self._due.values()) - now)
+                    continue
+                for run_id in ready:
+                    del self._due[run_id]
+            for run_id, cluster in ready.items():
+                try:
+                    write_meta(cluster, run_id)
+                except Exception:  # written by the next batch, a META read or the run's end
+                    logger.warning("could not write META entries of run %s", run_id, exc_info=True)
+
+
+meta_writer = MetaWriter()
 
 
 # -- heartbeats and recovery -------------------------------------------------------------
