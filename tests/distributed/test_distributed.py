@@ -57,6 +57,23 @@ def test_run_data_is_removed_unless_kept(cluster: Cluster) -> None:
     assert not cluster.store().exists(record["id"])
 
 
+def test_a_chain_runs_on_in_the_process_of_its_first_task(cluster: Cluster) -> None:
+    """A ready successor on the same queue is handed off, not sent through the broker."""
+    from lightflow.queue import state
+    from lightflow.queue.driver import Cluster as Handles
+
+    record, events = cluster.run("chain6", keep_data=True)
+    assert record["state"] == "succeeded", record
+    document = cluster.store().get(record["id"])
+    assert document.get("seen") == [1, 2, 3, 4, 5, 6]  # each task got its predecessor's data
+    workers = {e.worker for e in events if e.kind.value == "task_started"}
+    assert len(workers) == 1, workers  # the workers run two processes each
+    # Handed-off jobs left the outbox with their begin: the sweeper has nothing to resend.
+    outbox = Handles(cluster.config).redis.zrange(state.OUTBOX, 0, -1)
+    assert not [entry for entry in outbox if record["id"].encode() in entry]
+    cluster.store().remove(record["id"])
+
+
 def test_task_routed_to_a_named_queue_runs_on_its_dedicated_worker(cluster: Cluster) -> None:
     special = cluster.worker("special", queues="special", concurrency=1)
     record, events = cluster.run("routed", keep_data=True)

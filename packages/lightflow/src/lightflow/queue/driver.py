@@ -418,15 +418,47 @@ def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
         _carry_out(cluster, run_id, instance, progress)
 
 
-def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attempt: str) -> None:
-    """Run one task and advance its DAG with the outcome.
+@dataclass
+class _Handoff:
+    """A ready successor this process runs next, without a trip through the broker."""
 
-    Three round trips to Redis on the way from one task to the next: the begin (read
-    the state and, once this process knows the DAG, the task's input; then commit
-    ``running`` with the heartbeat entry and the start event) and the finish (commit
-    the outcome with the output, the events and the successors' jobs, from the state
-    the begin committed). Sending the successors comes next; the task's META record
-    and the bookkeeping follow off the critical path.
+    task: str
+    attempt: str
+    entry: str  # its outbox entry: cleared by its begin, sent by the sweeper if we die first
+    snapshot: tuple[str, str]  # the state the finish committed
+    blobs: dict[str, bytes]  # outputs just stored: its input without reading them back
+
+
+def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attempt: str) -> None:
+    """Run one task and advance its DAG with the outcome; then run handed-off successors.
+
+    When a task makes successors ready, one of them that is routed to the queue this
+    job came from runs next in this process (the others are sent): a chain moves
+    from task to task without a broker round trip, and the successor starts from the
+    state and the output this process just committed. Its job stays in the outbox
+    until its begin, so a worker that dies in between loses nothing.
+    """
+    handoff = _run_task(cluster, run_id, instance, task_name, attempt, None)
+    while handoff is not None:
+        handoff = _run_task(cluster, run_id, instance, handoff.task, handoff.attempt, handoff)
+
+
+def _run_task(
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    task_name: str,
+    attempt: str,
+    handoff: _Handoff | None,
+) -> _Handoff | None:
+    """Run one task attempt; return the successor to run next in this process, if any.
+
+    Few round trips to Redis from one task to the next: the begin (read the state
+    and, once this process knows the DAG, the task's input, unless handed over; then
+    commit ``running`` with the heartbeat entry and the start event) and the finish
+    (commit the outcome with the output, the events, the META entry and the
+    successors' jobs, from the state the begin committed); then the successors are
+    sent.
     """
     workflow = cluster.workflow(run_id)
     worker = f"{cluster.hostname}/{os.getpid()}"
@@ -437,7 +469,8 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
         instance, task_name, worker
     )
     known = cluster.cached_spec(run_id, instance)
-    input_keys = [] if known is None else _input_keys(run_id, instance, known, task_name)
+    have = handoff.blobs if handoff is not None else {}
+    reads = [] if known is None else _input_keys(run_id, instance, known, task_name)
 
     def begin(machine: DagRun, state: dict[str, Any]) -> Step | None:
         if (
@@ -451,18 +484,35 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
     def mark_running(writes: _Writes) -> None:
         writes.hset(rs.RUNNING, running, json.dumps(beat))
         _queue_events(writes, run_id, started)
+        if handoff is not None:
+            writes.zrem(rs.OUTBOX, handoff.entry)
 
-    progress = _advance(cluster, run_id, instance, begin, also=mark_running, reads=input_keys)
+    progress = _advance(
+        cluster,
+        run_id,
+        instance,
+        begin,
+        also=mark_running,
+        reads=[key for key in reads if key not in have],
+        snapshot=handoff.snapshot if handoff is not None else None,
+    )
     if progress is None:
-        return
+        if handoff is not None:  # cancelled by a stop: nobody is to send it
+            cluster.redis.zrem(rs.OUTBOX, handoff.entry)
+        return None
     heartbeats.keep_alive(cluster, running, beat)
     task = cluster.dag(run_id, progress.state["dag"]).task(task_name)
     done: Progress | None = None
+    following: _Handoff | None = None
     try:
-        blobs = progress.values
-        if known is None:  # the first job of this DAG instance in this process
-            input_keys = _input_keys(run_id, instance, progress.machine.spec, task_name)
-            blobs = dict(zip(input_keys, cluster.redis.mget(input_keys), strict=True))
+        blobs = {**have, **progress.values}
+        missing = [
+            key
+            for key in _input_keys(run_id, instance, progress.machine.spec, task_name)
+            if key not in blobs
+        ]
+        if missing:  # first job of the instance in this process, or a join
+            blobs.update(zip(missing, cluster.redis.mget(missing), strict=True))
         data = _compose(run_id, instance, progress.machine, task_name, blobs)
         context = TaskContext(
             task_name=task_name,
@@ -527,14 +577,13 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
             _queue_events(writes, run_id, finished)
             _queue_meta(writes, run_id, record[0].take())
 
+        outputs = {} if output is None else {rs.run_key(run_id, "out", instance, task_name): output}
         done = _advance(
             cluster,
             run_id,
             instance,
             finish,
-            outputs={}
-            if output is None
-            else {rs.run_key(run_id, "out", instance, task_name): output},
+            outputs=outputs,
             also=mark_finished,
             snapshot=progress.snapshot,
         )
@@ -549,10 +598,22 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
                     task_name,
                     outcome.message or done.machine.errors.get(task_name, ""),
                 )
+            following = _hand_off(done, task.queue, outputs)
             _carry_out(cluster, run_id, instance, done)
     finally:
         # The finishing commit already dropped the registry entry.
         heartbeats.remove(cluster, running, delete=done is None)
+    return following
+
+
+def _hand_off(done: Progress, queue: str, outputs: dict[str, bytes]) -> _Handoff | None:
+    """Take the first ready task routed to ``queue`` out of the jobs to send."""
+    for entry in done.jobs:
+        name, args, job_queue = json.loads(entry)
+        if name == TASK_JOB and job_queue == queue:
+            done.jobs.remove(entry)
+            return _Handoff(args[2], args[3], entry, done.snapshot, outputs)
+    return None
 
 
 class _MetaAwareDocument(_RunDocument):
@@ -660,6 +721,9 @@ class _Writes:
 
     def hdel(self, key: str, field_name: str) -> None:
         self.commands.append(("HDEL", key, field_name))
+
+    def zrem(self, key: str, member: str) -> None:
+        self.commands.append(("ZREM", key, member))
 
     def zadd(self, key: str, mapping: Mapping[str, float]) -> None:
         pairs = [item for member, score in mapping.items() for item in (score, member)]
