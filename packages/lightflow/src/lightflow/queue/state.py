@@ -9,10 +9,11 @@ Every key of a run starts with ``lf:run:<id>``:
 ``lf:run:<id>:workflow``
     The cloudpickled :class:`~lightflow.workflows.Workflow` (DAGs and tasks), so workers
     need no copy of the workflow file.
-``lf:run:<id>:dag:<instance>``
+``lf:run:<id>:dag:<instance>`` and ``lf:run:<id>:dagv:<instance>``
     One DAG instance: the state machine (:meth:`DagRun.to_dict`), the DAG's name in the
-    workflow, per-task attempt ids and outstanding consumer counts, start time. Updated
-    optimistically (WATCH/MULTI), so a killed worker never leaves a lock behind.
+    workflow, per-task attempt ids and outstanding consumer counts, start time; and its
+    version. Updated by compare-and-set on the version (one Lua script that also applies
+    the transition's other writes), so a killed worker never leaves a lock behind.
 ``lf:run:<id>:dags`` (hash)
     Instance name -> outcome ('' while running); the list join_dags and the workflow
     completion check read. ``lf:run:<id>:seq:<dag>`` counts copies of a DAG.
@@ -20,6 +21,9 @@ Every key of a run starts with ``lf:run:<id>``:
     A finished task's output, kept only while a successor still waits for it.
 ``lf:run:<id>:stop`` / ``lf:run:<id>:stop:<instance>``
     Stop flags read by ``signal.is_stopped``.
+``lf:run:<id>:meta`` (list) and ``lf:run:<id>:meta:lock``
+    META values (pickled dicts of dot-notation keys) queued by commits for the store,
+    and the lock of the one process writing them out.
 ``lf:run:<id>:events`` (list) and channel ``lf:events``
     The run's event history and the live event stream (JSON RunEvents).
 ``lf:run:<id>:logs`` (list)
