@@ -440,7 +440,13 @@ def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attem
     """
     handoff = _run_task(cluster, run_id, instance, task_name, attempt, None)
     while handoff is not None:
-        handoff = _run_task(cluster, run_id, instance, handoff.task, handoff.attempt, handoff)
+        current = handoff
+        try:
+            handoff = _run_task(cluster, run_id, instance, current.task, current.attempt, current)
+        except Exception as error:  # fail the handed-off task, not this job's own
+            logger.exception("task_job %s failed in handed-off task %s", run_id, current.task)
+            job_failed(cluster, run_id, error, instance, current.task, current.attempt)
+            return
 
 
 def _run_task(
