@@ -18,8 +18,10 @@ Where the settings come from, later ones winning:
 The file layout is the 1.x one, unchanged: sections ``workflows``, ``libraries``,
 ``celery`` (passed through to Celery), ``signal``, ``store``, ``graph`` (no longer used:
 accepted with a note in :attr:`Config.deprecations`), ``cli``, ``extensions`` and
-``logging`` (a :func:`logging.config.dictConfig` dict). Relative folders in
-``workflows`` and ``libraries`` are resolved against the folder of the file.
+``logging`` (a :func:`logging.config.dictConfig` dict, applied by
+:mod:`lightflow.log_config`). Relative folders in ``workflows`` and ``libraries`` are
+resolved against the folder of the file; a file's ``logging`` section replaces the
+default one, every other mapping section is merged into the defaults.
 
 No broker is configured by default, so :attr:`Config.broker_configured` is false and
 workflows run on the embedded engine; setting ``celery.broker_url`` selects Celery.
@@ -46,6 +48,10 @@ ENV_PREFIX = "LIGHTFLOW_"
 
 #: Sections holding a list of folders; every other section is a mapping.
 PATH_SECTIONS = ("workflows", "libraries")
+#: Mapping sections that a file replaces as a whole instead of merging into the
+#: defaults: a dictConfig dict describes one setup, and keys of the default's mixed
+#: into the user's would configure what the user never wrote.
+WHOLE_SECTIONS = ("logging",)
 #: Sections that are read for compatibility only.
 #: Keys inside sections that are read for compatibility only.
 DEPRECATED_KEYS = {
@@ -122,22 +128,34 @@ cli:
 # Settings of installed extensions, one entry per extension.
 {extensions}
 
-# Python logging configuration (logging.config.dictConfig).
+# Python logging (a logging.config.dictConfig dict), applied by `lightflow run`,
+# `worker start`, `workflow start --wait` and `monitor` before they start work. A
+# logging section in this file replaces this one as a whole (it needs its own
+# `version: 1`); disable_existing_loggers is false unless set.
+#
+# This default configures nothing on purpose, so the console shows what it shows
+# without the section: `lightflow run` prints the tasks' warnings as they are
+# (Python's fallback) and a worker logs through Celery's own console handler, which
+# Celery adds only when the root logger has none. A console handler on the root
+# logger here would print every INFO line of tasks and libraries on stderr under
+# `lightflow run`, and replace Celery's format on workers.
 logging:
   version: 1
   disable_existing_loggers: false
-  formatters:
-    simple:
-      format: '[%(asctime)s][%(levelname)s] %(name)s | %(message)s'
-      datefmt: '%H:%M:%S'
-  handlers:
-    console:
-      class: logging.StreamHandler
-      level: INFO
-      formatter: simple
-  root:
-    handlers: [console]
-    level: INFO
+  # For example, Lightflow's own log also in a file (on workers with the lines of
+  # tasks, tagged [run/dag/task], that log through a `lightflow.*` logger):
+  # formatters:
+  #   plain:
+  #     format: '%(asctime)s %(levelname)s %(name)s: %(message)s'
+  # handlers:
+  #   file:
+  #     class: logging.FileHandler
+  #     filename: /var/log/lightflow/lightflow.log
+  #     formatter: plain
+  # loggers:
+  #   lightflow:
+  #     handlers: [file]
+  #     level: INFO
 """
 
 
@@ -199,6 +217,8 @@ class Config:
                 section = _checked_section(name, value, str(source))
                 if name in PATH_SECTIONS:
                     data[name] = _resolve_paths(section, source.parent)
+                elif name in WHOLE_SECTIONS:
+                    data[name] = section
                 elif name in DEPRECATED_SECTIONS:
                     deprecations.append(f"{source}: {DEPRECATED_SECTIONS[name]}")
                     data[name] = section
@@ -233,6 +253,8 @@ class Config:
             section = _checked_section(name, value, "configuration")
             if name in PATH_SECTIONS:
                 data[name] = _resolve_paths(section, base)
+            elif name in WHOLE_SECTIONS:
+                data[name] = copy.deepcopy(section)
             else:
                 data[name] = _merged(data.get(name), section)
         return cls(data)

@@ -4,8 +4,9 @@ Start-up must stay fast (``lightflow --help`` is the first thing a user runs), s
 nothing here or in the command modules imports the models, networkx, YAML, Celery or
 the store at import time: commands import what they need when they run. The
 configuration is read on first use (so ``lightflow run --help`` works even with a
-broken file), and extensions are loaded only when the root lists its commands or is
-asked for one that is not a core command.
+broken file) and its ``logging`` section applied only by the commands that run or
+follow work (:meth:`CliState.apply_logging`). Extensions are loaded only when the root
+lists its commands or is asked for one that is not a core command.
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ class CliState:
             for note in self._config.deprecations:
                 click.echo(f"Note: {note}", err=True)
         return self._config
+
+    def apply_logging(self) -> Config:
+        """Apply the config's ``logging`` section; return the config.
+
+        Commands that run or follow work call it before they start (``run``,
+        ``worker start``, ``workflow start --wait``, ``monitor``); the others leave
+        logging alone, so ``config list`` still shows a section that cannot be applied.
+
+        Raises:
+            ConfigError: The section cannot be applied (one line, naming the file).
+        """
+        from ..log_config import apply_logging
+
+        apply_logging(self.config)
+        return self.config
 
 
 def get_config(ctx: click.Context | None = None) -> Config:

@@ -31,6 +31,7 @@ def monitor_command(state: CliState, run_id: str | None, details: bool) -> None:
     from .. import api
 
     config = distributed_config(state)
+    state.apply_logging()
     which = f"run {run_id}" if run_id else "all workflow runs"
     click.echo(f"Events of {which} (Ctrl-C to end):", err=True)
     try:

@@ -51,11 +51,10 @@ def run_command(
     """
     from .. import api
 
+    config = state.apply_logging()
     values = api.parse_arguments(arguments)
     progress = None if quiet else ProgressPrinter(unicode=_stdout_takes_unicode())
-    result = api.run_workflow(
-        workflow, values, config=state.config, workers=workers, on_event=progress
-    )
+    result = api.run_workflow(workflow, values, config=config, workers=workers, on_event=progress)
     report(result)
 
 

@@ -52,6 +52,7 @@ def worker_start(
     names = [queue.strip() for queue in queues.split(",") if queue.strip()]
     if not names:
         raise click.BadParameter("name at least one queue", param_hint="'--queues'")
+    state.apply_logging()
     start_worker(config, queues=names, name=name, celery_args=list(celery_args))
 
 

@@ -155,6 +155,8 @@ def workflow_start(
     from .. import api
 
     config = distributed_config(state)
+    if wait:
+        state.apply_logging()
     values = api.parse_arguments(arguments)
     run_id = api.start_workflow(workflow, values, config=config, queue=queue, keep_data=keep_data)
     click.echo(run_id)

@@ -4,8 +4,10 @@
 default it consumes the workflow, dag and task queues, so one worker runs whole
 workflows. A worker also
 
-* tags every log line written while a task runs (``print`` included, through Celery's
-  stdout redirection) with ``[run/dag/task]`` and keeps it in the run's log,
+* applies the ``logging`` section of the config (:mod:`lightflow.log_config`), then
+  tags every log line written while a task runs (``print`` included, through Celery's
+  stdout redirection) with ``[run/dag/task]`` on every handler, Celery's and the
+  section's, and keeps it in the run's log,
 * sweeps for tasks whose worker died (no heartbeat) and re-queues them, and sends
   jobs a dead worker committed but never sent, so a run survives a worker killed
   with SIGKILL at any point, and
@@ -60,10 +62,18 @@ class TaskTagFilter(logging.Filter):
 
 
 def _install_log_filter(logger: logging.Logger | None = None, **_: Any) -> None:
-    root = logging.getLogger()
-    for handler in root.handlers:
-        if not any(isinstance(f, TaskTagFilter) for f in handler.filters):
-            handler.addFilter(TaskTagFilter())
+    """Put a :class:`TaskTagFilter` on every handler of every logger.
+
+    Those are Celery's (on the root logger, when the ``logging`` section gave it no
+    handler of its own) and the section's, wherever it attached them: a record is
+    tagged by the first handler that takes it, whichever logger that handler is on.
+    """
+    # copy() in one step: another thread may make a logger meanwhile
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.copy().values()]
+    for each in loggers:
+        for handler in getattr(each, "handlers", ()):  # placeholders have none
+            if not any(isinstance(f, TaskTagFilter) for f in handler.filters):
+                handler.addFilter(TaskTagFilter())
 
 
 def _start_sweeper(sender: Any = None, **_: Any) -> None:
@@ -131,13 +141,24 @@ def start_worker(
 ) -> None:
     """Run a worker in this process until it is stopped (blocks).
 
+    The config's ``logging`` section is applied first. Celery then sets up its own
+    logging around it: it adds its console handler to the root logger only when the
+    section gave that logger none, and sets the root logger's level from
+    ``--loglevel`` (INFO unless ``celery_args`` say otherwise).
+
     Raises:
-        ConfigError: ``signal.keep_finished_runs`` is invalid; checked before the
-            worker starts, as its sweeper would otherwise only log it.
+        ConfigError: ``signal.keep_finished_runs`` is invalid (checked here, as the
+            sweeper would only log it), or the ``logging`` section cannot be applied.
     """
     from celery import signals
 
+    from ..log_config import apply_logging
+
     finished_run_retention(config)
+    # Before Celery's set-up, so that Celery sees the section's root handlers (and
+    # adds none of its own) and redirects print() only after the section's stream
+    # handlers took hold of the real stderr.
+    apply_logging(config)
 
     # Workflows import shared code from the configured libraries on workers too (the
     # pool's processes inherit the path).
@@ -146,6 +167,7 @@ def start_worker(
             sys.path.insert(0, str(library))
     app = create_app(config)
     signals.after_setup_logger.connect(_install_log_filter, weak=False)
+    signals.after_setup_task_logger.connect(_install_log_filter, weak=False)
     signals.worker_process_init.connect(_install_log_filter, weak=False)
     signals.worker_ready.connect(_start_sweeper, weak=False)
     argv = ["worker", "-Q", ",".join(queues), "--loglevel", "INFO"]
