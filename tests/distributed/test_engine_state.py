@@ -464,11 +464,19 @@ def test_write_meta_to_a_removed_document_does_not_raise(engine: driver.Cluster)
         assert not engine.redis.exists(rs.run_key(run_id, "meta", "lock"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the run's end waits META_WAIT (10 s) for a META lock that lives "
-    "META_LOCK_TTL (30 s), then writes the run's end and deletes the queue unwritten",
-)
+def test_a_writer_that_lost_the_lock_drops_no_entries(engine: driver.Cluster) -> None:
+    """Its lock expired mid-batch and another writer took over: only that one trims."""
+    run_id = new_document(engine)
+    queue_meta(engine, run_id, {"a": 1}, {"b": 2}, {"c": 3})
+    queue, lock = rs.run_key(run_id, "meta"), rs.run_key(run_id, "meta", "lock")
+    engine.redis.set(lock, "the writer that took over", px=driver.META_LOCK_TTL)
+    trimmed = engine.redis.eval(driver._TRIM, 2, lock, queue, "mine", 2, driver.META_LOCK_TTL)
+    assert trimmed == 0 and meta_queue_length(engine, run_id) == 3
+    engine.redis.set(lock, "mine", px=driver.META_LOCK_TTL)
+    trimmed = engine.redis.eval(driver._TRIM, 2, lock, queue, "mine", 2, driver.META_LOCK_TTL)
+    assert trimmed == 1 and meta_queue_length(engine, run_id) == 1
+
+
 def test_the_runs_end_writes_entries_queued_behind_a_dead_writers_lock(
     engine: driver.Cluster,
 ) -> None:
@@ -488,7 +496,7 @@ def test_the_runs_end_writes_entries_queued_behind_a_dead_writers_lock(
 
     assert rs.read_run(engine.redis, run_id)["state"] == "succeeded"
     assert meta(engine, run_id, "status") == "succeeded"  # the run's end is recorded...
-    assert meta(engine, run_id, "log.main.status") == "succeeded"  # ... the DAG's is lost
+    assert meta(engine, run_id, "log.main.status") == "succeeded"  # ... and the DAG's
 
 
 # -- 3. MetaWriter -----------------------------------------------------------------------

@@ -409,9 +409,11 @@ def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
         )
         return machine.stop() if stopped else machine.start()
 
+    meta = recorder.take()  # once: a retried commit queues the same values
+
     def record(writes: _Writes) -> None:
         _queue_events(writes, run_id, events)
-        _queue_meta(writes, run_id, recorder.take())
+        _queue_meta(writes, run_id, meta)
 
     progress = _advance(cluster, run_id, instance, start, also=record)
     if progress is not None:
@@ -1168,8 +1170,18 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+#: Drops the entries a writer has stored, if it still holds the queue (else another
+#: writer took over and stores them again: harmless) and extends its hold.
+_TRIM = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('LTRIM', KEYS[2], ARGV[2], -1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
 META_BATCH = 500  # queued entries merged into one store update at most
-META_LOCK_TTL = 30_000  # milliseconds one writer may hold a run's META queue
+#: Milliseconds a writer holds a run's META queue per batch: well below META_WAIT, so a
+#: writer that died holding it cannot make a reader or the run's end give up.
+META_LOCK_TTL = 5_000
 
 
 def write_meta(cluster: Cluster, run_id: str, *, wait: bool = False) -> None:
@@ -1180,7 +1192,8 @@ def write_meta(cluster: Cluster, run_id: str, *, wait: bool = False) -> None:
     queue into single store updates. Without ``wait`` the call returns at once when
     another process is draining: that process looks at the queue again after letting
     go, so nothing queued is left behind. With ``wait`` (a META read, the run's end)
-    it returns once the queue is empty, or after :data:`META_WAIT` seconds.
+    it returns once the queue is empty, or after :data:`META_WAIT` seconds (the lock
+    of a writer that died expires well before).
     """
     client = cluster.redis
     queue, lock = rs.run_key(run_id, "meta"), rs.run_key(run_id, "meta", "lock")
@@ -1198,7 +1211,8 @@ def write_meta(cluster: Cluster, run_id: str, *, wait: bool = False) -> None:
                 for entry in cast("list[bytes]", entries):  # the client returns bytes
                     values.update(pickle.loads(entry))
                 _RecordDocument(cluster, run_id).set_many(values, section=META)
-                client.ltrim(queue, len(entries), -1)
+                if not client.eval(_TRIM, 2, lock, queue, token, len(entries), META_LOCK_TTL):
+                    break  # held too long: the writer that took over goes on
         finally:
             client.eval(_UNLOCK, 1, lock, token)
 
