@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -287,6 +288,31 @@ def test_the_wheel_ships_the_examples(tmp_path: Path) -> None:
         timeout=300,
     )  # fmt: skip
     (wheel,) = tmp_path.glob("lightflow-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for example in (REPO / "examples").glob("*.py"):
+        assert f"lightflow/examples/{example.name}" in names
+
+
+def test_a_wheel_built_from_the_sdist_ships_the_examples(tmp_path: Path) -> None:
+    """Outside the repository (pip building from PyPI's sdist) the examples still come."""
+    build = (
+        "import sys; from hatchling.build import build_sdist, build_wheel; "
+        "print(build_sdist(sys.argv[1]) if sys.argv[2] == 'sdist' else build_wheel(sys.argv[1]))"
+    )
+    package = REPO / "packages" / "lightflow"
+    subprocess.run(
+        [sys.executable, "-c", build, str(tmp_path), "sdist"], cwd=package, check=True,
+        capture_output=True, timeout=300,
+    )  # fmt: skip
+    (sdist,) = tmp_path.glob("lightflow-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    (source,) = (tmp_path / "unpacked").iterdir()
+    subprocess.run(
+        [sys.executable, "-c", build, str(tmp_path / "wheel"), "wheel"], cwd=source,
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "wheel").glob("lightflow-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for example in (REPO / "examples").glob("*.py"):
         assert f"lightflow/examples/{example.name}" in names
