@@ -165,7 +165,17 @@ def redis(port: int | None = None, *, password: str | None = None) -> ServerProc
 
 
 class WorkerProcess:
-    """A worker subprocess in its own process group, ready once it logs "ready."."""
+    """A worker subprocess in its own process group, ready once it logs "ready.".
+
+    Args:
+        name: What the worker is, for its log file and error messages.
+        cmd: The command line that runs the worker in the foreground.
+        env: Variables added to this process's environment for the worker.
+        cwd: The worker's working directory (this process's when ``None``).
+        inherit_env: ``False`` runs the worker with ``env`` alone instead, for a worker
+            that must not see this process's settings (e.g. one from another virtual
+            environment, without this one's ``LIGHTFLOW_*`` or ``PYTHONPATH``).
+    """
 
     def __init__(
         self,
@@ -174,10 +184,12 @@ class WorkerProcess:
         *,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        inherit_env: bool = True,
     ) -> None:
         self.name = name
         self.cmd = cmd
-        self.env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
+        base = os.environ if inherit_env else {}
+        self.env = {**base, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.cwd = cwd
         self._log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log")
         self.process: subprocess.Popen[bytes] | None = None
