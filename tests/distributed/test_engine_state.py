@@ -83,7 +83,7 @@ def start_run(cluster: driver.Cluster, workflow: str = "engine_state") -> str:
 
 
 def dag_state(cluster: driver.Cluster, run_id: str, instance: str = "main") -> dict[str, Any]:
-    return json.loads(cluster.redis.get(rs.run_key(run_id, "dag", instance)))
+    return rs.load_dag_state(cluster.redis.get(rs.run_key(run_id, "dag", instance)))
 
 
 def version(cluster: driver.Cluster, run_id: str, instance: str = "main") -> int:
@@ -179,7 +179,7 @@ def test_a_commit_from_a_stale_version_writes_nothing(engine: driver.Cluster) ->
     writes.rpush(history, "stale event")
     writes.hset(rs.RUNNING, f"{run_id}|main|first", "stale entry")
     writes.zadd(rs.OUTBOX, {"stale job": rs.now()})
-    assert not engine.commit(key, version_key, "0", rs.text(stale), writes)
+    assert not engine.commit(key, version_key, "0", stale, writes)
 
     assert client.get(key) == newer
     assert version(engine, run_id) == 1
@@ -189,7 +189,7 @@ def test_a_commit_from_a_stale_version_writes_nothing(engine: driver.Cluster) ->
     assert client.zscore(rs.OUTBOX, "stale job") is None
 
     # The same writes from the current version go through, all of them.
-    assert engine.commit(key, version_key, "1", rs.text(newer), writes)
+    assert engine.commit(key, version_key, "1", newer, writes)
     assert version(engine, run_id) == 2
     assert client.get(out_key) == b"stale output"
     assert rs.text(client.lindex(history, -1)) == "stale event"
@@ -204,7 +204,7 @@ def test_a_stale_dag_start_retries_and_writes_nothing_when_it_no_longer_applies(
     """Two DAG jobs for one instance (a redelivery): the loser must change nothing."""
     run_id = start_run(engine)
     client = engine.redis
-    stale = (rs.text(client.get(rs.run_key(run_id, "dag", "main"))), "0")
+    stale = (client.get(rs.run_key(run_id, "dag", "main")), "0")
     driver.dag_job(engine, run_id, "main")
     winner = dag_state(engine, run_id)
     started_events = [e for e in events(engine, run_id) if e["kind"] == "dag_started"]
@@ -263,7 +263,7 @@ def test_a_finish_from_a_stale_snapshot_is_applied_on_the_fresh_state(
         "last": "pending",
     }
     assert version(engine, run_id) == 6
-    assert done.snapshot == (engine.redis.get(rs.run_key(run_id, "dag", "main")).decode(), "6")
+    assert done.snapshot == (engine.redis.get(rs.run_key(run_id, "dag", "main")), "6")
     assert engine.redis.exists(rs.run_key(run_id, "out", "main", "left"))
 
     # right's finish then makes last ready, with both inputs stored.

@@ -7,7 +7,6 @@ handed-off task fails that task, not the one the job was sent for.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -53,7 +52,7 @@ def start(cluster: driver.Cluster, workflow: str) -> str:
 def attempt_of(cluster: driver.Cluster, run_id: str, task: str) -> str:
     raw = cluster.redis.get(rs.run_key(run_id, "dag", "main"))
     assert raw is not None
-    return str(json.loads(raw)["attempts"][task])
+    return str(rs.load_dag_state(raw)["attempts"][task])
 
 
 def test_one_job_runs_the_whole_chain(handles: driver.Cluster) -> None:
@@ -83,7 +82,7 @@ def test_an_internal_error_in_a_handed_off_task_fails_that_task(
     assert record is not None and record["state"] == "failed"
     assert record["failed_task"] == "t2"
     assert "RuntimeError: state server went away" in record["error"]
-    machine = json.loads(handles.redis.get(rs.run_key(run_id, "dag", "main")) or "{}")
+    machine = rs.load_dag_state(handles.redis.get(rs.run_key(run_id, "dag", "main")))
     states = machine["machine"]["states"]
     assert (states["t1"], states["t2"], states["t3"]) == ("succeeded", "failed", "cancelled")
     assert not handles.redis.hgetall(rs.RUNNING)  # nothing left looking alive

@@ -84,6 +84,10 @@ class TaskState(str, Enum):
         return self not in (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING)
 
 
+_STATE_BY_VALUE = {state.value: state for state in TaskState}
+_OPEN_STATES = frozenset(state for state in TaskState if not state.terminal)
+
+
 class Outcome(str, Enum):
     """How a DAG run (or a workflow run) ended."""
 
@@ -149,7 +153,6 @@ class DagRun:
         self.halt: Outcome | None = None
         self.started = False
         self._open = len(spec.order)  # tasks not yet in a terminal state
-        self._successor_sets = {t: frozenset(s) for t, s in spec.successors.items()}
 
     # -- queries ------------------------------------------------------------------------
     @property
@@ -199,7 +202,8 @@ class DagRun:
         successors = self.spec.successors[task]
         allowed = None if limit is None else set(limit)
         if allowed is not None:
-            unknown = [name for name in limit or [] if name not in self._successor_sets[task]]
+            known = set(successors)  # a set: a long limit stays linear in the fan-out
+            unknown = [name for name in limit or [] if name not in known]
             if unknown:
                 names = ", ".join(successors) or "none"
                 return self.task_failed(
@@ -273,13 +277,15 @@ class DagRun:
     @classmethod
     def from_dict(cls, spec: DagSpec, state: dict[str, Any]) -> DagRun:
         """Rebuild a run from :meth:`to_dict` output and its spec."""
+        # The distributed engine rebuilds a run at every transition: plain dict
+        # look-ups instead of Enum calls and properties keep that cheap for wide DAGs.
         run = cls(spec)
-        run.states = {t: TaskState(s) for t, s in state["states"].items()}
+        run.states = {t: _STATE_BY_VALUE[s] for t, s in state["states"].items()}
         run.verdicts = {t: dict(v) for t, v in state["verdicts"].items()}
         run.errors = dict(state["errors"])
         run.halt = Outcome(state["halt"]) if state["halt"] else None
         run.started = state["started"]
-        run._open = sum(not s.terminal for s in run.states.values())
+        run._open = sum(s in _OPEN_STATES for s in run.states.values())
         return run
 
     # -- internals ----------------------------------------------------------------------

@@ -184,7 +184,9 @@ class Cluster:
         """The spec of a DAG instance if this process already built it, else ``None``."""
         return self._specs.get((run_id, instance))
 
-    def commit(self, key: str, version_key: str, version: str, state: str, writes: _Writes) -> bool:
+    def commit(
+        self, key: str, version_key: str, version: str, state: bytes, writes: _Writes
+    ) -> bool:
         """Store a DAG instance's new state with ``writes`` if ``version`` is current."""
         if self._commit is None:
             self._commit = self.redis.register_script(_COMMIT)
@@ -376,7 +378,7 @@ def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
         pipe.set(rs.run_key(run_id, "out", name, START), cloudpickle.dumps(initial_data(data)))
     pipe.set(
         rs.run_key(run_id, "dag", name),
-        json.dumps(
+        rs.dump_dag_state(
             {
                 "dag": dag.name,
                 "machine": DagRun(spec).to_dict(),
@@ -427,7 +429,7 @@ class _Handoff:
     task: str
     attempt: str
     entry: str  # its outbox entry: cleared by its begin, sent by the sweeper if we die first
-    snapshot: tuple[str, str]  # the state the finish committed
+    snapshot: tuple[bytes, str]  # the state the finish committed
     blobs: dict[str, bytes]  # outputs just stored: its input without reading them back
 
 
@@ -762,7 +764,7 @@ class Progress:
     jobs: list[str] = field(default_factory=list)  # outbox entries of the ready tasks
     #: The committed state and its version: the next transition of the same job starts
     #: from it instead of reading it again (and reads again only if someone else wrote).
-    snapshot: tuple[str, str] = ("", "0")
+    snapshot: tuple[bytes, str] = (b"", "0")
     #: Values of the extra keys read with the state (``reads`` of :func:`_advance`).
     values: dict[str, Any] = field(default_factory=dict)
     #: Whether the commit queued META entries (see :class:`MetaWriter`).
@@ -778,7 +780,7 @@ def _advance(
     outputs: Mapping[str, bytes] | None = None,
     also: Callable[[_Writes], None] | None = None,
     reads: Iterable[str] = (),
-    snapshot: tuple[str, str] | None = None,
+    snapshot: tuple[bytes, str] | None = None,
 ) -> Progress | None:
     """Apply ``event`` to the instance's machine and commit it (compare-and-set).
 
@@ -806,10 +808,10 @@ def _advance(
             extra = []
             if raw is None:
                 raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
-            current = (rs.text(raw), rs.text(version) if version is not None else "0")
+            current = (raw, rs.text(version) if version is not None else "0")
         else:
             current, snapshot = snapshot, None
-        state = json.loads(current[0])
+        state = rs.load_dag_state(current[0])
         dag = cluster.dag(run_id, state["dag"])
         machine = DagRun.from_dict(cluster.spec(run_id, instance, dag), state["machine"])
         step = event(machine, state)
@@ -844,7 +846,7 @@ def _advance(
             also(writes)
         _record_step(cluster, run_id, instance, machine, state, step, writes)
         _outbox(writes, jobs)
-        encoded = json.dumps(state)
+        encoded = rs.dump_dag_state(state)
         if cluster.commit(key, version_key, current[1], encoded, writes):
             snapshot = (encoded, str(int(current[1]) + 1))
             return Progress(machine, state, step, jobs, snapshot, values, writes.meta)
@@ -1372,7 +1374,7 @@ def _dag_name(cluster: Cluster, run_id: str, instance: str) -> str:
     raw = cluster.redis.get(rs.run_key(run_id, "dag", instance))
     if raw is None:
         raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
-    return str(json.loads(raw)["dag"])
+    return str(rs.load_dag_state(cast(bytes, raw))["dag"])  # the client returns bytes
 
 
 # -- task output in the worker log and the run's log -------------------------------------
