@@ -339,10 +339,50 @@ def run_logs(run_id: str, *, config: Config) -> list[str]:
     client = Cluster(config).redis
 
     def read() -> list[str]:
-        full_id = _resolve_run_id(client, run_id)
-        return [state.text(line) for line in client.lrange(state.run_key(full_id, "logs"), 0, -1)]
+        return state.read_log(client, _resolve_run_id(client, run_id))[0]
 
     return _with_server_errors(config, read)
+
+
+def follow_logs(
+    run_id: str, *, config: Config, on_line: Callable[[str], None], timeout: float | None = None
+) -> dict[str, Any]:
+    """Deliver a run's log lines as its tasks write them, until the run has ended.
+
+    The lines written so far come first. Returns the run's final record once it has
+    ended and every line of it was delivered (at once for a finished run).
+
+    Raises:
+        LightflowError: No such run, or ``timeout`` seconds passed before it ended.
+    """
+    import time
+
+    from .queue import state
+    from .queue.driver import Cluster
+
+    client = Cluster(config).redis
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def follow() -> dict[str, Any]:
+        full_id = _resolve_run_id(client, run_id)
+        last = "0-0"
+        while True:
+            # Read the state first: a task's lines are written before its end, so once
+            # the run has ended, the read after it holds every remaining line.
+            record = state.read_run(client, full_id) or {}
+            ended = record.get("state") in state.FINISHED_STATES
+            lines, last = state.read_log(client, full_id, last, block=None if ended else 0.5)
+            for line in lines:
+                on_line(line)
+            if ended and not lines:
+                return record
+            if deadline is not None and time.monotonic() > deadline:
+                raise LightflowError(
+                    f"run {full_id} did not end within {timeout:g} s; it goes on: "
+                    "`lightflow workflow status` shows it"
+                )
+
+    return _with_server_errors(config, follow)
 
 
 def follow_events(

@@ -293,17 +293,31 @@ def workflow_status(state: CliState, run_id: str | None, details: bool, limit: i
 
 @workflow_group.command("logs")
 @click.argument("run_id")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep printing lines as the tasks write them, until the run ends.",
+)
 @click.pass_obj
-def workflow_logs(state: CliState, run_id: str) -> None:
+def workflow_logs(state: CliState, run_id: str, follow: bool) -> None:
     """Print the log lines of a run's tasks.
 
     The lines the tasks of RUN_ID (a unique prefix will do) wrote with print or
-    logging, grouped by task in the order the tasks ended (a task's lines are kept when
-    it ends).
+    logging, in the order they were written; a line is there within a second of
+    being written. With --follow, new lines are printed as they come and the command
+    ends with the run (Ctrl-C ends it earlier).
     """
     from .. import api
 
-    lines = api.run_logs(run_id, config=distributed_config(state))
+    config = distributed_config(state)
+    if follow:
+        try:
+            api.follow_logs(run_id, config=config, on_line=click.echo)
+        except KeyboardInterrupt:
+            pass
+        return
+    lines = api.run_logs(run_id, config=config)
     if not lines:
         click.echo(f"Run {run_id} has no log lines.", err=True)
     for line in lines:

@@ -1382,7 +1382,12 @@ _task_log_context = threading.local()
 
 
 class task_logging:
-    """While a task runs, tag log records with run/DAG/task and keep them per run."""
+    """While a task runs, tag log records with run/DAG/task and keep them per run.
+
+    Lines reach the run's log within :attr:`LogShipper.INTERVAL` seconds (so
+    ``workflow logs --follow`` shows a long task as it goes), and all of them before
+    the task's end is recorded.
+    """
 
     def __init__(self, cluster: Cluster, run_id: str, instance: str, task: str) -> None:
         self._cluster = cluster
@@ -1390,18 +1395,12 @@ class task_logging:
 
     def __enter__(self) -> None:
         _task_log_context.tag = self._tag
-        _task_log_context.lines = []
+        _task_log_context.cluster = self._cluster
 
     def __exit__(self, *exc: object) -> None:
-        lines = getattr(_task_log_context, "lines", [])
         _task_log_context.tag = None
-        _task_log_context.lines = []
-        if lines:
-            key = rs.run_key(self._tag[0], "logs")
-            pipe = self._cluster.redis.pipeline(transaction=False)
-            pipe.rpush(key, *lines)
-            pipe.ltrim(key, -rs.LOG_LINES_KEPT, -1)
-            pipe.execute()
+        _task_log_context.cluster = None
+        log_shipper.flush()
 
 
 def current_task_tag() -> tuple[str, str, str] | None:
@@ -1410,7 +1409,73 @@ def current_task_tag() -> tuple[str, str, str] | None:
 
 
 def keep_log_line(line: str) -> None:
-    """Buffer a formatted log line for the running task's run log."""
-    lines = getattr(_task_log_context, "lines", None)
-    if lines is not None:
-        lines.append(line)
+    """Queue a formatted log line for the running task's run log."""
+    tag = current_task_tag()
+    if tag is not None:
+        log_shipper.add(_task_log_context.cluster, tag[0], line)
+
+
+class LogShipper:
+    """Appends tasks' log lines to their runs' logs (``lf:run:<id>:logs``) in batches.
+
+    A line is written by a background thread at most :attr:`INTERVAL` seconds after
+    the task wrote it, together with every other line written meanwhile: one round
+    trip per batch, not per line. A task's end flushes at once. One flush at a time, so
+    a run's lines keep their order.
+    """
+
+    INTERVAL = 0.25
+
+    def __init__(self) -> None:
+        self._pending: dict[str, tuple[Cluster, list[str]]] = {}
+        self._wake = threading.Condition()
+        self._flushing = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, cluster: Cluster, run_id: str, line: str) -> None:
+        """Queue a line of a run; it is written within :attr:`INTERVAL` seconds."""
+        with self._wake:
+            self._pending.setdefault(run_id, (cluster, []))[1].append(line)
+            if self._thread is None or self._pid != os.getpid():  # new, or forked
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True, name="lightflow-logs"
+                )
+                self._thread.start()
+            self._wake.notify()
+
+    def flush(self) -> None:
+        """Write every queued line now (the run's log keeps the newest ones)."""
+        with self._flushing:
+            with self._wake:
+                pending, self._pending = self._pending, {}
+            while pending:
+                run_id, (cluster, lines) = next(iter(pending.items()))
+                key = rs.run_key(run_id, "logs")
+                pipe = cluster.redis.pipeline(transaction=False)
+                for line in lines:
+                    pipe.xadd(key, {"line": line}, maxlen=rs.LOG_LINES_KEPT, approximate=True)
+                try:
+                    pipe.execute()
+                except Exception:  # keep what is unsent, ahead of newer lines, for next time
+                    with self._wake:
+                        for unsent, (owner, older) in pending.items():
+                            newer = self._pending.pop(unsent, (owner, []))[1]
+                            self._pending[unsent] = (owner, older + newer)
+                    raise
+                del pending[run_id]
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+            time.sleep(self.INTERVAL)  # gather the lines that follow close behind
+            try:
+                self.flush()
+            except Exception:  # the task's own end flushes again
+                logger.warning("could not write task log lines", exc_info=True)
+
+
+log_shipper = LogShipper()

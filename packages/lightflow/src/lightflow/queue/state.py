@@ -27,8 +27,10 @@ Every key of a run starts with ``lf:run:<id>``:
     and the lock of the one process writing them out.
 ``lf:run:<id>:events`` (list) and channel ``lf:events``
     The run's event history and the live event stream (JSON RunEvents).
-``lf:run:<id>:logs`` (list)
-    Log lines of the run's tasks (capped).
+``lf:run:<id>:logs`` (stream)
+    Log lines of the run's tasks (field ``line``), in the order they were written;
+    the newest :data:`LOG_LINES_KEPT` (about) are kept. A stream, so a follower
+    (``workflow logs --follow``) reads on from the last entry it saw, trimming or not.
 ``lf:running`` (hash)
     ``<id>|<instance>|<task>`` -> JSON {attempt, worker, heartbeat}: tasks running now.
     Workers refresh the heartbeat; a sweeper re-dispatches tasks of dead workers.
@@ -116,6 +118,21 @@ def load_dag_state(raw: bytes) -> dict[str, Any]:
     """Decode what :func:`dump_dag_state` stored."""
     state: dict[str, Any] = pickle.loads(raw)
     return state
+
+
+def read_log(
+    client: redis.Redis, run_id: str, after: str = "0-0", *, block: float | None = None
+) -> tuple[list[str], str]:
+    """A run's log lines written after entry ``after``, and the last entry's id.
+
+    With ``block``, waits up to that many seconds for a line when there is none yet.
+    """
+    key = run_key(run_id, "logs")
+    timeout = None if block is None else max(1, int(block * 1000))
+    reply: Any = client.xread({key: after}, block=timeout)  # [[key, [(id, fields)]]]
+    entries = reply[0][1] if reply else []
+    lines = [text(fields[b"line"]) for _entry, fields in entries]
+    return lines, text(entries[-1][0]) if entries else after
 
 
 def text(value: Any) -> str:
