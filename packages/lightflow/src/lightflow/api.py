@@ -467,6 +467,17 @@ def _resolve_run_id(client: Any, run_id: str) -> str:
     raise LightflowError(f"run id prefix '{run_id}' is ambiguous ({len(matches)} runs)")
 
 
+def check_state_server(config: Config) -> None:
+    """Make sure the Redis state server answers (a worker checks before it starts).
+
+    Raises:
+        LightflowError: It cannot be reached or refuses the credentials (one line).
+    """
+    from .queue.driver import Cluster
+
+    _with_server_errors(config, lambda: Cluster(config).redis.ping())
+
+
 def _with_server_errors(config: Config, action: Callable[[], Any]) -> Any:
     """Turn connection failures to the state server into one-line errors."""
     import redis

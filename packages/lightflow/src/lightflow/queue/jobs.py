@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -20,10 +21,16 @@ if TYPE_CHECKING:
     from .driver import Cluster
 
 logger = logging.getLogger("lightflow.worker")
+#: Seconds a job waits before it goes back to its queue when the state server is
+#: unreachable: a worker cut off from it does not spin on the same message.
+REQUEUE_DELAY = 2.0
 
 
 def register(app: Celery) -> None:
     """Register the workflow, DAG and task jobs on ``app``."""
+    import redis
+    from celery.exceptions import Reject
+
     from . import driver
 
     clusters: dict[int, Cluster] = {}
@@ -37,9 +44,25 @@ def register(app: Celery) -> None:
         return clusters[pid]
 
     def guarded(function: Callable[..., None], run_id: str, *args: str) -> None:
-        """Run a job; an error fails its task or run instead of leaving it running."""
+        """Run a job; an error fails its task or run instead of leaving it running.
+
+        Except when the state server cannot be reached: then nothing can be recorded,
+        and acknowledging the job would lose it (the run would wait forever). The job
+        goes back to its queue instead, after a pause, for this or another worker.
+        """
         try:
             function(cluster(), run_id, *args)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+            logger.error(
+                "%s %s: cannot reach the Redis state server (%s); the job goes back to "
+                "its queue in %g s",
+                function.__name__,
+                run_id,
+                str(error).rstrip("."),
+                REQUEUE_DELAY,
+            )
+            time.sleep(REQUEUE_DELAY)
+            raise Reject(str(error), requeue=True) from None
         except Exception as error:  # recorded in the run, then logged
             if isinstance(error, LightflowError):
                 logger.error("%s %s: %s", function.__name__, run_id, error)

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..api import finished_run_retention
+from ..api import check_state_server, finished_run_retention
 from ..models.dag import DEFAULT_QUEUE as DAG_QUEUE
 from . import driver, state
 from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
@@ -149,12 +149,15 @@ def start_worker(
     Raises:
         ConfigError: ``signal.keep_finished_runs`` is invalid (checked here, as the
             sweeper would only log it), or the ``logging`` section cannot be applied.
+        LightflowError: The Redis state server cannot be reached.
     """
     from celery import signals
 
     from ..log_config import apply_logging
 
     finished_run_retention(config)
+    # A worker cut off from the state server could record nothing of its jobs.
+    check_state_server(config)
     # Before Celery's set-up, so that Celery sees the section's root handlers (and
     # adds none of its own) and redirects print() only after the section's stream
     # handlers took hold of the real stderr.

@@ -1,0 +1,68 @@
+"""Workers and the state server: a worker that cannot record a job must not lose it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from lightflow import api
+
+from tests.servers import free_port, redis
+
+from .conftest import WORKFLOWS, Cluster, Worker
+
+pytestmark = pytest.mark.slow
+
+
+def config_with_state_server(cluster: Cluster, folder: Path, url: str) -> Path:
+    """The cluster's config file with another Redis state server (``signal.url``)."""
+    values = yaml.safe_load(cluster.config_path.read_text())
+    values["signal"]["url"] = url
+    path = folder / "lightflow.cfg"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_a_worker_that_cannot_reach_the_state_server_refuses_to_start(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    config = config_with_state_server(cluster, tmp_path, url)
+    result = subprocess.run(
+        [sys.executable, "-m", "lightflow.cli", "-c", str(config), "worker", "start"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: cannot reach the Redis state server at {url}")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_a_job_a_worker_cannot_record_goes_back_to_its_queue(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The state server goes away under a running worker: its jobs wait, none is lost."""
+    with redis() as doomed:  # reachable while the worker starts, then gone
+        config = config_with_state_server(cluster, tmp_path, f"redis://{doomed.address}/0")
+        cut_off = Worker(config, "cut-off", queues="outage").start()
+    try:
+        run_id = api.start_workflow(
+            str(WORKFLOWS / "tiny.py"), {"n": "5"}, config=cluster.config, queue="outage"
+        )
+        deadline = time.monotonic() + 30
+        while "the job goes back to its queue" not in cut_off.log():
+            assert time.monotonic() < deadline, cut_off.log()[-2000:]
+            time.sleep(0.2)
+        assert api.run_status(run_id, config=cluster.config)["state"] == "queued"
+    finally:
+        cut_off.stop()
+    cluster.worker("outage", queues="outage")
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=lambda _event: None, timeout=60
+    )
+    assert record is not None and record["state"] == "succeeded"
