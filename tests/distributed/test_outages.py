@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -66,3 +68,28 @@ def test_a_job_a_worker_cannot_record_goes_back_to_its_queue(
         config=cluster.config, run_id=run_id, on_event=lambda _event: None, timeout=60
     )
     assert record is not None and record["state"] == "succeeded"
+
+
+def test_a_task_interrupted_by_a_cold_shutdown_is_handed_back(cluster: Cluster) -> None:
+    """SIGQUIT (Celery's cold shutdown) ends the task's process: it is not the task's
+    failure, so the task is queued again at once and runs on the next worker."""
+    doomed = cluster.worker("cold", queues="coldq", concurrency=1)
+    run_id = api.start_workflow(
+        str(WORKFLOWS / "cold_shutdown.py"), {}, config=cluster.config, keep_data=True
+    )
+    deadline = time.monotonic() + 30
+    while "exposing" not in doomed.log():
+        assert time.monotonic() < deadline, doomed.log()[-2000:]
+        time.sleep(0.1)
+    os.kill(doomed.pid, signal.SIGQUIT)
+    doomed.process.wait(30)
+    assert "handed task main/slow back: worker shutting down" in doomed.log()
+    assert api.run_status(run_id, config=cluster.config)["state"] == "running"
+    cluster.worker("warm", queues="coldq", concurrency=1)
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=lambda _event: None, timeout=60
+    )
+    assert record is not None and record["state"] == "succeeded", record
+    document = cluster.store().get(run_id)
+    assert len(document.get("attempts")) == 2  # ran again after the shutdown
+    cluster.store().remove(run_id)

@@ -123,6 +123,8 @@ def execute_task(
             message=abort.message or "the task aborted the workflow",
         )
     except (Exception, SystemExit) as error:
+        if _terminated_by_signal(error):
+            raise  # the process is going down, not the task: the engine hands it back
         return TaskOutcome(
             TaskState.FAILED,
             data,
@@ -130,6 +132,17 @@ def execute_task(
             traceback=user_traceback(error, source),
         )
     return TaskOutcome(TaskState.SUCCEEDED, action.data, limit=action.limit)
+
+
+def _terminated_by_signal(error: BaseException) -> bool:
+    """Whether ``error`` is the process being terminated, not the task calling exit.
+
+    Celery's pool processes turn a termination signal (a worker's cold shutdown, a
+    SIGTERM to the pool) into ``SystemExit(-(256 - signum))`` wherever the process is;
+    a task's own ``sys.exit()`` still fails the task.
+    """
+    code = error.code if isinstance(error, SystemExit) else None
+    return isinstance(code, int) and -255 <= code <= -192
 
 
 def _passed_on(data: MultiTaskData, task_name: str) -> MultiTaskData:

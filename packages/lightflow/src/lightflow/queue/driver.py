@@ -514,6 +514,7 @@ def _run_task(
     task = cluster.dag(run_id, progress.state["dag"]).task(task_name)
     done: Progress | None = None
     following: _Handoff | None = None
+    left_to_sweeper = False  # interrupted and not handed back: the sweeper re-queues it
     try:
         blobs = {**have, **progress.values}
         missing = [
@@ -532,14 +533,23 @@ def _run_task(
             worker_hostname=cluster.hostname,
         )
         with task_logging(cluster, run_id, instance, task_name):
-            outcome = execute_task(
-                task,
-                data,
-                _MetaAwareDocument(cluster, run_id),
-                TaskSignal(RedisSignalChannel(cluster, run_id), instance),
-                context,
-                source=workflow.path,
-            )
+            try:
+                outcome = execute_task(
+                    task,
+                    data,
+                    _MetaAwareDocument(cluster, run_id),
+                    TaskSignal(RedisSignalChannel(cluster, run_id), instance),
+                    context,
+                    source=workflow.path,
+                )
+            except SystemExit:  # only the pool process's termination gets through
+                left_to_sweeper = True
+                if _task_lost(cluster, run_id, instance, task_name, attempt, worker, "shut down"):
+                    logger.warning(
+                        "handed task %s/%s back: worker shutting down", instance, task_name
+                    )
+                left_to_sweeper = False
+                raise
         output = None
         if (
             outcome.state in (TaskState.SUCCEEDED, TaskState.STOPPED)
@@ -612,7 +622,7 @@ def _run_task(
             _carry_out(cluster, run_id, instance, done)
     finally:
         # The finishing commit already dropped the registry entry.
-        heartbeats.remove(cluster, running, delete=done is None)
+        heartbeats.remove(cluster, running, delete=done is None and not left_to_sweeper)
     return following
 
 
@@ -1320,7 +1330,7 @@ def recover_lost_tasks(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
     """Re-queue (or fail) tasks whose worker stopped sending heartbeats.
 
     Returns the ``run|instance|task`` entries handled. Safe to call from every worker:
-    the optimistic transaction lets exactly one of them act on each lost task.
+    the compare-and-set lets exactly one of them act on each lost task.
     """
     client = cluster.redis
     handled = []
@@ -1331,43 +1341,52 @@ def recover_lost_tasks(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
         field_name = rs.text(raw_field)
         run_id, instance, task_name = field_name.split("|", 2)
         client.hdel(rs.RUNNING, field_name)
-        try:
-            rerun = (
-                cluster.dag(run_id, _dag_name(cluster, run_id, instance)).task(task_name).rerun_safe
-            )
-        except LightflowError:
-            continue
-        reason = (
-            f"worker {entry['worker']} died while task '{task_name}' ran; the task "
-            "is not marked safe to re-run (rerun_safe = False)"
-        )
-
-        def lost(
-            machine: DagRun,
-            state: dict[str, Any],
-            entry: dict[str, Any] = entry,
-            task_name: str = task_name,
-            rerun: bool = rerun,
-            reason: str = reason,
-        ) -> Step | None:
-            if (
-                state["attempts"].get(task_name) != entry["attempt"]
-                or machine.states[task_name] is not TaskState.RUNNING
-            ):
-                return None
-            return machine.task_lost(task_name) if rerun else machine.task_failed(task_name, reason)
-
-        progress = _advance(cluster, run_id, instance, lost)
-        if progress is None:
-            continue
-        handled.append(field_name)
-        if not rerun:
-            cluster.recorder(run_id, cluster.workflow(run_id).name).task_finished(
-                instance, task_name, TaskState.FAILED.value, worker=entry["worker"], message=reason
-            )
-            halt_run(cluster, run_id, Outcome.STOPPED, instance, task_name, reason)
-        _carry_out(cluster, run_id, instance, progress)
+        if _task_lost(cluster, run_id, instance, task_name, entry["attempt"], entry["worker"]):
+            handled.append(field_name)
     return handled
+
+
+def _task_lost(
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    task_name: str,
+    attempt: str,
+    worker: str,
+    what: str = "died",
+) -> bool:
+    """Queue a running task whose worker went away (``what`` it did) again.
+
+    A task that is not safe to re-run fails its run with a record instead. Returns
+    whether this call acted: ``False`` if the attempt was no longer the running one.
+    """
+    try:
+        rerun = cluster.dag(run_id, _dag_name(cluster, run_id, instance)).task(task_name).rerun_safe
+    except LightflowError:
+        return False
+    reason = (
+        f"worker {worker} {what} while task '{task_name}' ran; the task is not marked "
+        "safe to re-run (rerun_safe = False)"
+    )
+
+    def lost(machine: DagRun, state: dict[str, Any]) -> Step | None:
+        if (
+            state["attempts"].get(task_name) != attempt
+            or machine.states[task_name] is not TaskState.RUNNING
+        ):
+            return None
+        return machine.task_lost(task_name) if rerun else machine.task_failed(task_name, reason)
+
+    progress = _advance(cluster, run_id, instance, lost)
+    if progress is None:
+        return False
+    if not rerun:
+        cluster.recorder(run_id, cluster.workflow(run_id).name).task_finished(
+            instance, task_name, TaskState.FAILED.value, worker=worker, message=reason
+        )
+        halt_run(cluster, run_id, Outcome.STOPPED, instance, task_name, reason)
+    _carry_out(cluster, run_id, instance, progress)
+    return True
 
 
 def _dag_name(cluster: Cluster, run_id: str, instance: str) -> str:
