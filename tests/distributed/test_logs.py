@@ -69,6 +69,28 @@ def test_cli_logs_follow_ends_with_the_run(cluster: Cluster) -> None:
     assert api.run_status(run_id, config=cluster.config)["state"] == "succeeded"
 
 
+def test_one_printed_line_is_one_tagged_line_from_any_thread_of_the_task(
+    cluster: Cluster,
+) -> None:
+    """print() writes in pieces (and Celery logged each piece); helper threads and a
+    BashTask's output callback print outside the task's own thread."""
+    record, _ = cluster.run("printing")
+    assert record["state"] == "succeeded", record
+    kept = [line.split(" ", 2)[2] for line in api.run_logs(record["id"], config=cluster.config)]
+    assert kept == [
+        "main/pieces: a b 3",
+        "main/pieces: no newline continued",
+        "main/pieces: from a helper thread",
+        "main/pieces: unfinished line at the end",
+        "main/frames: on_line: frame_00001.cbf",
+    ]
+    tag = f"[{record['id'][:8]}/main/frames] on_line: frame_00001.cbf"
+    deadline = time.monotonic() + 10
+    while tag not in cluster.workers[0].log():
+        assert time.monotonic() < deadline, cluster.workers[0].log()[-2000:]
+        time.sleep(0.1)
+
+
 def test_lines_are_kept_while_the_state_server_is_down_and_written_after() -> None:
     """A failed write keeps its lines, ahead of newer ones: nothing lost, order kept."""
     shipper = driver.LogShipper()

@@ -24,6 +24,7 @@ import logging
 import os
 import pickle
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -1397,41 +1398,56 @@ def _dag_name(cluster: Cluster, run_id: str, instance: str) -> str:
 
 
 # -- task output in the worker log and the run's log -------------------------------------
-_task_log_context = threading.local()
-
-
 class task_logging:
     """While a task runs, tag log records with run/DAG/task and keep them per run.
 
-    Lines reach the run's log within :attr:`LogShipper.INTERVAL` seconds (so
-    ``workflow logs --follow`` shows a long task as it goes), and all of them before
-    the task's end is recorded.
+    Records from threads the task started (a BashTask's output callbacks) count as
+    the task's too when it is the only task running in the process, as it always is
+    in a prefork pool process. Lines reach the run's log within
+    :attr:`LogShipper.INTERVAL` seconds (so ``workflow logs --follow`` shows a long
+    task as it goes), and all of them before the task's end is recorded.
     """
 
     def __init__(self, cluster: Cluster, run_id: str, instance: str, task: str) -> None:
-        self._cluster = cluster
-        self._tag = (run_id, instance, task)
+        self._entry = ((run_id, instance, task), cluster)
 
     def __enter__(self) -> None:
-        _task_log_context.tag = self._tag
-        _task_log_context.cluster = self._cluster
+        with _running_lock:
+            _running_tasks[threading.get_ident()] = self._entry
 
     def __exit__(self, *exc: object) -> None:
-        _task_log_context.tag = None
-        _task_log_context.cluster = None
+        for stream in (sys.stdout, sys.stderr):  # a last line without its newline
+            stream.flush()
+        with _running_lock:
+            _running_tasks.pop(threading.get_ident(), None)
         log_shipper.flush()
 
 
+#: The tasks running in this process, by the thread running each.
+_running_tasks: dict[int, tuple[tuple[str, str, str], Cluster]] = {}
+_running_lock = threading.Lock()
+
+
+def _current_task() -> tuple[tuple[str, str, str], Cluster] | None:
+    entry = _running_tasks.get(threading.get_ident())
+    if entry is None:  # perhaps a thread the task started
+        running = list(_running_tasks.values())  # one copy: tasks come and go meanwhile
+        if len(running) == 1:
+            entry = running[0]
+    return entry
+
+
 def current_task_tag() -> tuple[str, str, str] | None:
-    """``(run_id, dag, task)`` of the task running in this thread, if any."""
-    return getattr(_task_log_context, "tag", None)
+    """``(run_id, dag, task)`` of the task this thread works for, if any."""
+    entry = _current_task()
+    return entry[0] if entry is not None else None
 
 
 def keep_log_line(line: str) -> None:
-    """Queue a formatted log line for the running task's run log."""
-    tag = current_task_tag()
-    if tag is not None:
-        log_shipper.add(_task_log_context.cluster, tag[0], line)
+    """Queue a formatted log line for the run log of the task this thread works for."""
+    entry = _current_task()
+    if entry is not None:
+        log_shipper.add(entry[1], entry[0][0], line)
 
 
 class LogShipper:

@@ -22,7 +22,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..api import check_state_server, finished_run_retention
@@ -59,6 +59,51 @@ class TaskTagFilter(logging.Filter):
             record.msg, record.args = f"[{run_id[:8]}/{dag}/{task}] {message}", ()
             record.lightflow_tagged = True
         return True
+
+
+class LineWriter:
+    """Hands whole lines to the stream it wraps (Celery's stdout/stderr redirection).
+
+    Celery logs every ``write()`` on a redirected ``sys.stdout`` as a record of its own,
+    so ``print('a', 'b')`` became three records and ``print(..., end='')`` half lines.
+    Each thread's text is gathered until its newline (or a flush: a task's end
+    flushes), so one printed line is one tagged record.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._pending: dict[int, str] = {}
+
+    def write(self, text: str) -> int:
+        thread = threading.get_ident()
+        *lines, rest = (self._pending.pop(thread, "") + text).split("\n")
+        for line in lines:
+            self._stream.write(line + "\n")
+        if rest:
+            self._pending[thread] = rest
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        text = self._pending.pop(threading.get_ident(), "")
+        if text:
+            self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...
+        return getattr(self._stream, name)
+
+
+def _write_whole_lines(**_: Any) -> None:
+    """Wrap Celery's redirected stdout and stderr in a :class:`LineWriter` (once)."""
+    from celery.utils.log import LoggingProxy
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(stream, LoggingProxy):
+            setattr(sys, name, LineWriter(stream))
 
 
 def _install_log_filter(logger: logging.Logger | None = None, **_: Any) -> None:
@@ -172,6 +217,9 @@ def start_worker(
     signals.after_setup_logger.connect(_install_log_filter, weak=False)
     signals.after_setup_task_logger.connect(_install_log_filter, weak=False)
     signals.worker_process_init.connect(_install_log_filter, weak=False)
+    # Pool processes inherit the redirection at the fork; a solo pool runs in the main one.
+    signals.worker_process_init.connect(_write_whole_lines, weak=False)
+    signals.worker_ready.connect(_write_whole_lines, weak=False)
     signals.worker_ready.connect(_start_sweeper, weak=False)
     argv = ["worker", "-Q", ",".join(queues), "--loglevel", "INFO"]
     if name:
