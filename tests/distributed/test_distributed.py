@@ -184,6 +184,12 @@ def test_bad_input_is_refused_before_anything_is_queued(cluster: Cluster, tmp_pa
         api.start_workflow(str(WORKFLOWS / "tiny.py"), {"nope": "1"}, config=cluster.config)
     with pytest.raises(LightflowError, match="not found"):
         api.start_workflow(str(tmp_path / "missing.py"), {}, config=cluster.config)
+    with pytest.raises(
+        LightflowError,
+        match=r"unpicklable_workflow.py: the workflow cannot be sent to the workers: "
+        r"TypeError: cannot pickle '_thread.lock' object",
+    ):
+        api.start_workflow(str(WORKFLOWS / "unpicklable_workflow.py"), {}, config=cluster.config)
     assert len(api.list_runs(config=cluster.config)) == before
 
 

@@ -308,7 +308,19 @@ def submit(
     queue: str = WORKFLOW_QUEUE,
     keep_data: bool = False,
 ) -> str:
-    """Record a new run and queue its workflow job; return the run id."""
+    """Record a new run and queue its workflow job; return the run id.
+
+    Raises:
+        LightflowError: The workflow cannot be pickled for the workers (nothing queued).
+    """
+    try:
+        blob = cloudpickle.dumps(workflow)
+    except Exception as error:  # a task or DAG holds a lock, an open file, a connection...
+        raise LightflowError(
+            f"{workflow.path}: the workflow cannot be sent to the workers: "
+            f"{type(error).__name__}: {error}; keep only picklable values in tasks and "
+            "DAGs (create locks, files and connections inside the task's callback)"
+        ) from None
     run_id = uuid.uuid4().hex
     created = rs.now()
     pipe = cluster.redis.pipeline()
@@ -325,7 +337,7 @@ def submit(
         },
     )
     pipe.zadd(rs.RUNS, {run_id: created})
-    pipe.set(rs.run_key(run_id, "workflow"), cloudpickle.dumps(workflow))
+    pipe.set(rs.run_key(run_id, "workflow"), blob)
     pipe.execute()
     try:
         publish_job(cluster.config, WORKFLOW_JOB, (run_id,), queue)
