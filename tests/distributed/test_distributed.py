@@ -337,3 +337,11 @@ def test_a_successor_reads_its_predecessors_meta_records(cluster: Cluster) -> No
         for name in ("work0", "work1", "work2"):
             assert {"duration", "worker", "status", "end_time"} <= set(seen[name]), seen
         cluster.store().remove(record["id"])
+
+
+def test_a_dag_stopped_by_a_task_ends_the_run_stopped_saying_so(cluster: Cluster) -> None:
+    record, events = cluster.run("stops_a_dag", timeout=60)
+    assert record["state"] == "stopped"
+    assert record["error"] == "DAG 'scan' was stopped by signal.stop_dag()"
+    assert states(events)[("main", "steer")] == "succeeded"
+    assert states(events)[("scan", "expose")] == "succeeded"  # it saw is_stopped

@@ -1171,8 +1171,13 @@ class RedisSignalChannel:
             pubsub.close()
 
     def stop_dag(self, name: str) -> bool:
-        if not self._cluster.redis.hexists(rs.run_key(self._run_id, "dags"), name):
+        client = self._cluster.redis
+        if not client.hexists(rs.run_key(self._run_id, "dags"), name):
             return False
+        # The run ends stopped: its record says why (unless something came first).
+        client.hsetnx(
+            rs.run_key(self._run_id), "error", f"DAG '{name}' was stopped by signal.stop_dag()"
+        )
         stop_instance(self._cluster, self._run_id, name)
         return True
 
