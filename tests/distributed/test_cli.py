@@ -145,3 +145,33 @@ def test_workflow_stop_accepts_a_run_id_prefix(cluster: Cluster) -> None:
         config=cluster.config, run_id=run_id, on_event=lambda e: None, timeout=30
     )
     assert record["state"] == "stopped"
+
+
+def test_workflow_stop_of_a_workflow_with_nothing_running_is_not_an_error(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    run_id = api.start_workflow(str(WORKFLOWS / "stoppable.py"), {}, config=cluster.config)
+    first = lightflow(cluster.config_path, "workflow", "stop", "stoppable")
+    assert first.returncode == 0 and run_id in first.stdout, first.stderr
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=lambda e: None, timeout=30
+    )
+    assert record["state"] == "stopped"
+    again = lightflow(cluster.config_path, "workflow", "stop", "stoppable")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == ""
+    assert again.stderr == "No queued or running runs of stoppable: nothing to stop.\n"
+    # A workflow known only from a recorded run (its file is in no workflow folder).
+    elsewhere = tmp_path / "elsewhere.py"
+    elsewhere.write_text((WORKFLOWS / "tiny.py").read_text())
+    finished = api.start_workflow(str(elsewhere), {}, config=cluster.config)
+    api.follow_events(config=cluster.config, run_id=finished, on_event=lambda e: None, timeout=30)
+    known = lightflow(cluster.config_path, "workflow", "stop", "elsewhere")
+    assert known.returncode == 0 and "nothing to stop" in known.stderr, known.stderr
+    # Neither a run id nor a workflow: still an error, one line.
+    unknown = lightflow(cluster.config_path, "workflow", "stop", "no_such_workflow")
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr.count("\n") == 1 and unknown.stderr.startswith("Error: ")
+    assert "no workflow named 'no_such_workflow'" in unknown.stderr
+    empty = lightflow(cluster.config_path, "workflow", "stop", " ")  # not a prefix of all runs
+    assert empty.returncode == 1 and "empty run id" in empty.stderr

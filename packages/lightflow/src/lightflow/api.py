@@ -159,7 +159,8 @@ def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
     """Stop runs given by id (a unique prefix will do) or by workflow name.
 
     With no targets, every unfinished run is stopped. Returns the ids of the runs asked
-    to stop.
+    to stop: none for a known workflow (in the workflow folders, or of a recorded run)
+    that has no queued or running run, or for a run that has already ended.
 
     Raises:
         LightflowError: A target is neither a workflow name nor a (unique) run id.
@@ -169,16 +170,41 @@ def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
 
     cluster = Cluster(config)
 
+    def is_workflow_name(name: str, runs: list[dict[str, Any]]) -> bool:
+        """Whether ``name`` names a workflow: of a recorded run, or in the workflow folders."""
+        from .workflows import find_workflow
+
+        if any(r.get("workflow") == name for r in runs):
+            return True
+        try:
+            found, _ = find_workflow(name, config.workflows)
+        except LightflowError:
+            return False
+        return found == name  # a name, not a file path
+
     def stop() -> list[str]:
-        unfinished = [
-            r
-            for r in list_runs(config=config, cluster=cluster)
-            if r["state"] in ("queued", "running")
-        ]
+        runs = list_runs(config=config, cluster=cluster)
+        unfinished = [r for r in runs if r["state"] in ("queued", "running")]
         chosen = {r["id"] for r in unfinished} if not targets else set()
         for target in targets:
+            if not target.strip():  # an empty prefix would match every run
+                raise LightflowError("an empty run id or workflow name names no run to stop")
             by_name = {r["id"] for r in unfinished if r["workflow"] == target}
-            chosen |= by_name or {_resolve_run_id(cluster.redis, target)}
+            if by_name:
+                chosen |= by_name
+                continue
+            try:
+                chosen.add(_resolve_run_id(cluster.redis, target))
+            except LightflowError:
+                if is_workflow_name(target, runs):
+                    continue  # a workflow with nothing queued or running
+                if any(r["id"].startswith(target) for r in runs):
+                    raise  # an ambiguous run id prefix
+                raise LightflowError(
+                    f"no workflow run with id '{target}' and no workflow named '{target}'; "
+                    "`lightflow workflow status` lists the runs, `lightflow workflow list` "
+                    "the workflows"
+                ) from None
         stopped = []
         for record in unfinished:
             if record["id"] in chosen:
