@@ -609,3 +609,26 @@ def test_an_unknown_store_setting_fails_workflow_start_before_queueing(
         api.start_workflow(
             str(Path(__file__).parents[2] / "examples" / "sequence.py"), {}, config=config
         )
+
+
+# -- tracebacks in status --------------------------------------------------------------
+def test_workflow_status_details_show_each_failed_tasks_traceback(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = status_record()
+    trace = ('Traceback (most recent call last):\n  File "/beam/scan.py", line 9, in expose\n'
+             "    raise ValueError('no beam')\nValueError: no beam\n")  # fmt: skip
+    record["dags"]["main"]["tasks"]["expose"]["traceback"] = trace
+    monkeypatch.setattr(api, "run_status", lambda run_id, *, config: record)
+    monkeypatch.setattr(api, "run_logs", lambda run_id, *, config: [])
+    plain = invoke("workflow", "status", RUN_ID).stdout
+    assert "Traceback" not in plain and "scan.py" not in plain
+    detailed = invoke("workflow", "status", "-d", RUN_ID).stdout
+    assert (
+        "\nTask main/expose failed: ValueError: no beam\n"
+        "  Traceback (most recent call last):\n"
+        '    File "/beam/scan.py", line 9, in expose\n'
+        "      raise ValueError('no beam')\n"
+        "  ValueError: no beam\n"
+        "\nLog: (no lines)\n"
+    ) in detailed

@@ -175,3 +175,42 @@ def test_workflow_stop_of_a_workflow_with_nothing_running_is_not_an_error(
     assert "no workflow named 'no_such_workflow'" in unknown.stderr
     empty = lightflow(cluster.config_path, "workflow", "stop", " ")  # not a prefix of all runs
     assert empty.returncode == 1 and "empty run id" in empty.stderr
+
+
+def test_status_details_show_the_traceback_of_a_failed_task(cluster: Cluster) -> None:
+    run_id = lightflow(cluster.config_path, "workflow", "start", "failing").stdout.strip()
+    api.follow_events(config=cluster.config, run_id=run_id, on_event=lambda e: None, timeout=30)
+    plain = lightflow(cluster.config_path, "workflow", "status", run_id)
+    assert plain.returncode == 0 and "Traceback" not in plain.stdout
+    details = lightflow(cluster.config_path, "workflow", "status", "-d", run_id)
+    assert details.returncode == 0, details.stderr
+    lines = details.stdout.splitlines()
+    header = lines.index(
+        "Task main/broken failed: ValueError: calibration file missing for value 1"
+    )
+    block = lines[header + 1 : lines.index("", header)]
+    assert block[0] == "  Traceback (most recent call last):"
+    assert f'    File "{WORKFLOWS / "failing.py"}", line 12, in broken' in block
+    assert block[-1] == "  ValueError: calibration file missing for value 1"
+    assert all(line.startswith("  ") for line in block)
+    assert "lightflow/execution.py" not in details.stdout
+
+
+def test_a_callback_returning_a_non_action_is_reported_without_lightflow_frames(
+    cluster: Cluster,
+) -> None:
+    result = lightflow(cluster.config_path, "workflow", "start", "--wait", "returns_non_action")
+    assert result.returncode == 1
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert error_lines == [
+        "Error: task main/answer failed: TaskDefinitionError: task 'answer' returned int; "
+        "return an Action or None"
+    ]
+    source = WORKFLOWS / "returns_non_action.py"
+    assert f'File "{source}", line 7, in answer' in result.stderr  # the callback
+    run_id = result.stdout.splitlines()[0]
+    details = lightflow(cluster.config_path, "workflow", "status", "-d", run_id)
+    assert f'File "{source}", line 7, in answer' in details.stdout
+    for output in (result.stderr, details.stdout):
+        assert "lightflow/execution.py" not in output and "models/task.py" not in output
+        assert "Traceback" not in output

@@ -325,6 +325,9 @@ def prune_runs(
 def run_status(run_id: str, *, config: Config) -> dict[str, Any]:
     """One run's record with per-DAG and per-task states, durations and workers.
 
+    A task's entry also holds its ``message`` (why it failed, stopped or was aborted)
+    and, for a failed task, the ``traceback`` of its own code.
+
     Raises:
         LightflowError: No run with that id (a unique id prefix is accepted).
     """
@@ -348,7 +351,7 @@ def run_status(run_id: str, *, config: Config) -> dict[str, Any]:
             elif event.get("task"):
                 task = dag["tasks"].setdefault(event["task"], {})
                 task["state"] = event["kind"].removeprefix("task_")
-                for key in ("duration", "worker", "message"):
+                for key in ("duration", "worker", "message", "traceback"):
                     if event.get(key) is not None:
                         task[key] = event[key]
         record["dags"] = dags

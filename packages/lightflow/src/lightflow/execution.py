@@ -10,6 +10,8 @@ reduced to a one-line message plus the traceback of the user's own frames.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 import linecache
 import traceback as _traceback
 from collections.abc import Container, Mapping
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .engine.dag_run import TaskState
-from .exceptions import AbortWorkflow, StopTask
+from .exceptions import AbortWorkflow, LightflowError, StopTask
 from .models.action import Action
 from .models.context import TaskContext
 from .models.task import BaseTask
@@ -129,7 +131,7 @@ def execute_task(
             TaskState.FAILED,
             data,
             message=_one_line(error),
-            traceback=user_traceback(error, source),
+            traceback=user_traceback(error, source, task),
         )
     return TaskOutcome(TaskState.SUCCEEDED, action.data, limit=action.limit)
 
@@ -156,34 +158,27 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def user_traceback(error: BaseException, source: Path | None = None) -> str:
+def user_traceback(
+    error: BaseException, source: Path | None = None, task: BaseTask | None = None
+) -> str | None:
     """Format ``error`` keeping only frames outside Lightflow's own code.
 
     Users need the frames of their callback, not of the engine that called it; if the
-    error arose inside Lightflow itself (all frames are ours) the full traceback stays.
+    error arose inside Lightflow itself (all frames are ours) the full traceback stays,
+    unless it is one of Lightflow's own checks of the user's code (a
+    :class:`~lightflow.exceptions.LightflowError`, e.g. a callback that returned
+    neither ``None`` nor an ``Action``): its one-line message says it all, so the report
+    is only where the task's code is (``None`` when that is not known).
     Frames of code unpickled by cloudpickle (file ``<dynamic-code>``) are attributed
     to ``source``, with the source line when that file is readable here.
     """
-    summary = _traceback.extract_tb(error.__traceback__)
-    if source is not None:
-        summary = _traceback.StackSummary.from_list(
-            [
-                _traceback.FrameSummary(
-                    str(source),
-                    frame.lineno,
-                    frame.name,
-                    line=linecache.getline(str(source), frame.lineno or 0),
-                )
-                if frame.filename == _DYNAMIC_CODE
-                else frame
-                for frame in summary
-            ]
-        )
-    user_frames = [
-        frame
-        for frame in summary
-        if not Path(frame.filename).resolve().is_relative_to(_PACKAGE_DIR)
-    ]
+    summary = _traceback.StackSummary.from_list(
+        [_attributed(frame, source) for frame in _traceback.extract_tb(error.__traceback__)]
+    )
+    user_frames = [frame for frame in summary if not _is_ours(frame.filename)]
+    if not user_frames and isinstance(error, LightflowError):
+        where = _user_code(task, source) if task is not None else None
+        return "".join(_traceback.StackSummary.from_list([where]).format()) if where else None
     frames = _traceback.StackSummary.from_list(user_frames or summary)
     lines = [
         "Traceback (most recent call last):\n",
@@ -191,3 +186,42 @@ def user_traceback(error: BaseException, source: Path | None = None) -> str:
         *_traceback.format_exception_only(type(error), error),
     ]
     return "".join(lines)
+
+
+def _is_ours(filename: str) -> bool:
+    return Path(filename).resolve().is_relative_to(_PACKAGE_DIR)
+
+
+def _attributed(frame: _traceback.FrameSummary, source: Path | None) -> _traceback.FrameSummary:
+    """``frame``, with code pickled by value attributed to the workflow file ``source``."""
+    if source is None or frame.filename != _DYNAMIC_CODE:
+        return frame
+    return _traceback.FrameSummary(
+        str(source),
+        frame.lineno,
+        frame.name,
+        line=linecache.getline(str(source), frame.lineno or 0),
+    )
+
+
+def _user_code(task: BaseTask, source: Path | None) -> _traceback.FrameSummary | None:
+    """Where the user's code of ``task`` starts: its callback, or its own ``run``.
+
+    A frame for the first line of that function, for a report that points at the user's
+    file rather than Lightflow's; ``None`` when the task runs only Lightflow's code.
+    """
+    candidates = [getattr(task, "_callback", None), getattr(type(task), "run", None)]
+    for function in candidates:
+        while isinstance(function, functools.partial):
+            function = function.func
+        code = getattr(inspect.unwrap(function), "__code__", None) if function else None
+        if code is None or _is_ours(code.co_filename):
+            continue
+        frame = _traceback.FrameSummary(
+            code.co_filename,
+            code.co_firstlineno,
+            code.co_name,
+            line=linecache.getline(code.co_filename, code.co_firstlineno),
+        )
+        return _attributed(frame, source)
+    return None

@@ -430,6 +430,19 @@ def _echo_run(record: dict[str, Any], time_format: str, details: bool) -> None:
             ))  # fmt: skip
         if task_rows:
             _echo_table(task_rows)
+    if details:
+        _echo_failures(record)
+
+
+def _echo_failures(record: dict[str, Any]) -> None:
+    """Each failed task's message, then its traceback indented under it."""
+    for instance, dag in (record.get("dags") or {}).items():
+        for name, task in dag.get("tasks", {}).items():
+            if task.get("state") != "failed":
+                continue
+            click.echo(f"\nTask {instance}/{name} failed: {task.get('message') or '?'}")
+            for line in str(task.get("traceback") or "").rstrip("\n").splitlines():
+                click.echo(f"  {line}")
 
 
 def _run_duration(record: dict[str, Any]) -> float | None:
