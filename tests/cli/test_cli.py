@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,8 @@ from click.testing import CliRunner, Result
 from lightflow.cli import cli
 from lightflow.cli.config_cmd import examples_folder
 from lightflow.version import __version__
+
+from tests.tasks.test_bash_task import alive, gone_within
 
 from . import clean_environment, run_lightflow
 from .test_config import ONE_X_CFG
@@ -78,6 +83,40 @@ def give_up(data, store, signal, context):
 
 main = Dag("main")
 main.define({PythonTask("check", give_up): None})
+'''
+
+SELF_STOPPING_WORKFLOW = '''\
+"""A task stops its own DAG."""
+from lightflow.models import Dag
+from lightflow.tasks import PythonTask
+
+
+def stop(data, store, signal, context):
+    signal.stop_dag()
+
+
+main = Dag("main")
+main.define({PythonTask("stop", stop): PythonTask("next", stop)})
+'''
+
+# {trap} and {grace} make the command ignore SIGTERM and its task wait that long for it.
+INTERRUPTIBLE_WORKFLOW = '''\
+"""A command that runs until the run is interrupted; sleep.pid holds its pid."""
+from lightflow.models import Dag
+from lightflow.tasks import BashTask, PythonTask
+
+
+def after(data, store, signal, context):
+    print("after ran")
+
+
+# The sleep is bash's child: once bash is gone, only killing the group ends it.
+sleeper = BashTask(
+    "sleeper", "{trap}sleep 87.3 & echo $! > sleep.tmp && mv sleep.tmp sleep.pid; wait"
+)
+sleeper.terminate_timeout = {grace}
+main = Dag("main")
+main.define({{sleeper: PythonTask("after", after)}})
 '''
 
 
@@ -484,6 +523,104 @@ def test_run_rejects_bad_input_before_running(
     line = assert_one_error_line(result, 1)
     assert expected in line
     assert result.stdout == ""
+
+
+@contextlib.contextmanager
+def interruptible_run(
+    tmp_path: Path, *, ignore_sigterm: bool = False
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A real ``lightflow run`` whose BashTask runs ``sleep 87.3``, with the sleep's pid.
+
+    Yields once the sleep runs; whatever happens, neither process outlives the test.
+    """
+    workflow = INTERRUPTIBLE_WORKFLOW.format(
+        trap="trap '' TERM; " if ignore_sigterm else "", grace=60.0 if ignore_sigterm else 2.0
+    )
+    (tmp_path / "interruptible.py").write_text(workflow)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lightflow.cli", "run", "interruptible.py"],
+        cwd=tmp_path,
+        env=clean_environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid_file = tmp_path / "sleep.pid"
+    group = None
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the command did not start"
+            time.sleep(0.02)
+        pid = int(pid_file.read_text())
+        group = os.getpgid(pid)
+        yield process, pid
+    finally:
+        process.kill()
+        if group is not None and alive(pid):  # a command left behind holds the pipes
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        process.communicate()
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+)
+def test_an_interrupted_run_stops_and_leaves_no_command_behind(
+    tmp_path: Path, signum: signal.Signals, code: int
+) -> None:
+    """Ctrl-C or SIGTERM used to end the process at once ('Aborted!'), orphaning the
+    BashTask's command (its own session, so the terminal's Ctrl-C never reached it)."""
+    with interruptible_run(tmp_path) as (process, pid):
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=15)
+        assert process.returncode == code
+        assert gone_within([pid], 5), "the command outlived lightflow run"
+    assert stderr == f"Error: workflow interruptible stopped: interrupted by {signum.name}\n"
+    assert re.search(r"^  ■ main/sleeper  \d+\.\d\ds  stopped: ", stdout, re.M)
+    assert "  ○ main/after  cancelled" in stdout.splitlines()
+    assert "after ran" not in stdout
+    assert re.search(
+        r"^Workflow interruptible stopped in \d+\.\d+s: 1 stopped, 1 cancelled$", stdout, re.M
+    )
+
+
+def test_a_second_interrupt_ends_the_run_at_once_and_still_kills_the_command(
+    tmp_path: Path,
+) -> None:
+    """A command ignoring SIGTERM keeps its BashTask waiting after the first Ctrl-C;
+    the impatient second one must not leave the command running either."""
+    with interruptible_run(tmp_path, ignore_sigterm=True) as (process, pid):
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        assert process.poll() is None  # waiting for the task to end
+        assert alive(pid)  # the sleep ignored the BashTask's SIGTERM
+        process.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        stdout, stderr = process.communicate(timeout=15)
+        assert time.monotonic() - sent < 3  # not the 5 s a stopping run waits
+        assert process.returncode == 130
+        assert gone_within([pid], 5), "the command outlived lightflow run"
+    assert stderr == "Error: workflow interruptible stopped: interrupted by SIGINT\n"
+    assert re.search(
+        r"^  ■ main/sleeper  \d+\.\d\ds  stopped: still running when the run was "
+        r"interrupted; given up$",
+        stdout,
+        re.M,
+    )
+    assert re.search(
+        r"^Workflow interruptible stopped in .*: 1 stopped, 1 cancelled$", stdout, re.M
+    )
+
+
+def test_run_stopped_by_stop_dag_names_the_dags(workdir: Path) -> None:
+    """The stop reason of signal.stop_dag() never reached the summary: 'no reason given'."""
+    (workdir / "self_stop.py").write_text(SELF_STOPPING_WORKFLOW)
+    line = assert_one_error_line(invoke("run", "self_stop.py"), 1)
+    assert line == (
+        "Error: workflow self_stop stopped: DAG 'main' stopped by signal.stop_dag() in DAG 'main'"
+    )
 
 
 # -- extensions and task types -----------------------------------------------------------

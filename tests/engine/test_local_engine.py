@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal as signals
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ import pytest
 from lightflow.api import run_workflow
 from lightflow.events import EventKind, RunEvent
 from lightflow.exceptions import ParameterError
-from lightflow.local import LocalRun, RunResult
+from lightflow.local import LocalRun, RunResult, engine
 from lightflow.models import (
     AbortWorkflow,
     Action,
@@ -500,6 +501,72 @@ def test_stopping_a_dag_before_it_starts_ends_it_at_once():
     assert ran == []
     assert result.outcome == "stopped"
     assert h.states()[("sub", "s")] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        (None, "DAG 'main' stopped by signal.stop_dag() in DAG 'main'"),
+        ("sub", "DAG 'sub' stopped by signal.stop_dag() in DAG 'main'"),
+    ],
+)
+def test_stop_dag_gives_the_run_a_reason_naming_both_dags(target, reason):
+    """The run ended stopped with 'no reason given': stop_dag named no culprit."""
+
+    def stopper(data, store, signal, context):
+        if target is not None:
+            signal.start_dag(target)
+        signal.stop_dag(target)
+
+    sub = Dag("sub", autostart=False, schema={task("s"): None})
+    h = Harness(Dag("main", schema={task("stopper", stopper): task("next")}), sub)
+    result = h.run()
+    assert result.outcome == "stopped"
+    assert result.error == reason
+    assert h.document.get("error", section=META) == reason
+
+
+def test_stop_dag_of_a_dag_that_already_succeeded_leaves_the_run_without_error():
+    """A stop that changed nothing must not put a reason on a successful run."""
+
+    def late_stopper(data, store, signal, context):
+        signal.join_dags(["side"])
+        signal.stop_dag("side")
+
+    side = Dag("side", schema={task("quick"): None})
+    result = run(Dag("main", schema={task("late", late_stopper): None}), side)
+    assert result.succeeded
+    assert result.error is None
+
+
+def test_interrupt_gives_up_a_task_that_ignores_the_stop(monkeypatch):
+    """A task that never looks at is_stopped must not keep an interrupted run alive."""
+    monkeypatch.setattr(engine, "INTERRUPT_GRACE", 0.2)
+    started, release = threading.Event(), threading.Event()
+
+    def stubborn(data, store, signal, context):
+        started.set()
+        release.wait(30)
+
+    h = Harness(Dag("main", schema={task("stubborn", stubborn): task("after")}))
+
+    def interrupt() -> None:
+        assert started.wait(10)
+        h.local.interrupt(signals.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    began = time.monotonic()
+    result = run_bounded(h.local, 10)
+    release.set()
+    assert result is not None
+    assert time.monotonic() - began < 5
+    assert result.outcome == "stopped"
+    assert result.interrupted_by == signals.SIGINT
+    assert result.error == "interrupted by SIGINT"
+    records = {t.task: t for t in result.tasks}
+    assert records["stubborn"].state == "stopped"
+    assert "given up" in (records["stubborn"].message or "")
+    assert records["after"].state == "cancelled"
 
 
 # -- abort and failure -------------------------------------------------------------------

@@ -47,29 +47,44 @@ def run_command(
 
     No broker, store or worker is needed. Arguments set the workflow's parameters,
     e.g. `lightflow run scan.py exposure=0.5 sample=Fe2O3`. Exits 0 when the run
-    succeeds, 1 when it fails, stops or aborts.
+    succeeds, 1 when it fails, stops or aborts. Ctrl-C (or SIGTERM) stops the run as
+    `workflow stop` would and exits 130 (143); a second Ctrl-C ends it at once.
     """
     from .. import api
+    from ..local.engine import stop_on_signals
 
     config = state.apply_logging()
     values = api.parse_arguments(arguments)
     progress = None if quiet else ProgressPrinter(unicode=_stdout_takes_unicode())
-    result = api.run_workflow(workflow, values, config=config, workers=workers, on_event=progress)
+    with stop_on_signals():
+        result = api.run_workflow(
+            workflow, values, config=config, workers=workers, on_event=progress
+        )
     report(result)
 
 
 def report(result: RunResult) -> None:
-    """Print the run's summary; raise (exit 1, reason and traceback) unless it succeeded."""
+    """Print the run's summary; raise (exit 1, reason and traceback) unless it succeeded.
+
+    A run interrupted by a signal exits ``128 + signal`` instead, as a shell reports a
+    command that a signal ended.
+    """
     from ..exceptions import RunFailedError
+    from .main import CommandError
 
     click.echo(summary(result))
-    if result.outcome != "succeeded":
-        raise RunFailedError(
-            failure_reason(result),
-            task=result.failed_task,
-            dag=result.failed_dag,
-            traceback=result.traceback,
-        )
+    if result.outcome == "succeeded":
+        return
+    error = RunFailedError(
+        failure_reason(result),
+        task=result.failed_task,
+        dag=result.failed_dag,
+        traceback=result.traceback,
+    )
+    if result.interrupted_by is None:
+        raise error
+    CommandError(error).show()
+    raise click.exceptions.Exit(128 + result.interrupted_by)
 
 
 class ProgressPrinter:

@@ -8,16 +8,28 @@ by a signal. Tasks run on a :class:`~lightflow.local.pool.TaskPool`; a finished 
 posts its outcome and the scheduler wakes at once (no polling). The only other writer
 of machine state is a pool thread marking its task as started, under the same lock,
 so a task cancelled by a halt is dropped instead of run.
+
+:meth:`LocalRun.interrupt` stops a run as ``workflow stop`` would: running tasks see
+``signal.is_stopped`` (a BashTask kills its command's process group) and the run ends
+stopped once they have ended. Tasks still running after :data:`INTERRUPT_GRACE`
+seconds, or when a second interrupt comes, are given up: the run ends without them.
+Under :func:`stop_on_signals` (``lightflow run``) SIGINT and SIGTERM interrupt the
+runs, and since the process ends after its run, giving up also kills the process
+groups that children of this process lead (BashTask commands run in sessions of their
+own), so no command outlives the process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import signal
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +45,17 @@ from ..store.base import DataStore
 from ..workflows import Workflow
 from .output import whole_lines
 from .pool import TaskPool
+
+#: Seconds an interrupted run gives its running tasks to end once they were told to
+#: stop; a BashTask needs up to its ``terminate_timeout`` (2 s by default).
+INTERRUPT_GRACE = 5.0
+
+#: The runs whose scheduler is running in this process, for :func:`stop_on_signals`.
+_running: set[LocalRun] = set()
+
+#: Set by :func:`stop_on_signals`: the process ends after its runs, so a run that gives
+#: up its tasks kills the process groups of this process's children.
+_process_ends_after_run = False
 
 
 def default_workers() -> int:
@@ -77,6 +100,8 @@ class RunResult:
     failed_dag: str | None = None
     traceback: str | None = None
     tasks: list[TaskRecord] = field(default_factory=list)
+    #: The signal (number) that interrupted the run, if one did.
+    interrupted_by: int | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -125,28 +150,37 @@ class LocalRun:
         self._failure: tuple[str, str, TaskOutcome] | None = None
         self._messages: dict[tuple[str, str], str] = {}
         self._stop_reason: str | None = None
+        # Why each DAG instance was asked to stop by signal.stop_dag().
+        self._dag_stop_reasons: dict[str, str] = {}
+        self._interrupted_by: int | None = None
+        self._give_up_at: float | None = None  # when an interrupted run stops waiting
+        self._given_up = False
         self._hostname = socket.gethostname()
-        self.channel = _LocalChannel(self)
 
     # -- the scheduler loop -------------------------------------------------------------
     def run(self) -> RunResult:
         """Run every autostart DAG (and the DAGs they start) to the end."""
-        for key, value in self.arguments.items():
-            self._document.set(key, value)
-        self._recorder.workflow_started(self.arguments)
+        _running.add(self)
         try:
+            for key, value in self.arguments.items():
+                self._document.set(key, value)
+            self._recorder.workflow_started(self.arguments)
             with self._lock:
                 for dag in self.workflow.autostart_dags:
                     self._start_instance(self._new_instance(dag, None))
             with whole_lines():
-                while not self._all_done():
-                    handler, args = self._events.get()
+                while not self._given_up and not self._all_done():
+                    try:
+                        handler, args = self._events.get(timeout=self._wait_limit())
+                    except queue.Empty:  # interrupted, and tasks did not end in time
+                        handler, args = self._give_up, ()
                     with self._lock:
                         handler(*args)
         finally:
+            _running.discard(self)
             self._pool.close()
         outcome = self._outcome()
-        error = self._failure[2].message if self._failure else self._stop_reason
+        error = self._failure[2].message if self._failure else self._reason()
         duration = self._recorder.workflow_finished(outcome.value, error)
         result = self._result(outcome, duration)
         if not self._keep_data:
@@ -159,6 +193,22 @@ class LocalRun:
 
     def _post(self, handler: Callable[..., None], *args: Any) -> None:
         self._events.put((handler, args))
+
+    def _wait_limit(self) -> float | None:
+        """How long the scheduler may wait for the next event (``None``: no limit)."""
+        if self._give_up_at is None:
+            return None
+        return max(self._give_up_at - time.monotonic(), 0.0)
+
+    def interrupt(self, signum: int) -> None:
+        """Stop the run because this process got signal ``signum``.
+
+        The first call stops the run as ``workflow stop`` would and gives running tasks
+        :data:`INTERRUPT_GRACE` seconds to end; a second one gives them up at once.
+        Safe to call from a signal handler and from any thread: it only queues an event
+        for the scheduler.
+        """
+        self._post(self._on_interrupt, signum)
 
     # -- DAG instances ------------------------------------------------------------------
     def _new_instance(self, dag: Dag, data: Any) -> DagInstance:
@@ -266,7 +316,7 @@ class LocalRun:
                 instance.dag.task(task_name),
                 data,
                 self._document,
-                TaskSignal(self.channel, instance.name),
+                TaskSignal(_LocalChannel(self, instance.name), instance.name),
                 context,
             )
         except BaseException as error:
@@ -317,6 +367,45 @@ class LocalRun:
             if not instance.run.done:
                 self._apply(instance, instance.run.stop(outcome))
 
+    def _on_interrupt(self, signum: int) -> None:
+        if self._interrupted_by is not None:
+            self._give_up()
+            return
+        self._interrupted_by = signum
+        self._stop_reason = self._stop_reason or f"interrupted by {signal.Signals(signum).name}"
+        self._give_up_at = time.monotonic() + INTERRUPT_GRACE
+        self._halt_all(Outcome.STOPPED)
+
+    def _give_up(self) -> None:
+        """End an interrupted run without waiting for its running tasks any longer.
+
+        The tasks are recorded as stopped; their threads are left to end on their own
+        (a BashTask still terminates its command) or with the process, whose children's
+        process groups are killed first under :func:`stop_on_signals`.
+        """
+        self._given_up = True
+        if _process_ends_after_run:
+            _kill_child_process_groups()
+        message = "still running when the run was interrupted; given up"
+        for instance in list(self._instances.values()):
+            for task, state in list(instance.run.states.items()):
+                if state is TaskState.RUNNING:
+                    step = instance.run.task_stopped(task)
+                    self._messages[(instance.name, task)] = message
+                    self._recorder.task_finished(
+                        instance.name, task, TaskState.STOPPED.value, message=message
+                    )
+                    self._apply(instance, step)
+
+    def _reason(self) -> str | None:
+        """Why the run stopped: the workflow's stop, else a stopped DAG's stop_dag()."""
+        if self._stop_reason is not None:
+            return self._stop_reason
+        for name, reason in self._dag_stop_reasons.items():
+            if self._instances[name].run.outcome is Outcome.STOPPED:
+                return reason
+        return None
+
     def _stop_dag(self, name: str) -> None:
         instance = self._instances[name]
         if not instance.run.done:
@@ -329,7 +418,12 @@ class LocalRun:
 
     def _result(self, outcome: Outcome, duration: float) -> RunResult:
         result = RunResult(
-            self.workflow_id, self.workflow.name, outcome.value, duration, error=self._stop_reason
+            self.workflow_id,
+            self.workflow.name,
+            outcome.value,
+            duration,
+            error=self._reason(),
+            interrupted_by=self._interrupted_by,
         )
         if self._failure is not None:
             dag, task, failed = self._failure
@@ -350,10 +444,16 @@ class LocalRun:
 
 
 class _LocalChannel:
-    """In-process signals: requests from task threads to the scheduler."""
+    """In-process signals: requests from task threads to the scheduler.
 
-    def __init__(self, run: LocalRun) -> None:
+    Args:
+        run: The run the tasks belong to.
+        dag_name: The DAG instance of the tasks using the channel.
+    """
+
+    def __init__(self, run: LocalRun, dag_name: str) -> None:
         self._run = run
+        self._dag_name = dag_name
 
     def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
         run = self._run
@@ -397,6 +497,9 @@ class _LocalChannel:
             if name not in run._instances:
                 return False
             run._stop_requested.add(name)
+            run._dag_stop_reasons.setdefault(
+                name, f"DAG '{name}' stopped by signal.stop_dag() in DAG '{self._dag_name}'"
+            )
         run._post(run._stop_dag, name)
         return True
 
@@ -417,3 +520,92 @@ class _LocalChannel:
             or dag_name in run._stop_requested
             or (instance is not None and instance.run.halt is not None)
         )
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """While active, SIGINT and SIGTERM interrupt the runs of this process.
+
+    Each running :class:`LocalRun` is stopped (:meth:`LocalRun.interrupt`) instead of
+    the process ending at once with its commands left behind; a second signal gives
+    up the tasks still running. Outside a run (the workflow still loading) a signal
+    does what it did before. For a process that ends after its run (``lightflow
+    run``): a run that gives up its tasks kills *every* process group led by a child
+    of this process. Only the main thread can handle signals: anywhere else this does
+    nothing.
+    """
+    global _process_ends_after_run
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {
+        signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+
+    def handle(signum: int, frame: Any) -> None:
+        runs = list(_running)
+        for run in runs:
+            run.interrupt(signum)
+        if runs:
+            return
+        before = previous[signum]
+        if callable(before):
+            before(signum, frame)
+        elif before != signal.SIG_IGN:  # the default action: end the process
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    for signum in previous:
+        signal.signal(signum, handle)
+    _process_ends_after_run = True
+    try:
+        yield
+    finally:
+        _process_ends_after_run = False
+        for signum, before in previous.items():
+            signal.signal(signum, before)
+
+
+def _kill_child_process_groups() -> None:
+    """SIGKILL every process group that a child of this process leads.
+
+    A BashTask runs its command in a session, and so a process group, of its own: the
+    group holds the command and whatever it started, even once bash has exited.
+    """
+    own = os.getpgrp()
+    for group in _child_process_groups() - {own}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+
+
+def _child_process_groups() -> set[int]:
+    """The process groups of this process's children (zombies included)."""
+    me = os.getpid()
+    groups: set[int] = set()
+    if os.path.isdir("/proc/self"):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat_file:
+                    stat = stat_file.read()
+            except OSError:
+                continue
+            # Fields after the parenthesised command name: state, ppid, pgrp, ...
+            fields = stat[stat.rfind(b")") + 2 :].split()
+            if len(fields) > 2 and int(fields[1]) == me:
+                groups.add(int(fields[2]))
+        return groups
+    import subprocess  # no /proc (macOS, BSD): ask ps
+
+    try:
+        listing = subprocess.run(
+            ["ps", "-A", "-o", "ppid=", "-o", "pgid="], capture_output=True, text=True, timeout=5
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return groups
+    for line in listing.splitlines():
+        columns = line.split()
+        if len(columns) == 2 and columns[0] == str(me) and columns[1].isdigit():
+            groups.add(int(columns[1]))
+    return groups
