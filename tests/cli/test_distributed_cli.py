@@ -632,3 +632,80 @@ def test_workflow_status_details_show_each_failed_tasks_traceback(
         "  ValueError: no beam\n"
         "\nLog: (no lines)\n"
     ) in detailed
+
+
+# -- queue names, waiting on a queue ---------------------------------------------------
+@pytest.mark.parametrize("queue", ["", "   "])
+def test_workflow_start_rejects_an_empty_queue_before_connecting(site: Path, queue: str) -> None:
+    """The servers are dead ports: the queue error proves nothing was sent anywhere."""
+    for extra in ([], ["--wait"]):
+        result = invoke("workflow", "start", "exposure.py", "exposure=0.5", "-q", queue, *extra)
+        line = assert_one_error_line(result, 1)
+        assert "queue name must not be empty or blank" in line
+        assert "cannot reach" not in result.stderr and result.stdout == ""
+
+
+def fake_wait_on_queued_run(
+    monkeypatch: pytest.MonkeyPatch, workers: list[dict[str, Any]]
+) -> list[str]:
+    """A run that stays queued while --wait follows it; returns the queues asked about."""
+    import threading
+
+    from lightflow.cli import workflow_cmd
+    from lightflow.queue import worker
+
+    monkeypatch.setattr(workflow_cmd, "QUEUED_NOTE_AFTER", 0.05)
+    fake_start(monkeypatch)
+    pinged: list[str] = []
+    checked = threading.Event()
+
+    def status(config: Any, timeout: float = 2.0) -> list[dict[str, Any]]:
+        pinged.append("ping")
+        checked.set()
+        return workers
+
+    def run_status(run_id: str, *, config: Any) -> dict[str, Any]:
+        return {"id": RUN_ID, "state": "queued"}
+
+    def follow(*, config: Any, run_id: str | None = None, on_event: Any) -> dict[str, Any]:
+        checked.wait(5)
+        time.sleep(0.3)  # time enough for a note, and for a second one if there were
+        return {"id": RUN_ID, "workflow": "exposure", "state": "stopped"}
+
+    monkeypatch.setattr(worker, "worker_status", status)
+    monkeypatch.setattr(api, "run_status", run_status)
+    monkeypatch.setattr(api, "follow_events", follow)
+    return pinged
+
+
+def test_waiting_on_a_queue_no_worker_consumes_prints_one_note(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    others = [{"name": "gpu1@beamline", "queues": ["gpu"], "state": "running"},
+              {"name": "old@beamline", "queues": ["fast"], "state": "stopping"}]  # fmt: skip
+    pinged = fake_wait_on_queued_run(monkeypatch, others)
+    result = invoke("workflow", "start", "exposure", "exposure=1", "-q", "fast", "--wait")
+    assert pinged == ["ping"]
+    notes = [line for line in result.stderr.splitlines() if line.startswith("Note:")]
+    assert notes == [
+        "Note: run 3f2a9c1b is still queued on queue 'fast' and no live worker consumes it; "
+        "start one with `lightflow worker start -q fast` (still waiting)."
+    ]
+
+
+def test_waiting_on_a_queue_a_worker_consumes_prints_no_note(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    busy = [{"name": "cpu1@beamline", "queues": ["workflow", "dag", "task"]}]
+    pinged = fake_wait_on_queued_run(monkeypatch, busy)
+    result = invoke("workflow", "start", "exposure", "exposure=1", "--wait")
+    assert pinged == ["ping"] and "Note:" not in result.stderr
+
+
+def test_workflow_start_without_wait_asks_no_worker(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pinged = fake_wait_on_queued_run(monkeypatch, [])
+    result = invoke("workflow", "start", "exposure", "exposure=1")
+    time.sleep(0.3)
+    assert result.exit_code == 0 and result.stdout == f"{RUN_ID}\n" and pinged == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,43 @@ def test_a_callback_returning_a_non_action_is_reported_without_lightflow_frames(
     for output in (result.stderr, details.stdout):
         assert "lightflow/execution.py" not in output and "models/task.py" not in output
         assert "Traceback" not in output
+
+
+def test_workflow_start_rejects_an_empty_queue_and_queues_nothing(cluster: Cluster) -> None:
+    before = {r["id"] for r in api.list_runs(config=cluster.config)}
+    for queue in ("", "  "):
+        result = lightflow(cluster.config_path, "workflow", "start", "tiny", "-q", queue)
+        assert result.returncode == 1 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and "queue name" in result.stderr
+    assert {r["id"] for r in api.list_runs(config=cluster.config)} == before
+
+
+def test_waiting_on_a_queue_no_worker_consumes_says_so_once_and_goes_on(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    queue = f"nosuchqueue-{uuid.uuid4().hex[:6]}"
+    out, err = tmp_path / "out", tmp_path / "err"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lightflow.cli", "-c", str(cluster.config_path),
+             "workflow", "start", "tiny", "-q", queue, "--wait"],
+            stdout=stdout, stderr=stderr, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while "Note:" not in err.read_text() and time.monotonic() < deadline:
+                assert process.poll() is None, err.read_text()
+                time.sleep(0.2)
+            time.sleep(1.0)
+            assert process.poll() is None  # still waiting after the note
+            run_id = out.read_text().strip()
+            assert api.run_status(run_id, config=cluster.config)["state"] == "queued"
+            assert api.stop_workflows([run_id], config=cluster.config) == [run_id]
+            assert process.wait(30) == 1  # it ended with the (stopped) run
+        finally:
+            if process.poll() is None:
+                process.kill()
+    notes = [line for line in err.read_text().splitlines() if line.startswith("Note:")]
+    assert len(notes) == 1, err.read_text()
+    assert f"still queued on queue '{queue}'" in notes[0]
+    assert f"`lightflow worker start -q {queue}`" in notes[0]

@@ -139,14 +139,19 @@ def start_workflow(
 ) -> str:
     """Validate a workflow and its arguments, queue it on the broker, return the run id.
 
-    Nothing is queued when the workflow or the arguments are invalid.
+    Nothing is queued when the workflow, the arguments or the queue name are invalid.
 
     Raises:
-        LightflowError: The workflow or the arguments are invalid, or the state server
-            cannot be reached.
+        LightflowError: The workflow or the arguments are invalid, ``queue`` is empty,
+            or the state server cannot be reached.
     """
     from .queue.driver import Cluster, store_settings, submit
 
+    if not queue.strip():
+        raise LightflowError(
+            f"the queue name must not be empty or blank, got {queue!r}: no worker could "
+            "consume it, so the run would never start (the default queue is 'workflow')"
+        )
     store_settings(config)
     workflow = load(name_or_path, config)
     values: dict[str, Any] = workflow.parameters.consolidate(dict(arguments or {}))

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -161,21 +162,28 @@ def workflow_start(
     run_id = api.start_workflow(workflow, values, config=config, queue=queue, keep_data=keep_data)
     click.echo(run_id)
     if wait:
-        _wait_for(run_id, config)
+        _wait_for(run_id, config, queue)
 
 
-def _wait_for(run_id: str, config: Config) -> None:
+#: Seconds a run followed with ``--wait`` may stay queued before the command looks for
+#: a live worker that consumes its queue (and says so once when there is none).
+QUEUED_NOTE_AFTER = 5.0
+
+
+def _wait_for(run_id: str, config: Config, queue: str) -> None:
     """Show the run's progress as ``lightflow run`` does; fail unless it succeeds."""
     from .. import api
     from .run_cmd import ProgressPrinter, _stdout_takes_unicode, report
 
     progress = ProgressPrinter(unicode=_stdout_takes_unicode())
     tally = _TaskTally()
+    watch = _QueuedWatch(run_id, config, queue)
 
     def on_event(event: RunEvent) -> None:
         tally(event)
         progress(event)
 
+    watch.start()
     try:
         record = api.follow_events(config=config, run_id=run_id, on_event=on_event)
     except KeyboardInterrupt:
@@ -185,8 +193,66 @@ def _wait_for(run_id: str, config: Config) -> None:
             err=True,
         )
         sys.exit(130)
+    finally:
+        watch.stop()
     result = tally.result(record or {"id": run_id})
     report(result)
+
+
+class _QueuedWatch:
+    """Says once, on stderr, when a followed run stays queued with no worker for it.
+
+    A run on a queue no worker consumes never starts, and ``--wait`` would wait in
+    silence. After :data:`QUEUED_NOTE_AFTER` seconds a thread checks that the run is
+    still queued and asks the live workers for their queues (``worker status``); only
+    ``--wait`` pays for that, never a plain ``workflow start``. Following goes on
+    either way; a check that fails is only a note not given.
+    """
+
+    def __init__(self, run_id: str, config: Config, queue: str) -> None:
+        self._run_id = run_id
+        self._config = config
+        self._queue = queue
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="lightflow-queued", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+
+    def _queued(self) -> bool:
+        from .. import api
+
+        return api.run_status(self._run_id, config=self._config).get("state") == "queued"
+
+    def _watch(self) -> None:
+        import shlex
+
+        if self._done.wait(QUEUED_NOTE_AFTER):
+            return
+        try:
+            if not self._queued():
+                return
+            from ..queue.worker import worker_status
+
+            workers = worker_status(self._config, timeout=1.0)
+            if any(
+                self._queue in (w.get("queues") or []) and w.get("state", "running") == "running"
+                for w in workers
+            ):
+                return  # a live worker will take it: the run waits its turn
+            if self._done.is_set() or not self._queued():
+                return
+        except Exception:  # the note is advice: following goes on without it
+            return
+        click.echo(
+            f"Note: run {short_id(self._run_id)} is still queued on queue '{self._queue}' "
+            "and no live worker consumes it; start one with "
+            f"`lightflow worker start -q {shlex.quote(self._queue)}` (still waiting).",
+            err=True,
+        )
 
 
 class _TaskTally:
