@@ -646,3 +646,243 @@ def test_ext_list_without_extensions(workdir: Path) -> None:
         assert result.stdout.strip() == "No extensions installed."
     for entry_point in installed:
         assert entry_point.name in result.stdout
+
+
+# -- checked configuration, repeated arguments, listing with libraries -------------------
+SAMPLE_WORKFLOW = '''\
+"""Takes a sample name."""
+from lightflow.models import Dag, Option, Parameters
+from lightflow.tasks import PythonTask
+
+parameters = Parameters([Option("sample", default="Fe2O3")])
+
+
+def noop(data, store, signal, context):
+    pass
+
+
+main = Dag("main")
+main.define({PythonTask("expose", noop): None})
+'''
+
+
+def cluster_config(workdir: Path, extra: str = "", **sections: str) -> None:
+    """A lightflow.cfg like QA's: broker, state server and store on ports nothing uses.
+
+    ``sections`` replace a section's text (``signal="{url: ...}"``), ``extra`` is added.
+    """
+    from tests.servers import free_port
+
+    port = free_port()
+    text = {
+        "workflows": "[flows]",
+        "celery": f"{{broker_url: redis://127.0.0.1:{port}/0}}",
+        "signal": f"{{url: redis://127.0.0.1:{port}/1}}",
+        "store": f"{{uri: 'mongodb://127.0.0.1:{free_port()}/', database: lfqa}}",
+    }
+    text.update(sections)
+    (workdir / "flows").mkdir(exist_ok=True)
+    (workdir / "flows" / "sample.py").write_text(SAMPLE_WORKFLOW)
+    body = "".join(f"{name}: {value}\n" for name, value in text.items())
+    (workdir / "lightflow.cfg").write_text(body + extra)
+
+
+@pytest.mark.parametrize(
+    "args", [["workflow", "start", "sample"], ["workflow", "status"], ["workflow", "logs", "x"]]
+)
+def test_a_signal_url_that_is_not_redis_is_one_error_line(workdir: Path, args: list[str]) -> None:
+    cluster_config(workdir, signal="{url: 'http://:hunter2@127.0.0.1:16391/1'}")
+    line = assert_one_error_line(invoke(*args), 1)
+    assert line == (
+        "Error: signal.url must be a Redis URL starting with redis://, rediss:// (TLS) or "
+        "unix:// (a socket), got 'http://:********@127.0.0.1:16391/1' "
+        f"(in {workdir / 'lightflow.cfg'})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("signal", "expected"),
+    [
+        ("{heartbeat_timeout: abc}", "signal.heartbeat_timeout must be a positive number"),
+        ("{heartbeat_timeout: -5}", "signal.heartbeat_timeout must be a positive number"),
+        ("{heartbeat_timeout: 0}", "signal.heartbeat_timeout must be a positive number"),
+        ("{keep_finished_runs: 7x}", "signal.keep_finished_runs: '7x' is not a duration"),
+        ("{keep_finished_runs: -60}", "signal.keep_finished_runs must not be negative"),
+        ("{port: seventy}", "signal.port must be a port number (1 to 65535), got 'seventy'"),
+        ("{database: -1}", "signal.database must be a database number (0 or more), got -1"),
+        ("{ssl: maybe}", "signal.ssl must be true or false, got 'maybe'"),
+    ],
+)
+@pytest.mark.parametrize("args", [["workflow", "start", "sample"], ["run", "flows/sample.py"]])
+def test_signal_values_are_checked_when_the_config_is_loaded(
+    workdir: Path, signal: str, expected: str, args: list[str]
+) -> None:
+    cluster_config(workdir, signal=signal)
+    line = assert_one_error_line(invoke(*args), 1)
+    assert line.startswith(f"Error: {expected}"), line
+    assert line.endswith(f" (in {workdir / 'lightflow.cfg'})"), line
+
+
+def test_a_bad_signal_value_from_the_environment_names_the_variable(workdir: Path) -> None:
+    cluster_config(workdir)
+    result = invoke("workflow", "start", "sample", env={"LIGHTFLOW_SIGNAL__HEARTBEAT_TIMEOUT": "x"})
+    line = assert_one_error_line(result, 1)
+    assert line.startswith("Error: signal.heartbeat_timeout must be a positive number"), line
+    assert line.endswith(", got 'x' (in LIGHTFLOW_SIGNAL__HEARTBEAT_TIMEOUT)"), line
+
+
+@pytest.mark.parametrize(
+    ("extra", "sections", "expected"),
+    [
+        (
+            "stoer: {host: db1}\n",
+            {},
+            "unknown section 'stoer' (did you mean 'store'?); the sections are: workflows, "
+            "libraries, celery, signal, store, cli, extensions, logging",
+        ),
+        ("beamline: {}\n", {}, "unknown section 'beamline'; the sections are: workflows,"),
+        (
+            "",
+            {"signal": "{hots: db1}"},
+            "unknown signal setting 'hots' (did you mean 'host'?); the signal section takes: "
+            "url, host, port, password, database, ssl, heartbeat_timeout, keep_finished_runs",
+        ),
+    ],
+)
+@pytest.mark.parametrize("args", [["workflow", "list"], ["workflow", "start", "sample"]])
+def test_unknown_sections_and_signal_keys_are_errors_with_a_suggestion(
+    workdir: Path, extra: str, sections: dict[str, str], expected: str, args: list[str]
+) -> None:
+    cluster_config(workdir, extra, **sections)
+    line = assert_one_error_line(invoke(*args), 1)
+    assert line.startswith(f"Error: {workdir / 'lightflow.cfg'}: {expected}"), line
+
+
+@pytest.mark.parametrize(
+    ("celery", "expected"),
+    [
+        (
+            "brokr_url: x",
+            "'brokr_url' is not a Celery setting (did you mean 'broker_url'?); the celery "
+            "section takes Celery's settings, listed at https://docs.celeryq.dev/",
+        ),
+        ("worker_concurrency: four", "celery.worker_concurrency must be an integer, got 'four'"),
+        (
+            "CELERYD_PREFETCH_MULTIPLIER: 1.5",
+            "celery.CELERYD_PREFETCH_MULTIPLIER must be an integer",
+        ),
+        ("task_acks_late: 'yes'", "celery.task_acks_late must be true or false, got 'yes'"),
+        ("task_time_limit: 1h", "celery.task_time_limit must be a number, got '1h'"),
+    ],
+)
+def test_celery_settings_are_checked_against_celerys_own_list(
+    tmp_path: Path, celery: str, expected: str
+) -> None:
+    from tests.servers import free_port
+
+    config = tmp_path / "lightflow.cfg"
+    config.write_text(f"celery:\n  broker_url: redis://127.0.0.1:{free_port()}/0\n  {celery}\n")
+    env = clean_environment(tmp_path, LIGHTFLOW_CONFIG=str(config))
+    # Checked where Celery is loaded: the worker, before it connects to anything.
+    process = run_lightflow(["worker", "start"], cwd=tmp_path, env=env, timeout=30)
+    line = assert_one_error_line(process, 1)
+    assert expected in line and str(config) in line, line
+
+
+def test_the_celery_check_does_not_import_celery_into_workflow_start(tmp_path: Path) -> None:
+    from tests.servers import free_port
+
+    (tmp_path / "sample.py").write_text(SAMPLE_WORKFLOW)
+    config = tmp_path / "lightflow.cfg"
+    config.write_text(f"celery: {{broker_url: 'redis://127.0.0.1:{free_port()}/0'}}\n")
+    code = (
+        "import sys\n"
+        "from lightflow.cli import main\n"
+        "try:\n"
+        "    main(['workflow', 'start', 'sample.py'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] == 'celery']\n"
+        "sys.stderr.write(f'celery modules: {loaded}')\n"
+    )
+    process = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=clean_environment(tmp_path, LIGHTFLOW_CONFIG=str(config)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert process.stderr.startswith("Error: cannot reach"), process.stderr  # checked, sent
+    assert process.stderr.splitlines()[-1] == "celery modules: []"
+
+
+@pytest.mark.parametrize("command", ["run", "workflow start"])
+def test_a_parameter_given_twice_is_refused(workdir: Path, command: str) -> None:
+    cluster_config(workdir)
+    result = invoke(*command.split(), "sample", "sample=x", "sample=y")
+    line = assert_one_error_line(result, 1)
+    assert line == "Error: parameter 'sample' is given twice (sample=x, sample=y): give it once"
+    assert result.stdout == ""
+
+
+LIBRARY_WORKFLOW = '''\
+"""Imports shared code from a libraries folder."""
+from {module} import detector_name
+from lightflow.models import Dag
+from lightflow.tasks import PythonTask
+
+
+def name_it(data, store, signal, context):
+    print(detector_name(3))
+
+
+main = Dag("main")
+main.define({{PythonTask("name_it", name_it): None}})
+'''
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cli/workflow_cmd.py still calls list_workflows(config.workflows) without "
+    "libraries=config.libraries; list_workflows takes them now",
+)
+def test_workflow_list_puts_the_libraries_on_the_path_as_run_does(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "uses_library.py").write_text(
+        (REPO / "tests" / "distributed" / "workflows" / "uses_library.py").read_text()
+    )
+    config = tmp_path / "lightflow.cfg"
+    config.write_text(
+        f"workflows: [flows]\nlibraries: [{REPO / 'tests' / 'distributed' / 'library'}]\n"
+    )
+    env = clean_environment(tmp_path, LIGHTFLOW_CONFIG=str(config))
+    process = run_lightflow(["workflow", "list"], cwd=tmp_path, env=env)
+    assert process.returncode == 0, process.stderr
+    assert re.fullmatch(r"uses_library\s+A workflow importing shared code .*\n", process.stdout)
+
+
+def test_list_workflows_loads_with_the_libraries_as_a_run_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightflow.workflows import list_workflows, load_workflow
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    module = f"listing_utils_{os.getpid()}_{time.monotonic_ns()}"
+    for folder, name in (("first", "first"), ("second", "second")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"{module}.py").write_text(
+            f"def detector_name(n):\n    return '{name}'\n"
+        )
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "shared.py").write_text(LIBRARY_WORKFLOW.format(module=module))
+    libraries = [tmp_path / "first", tmp_path / "second"]
+    [listing] = list_workflows([tmp_path / "flows"], libraries)
+    assert (
+        listing.error is None and listing.summary == "Imports shared code from a libraries folder."
+    )
+    # the first library listed comes first on the path, as on workers
+    assert sys.path[:2] == [str(tmp_path / "first"), str(tmp_path / "second")]
+    workflow = load_workflow(str(tmp_path / "flows" / "shared.py"), libraries=libraries)
+    assert workflow.name == "shared"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -269,3 +270,148 @@ def test_extensions_contribute_defaults_that_files_and_env_override(home: Path) 
     config = Config.load(path, env(home, LIGHTFLOW_EXTENSIONS__DEMO__PATHS="/other"))
     assert config.extensions["demo"] == {"interval": 7, "paths": "/other"}
     assert "demo:" in Config.defaults_yaml()
+
+
+# -- checked settings ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "signal",
+    [
+        {"url": "redis://:pw@h:6379/1"},
+        {"url": "rediss://h:6380/0", "ssl": True},
+        {"url": "unix:///run/redis.sock"},
+        {"url": "REDIS://h/0"},
+        {"url": ""},
+        {"host": "10.0.0.5", "port": "6380", "database": "2", "password": 12345},
+        {"port": 6379, "database": 0, "password": None, "ssl": None},
+        {"heartbeat_timeout": 2.5},
+        {"heartbeat_timeout": None},
+        {"keep_finished_runs": "12h"},
+        {"keep_finished_runs": 3600},
+        {"keep_finished_runs": 0},
+        {"keep_finished_runs": None},
+        {"keep_finished_runs": False},
+    ],
+)
+def test_valid_signal_settings_pass_the_check(home: Path, signal: dict[str, object]) -> None:
+    path = write(home / "lightflow.cfg", yaml.safe_dump({"signal": signal}))
+    assert Config.load(path, env(home)).signal.items() >= signal.items()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "LIGHTFLOW_SIGNAL__HOTS",
+            "db1",
+            r"unknown signal setting 'hots' \(did you mean 'host'\?\)",
+        ),
+        ("LIGHTFLOW_SIGNAL__URL", "http://h/0", r"signal\.url must be a Redis URL"),
+        ("LIGHTFLOW_SIGNAL__URL__X", "1", r"signal settings are single values"),
+        ("LIGHTFLOW_SIGNAL__HEARTBEAT_TIMEOUT", ".inf", r"signal\.heartbeat_timeout must be"),
+        ("LIGHTFLOW_SIGNAL__KEEP_FINISHED_RUNS", "7x", r"signal\.keep_finished_runs: '7x'"),
+        ("LIGHTFLOW_STOER__HOST", "db1", r"'stoer' takes keys \(did you mean 'store'\?\)"),
+    ],
+)
+def test_bad_overrides_are_errors_naming_the_variable(
+    home: Path, variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        Config.load(environ=env(home, **{variable: value}))
+    assert variable in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_deprecated_signal_override_gets_a_note(home: Path) -> None:
+    config = Config.load(environ=env(home, LIGHTFLOW_SIGNAL__POLLING_TIME="0.5"))
+    assert config.deprecations == [
+        "LIGHTFLOW_SIGNAL__POLLING_TIME: 'signal.polling_time' is no longer used: runs are "
+        "event-driven; remove it"
+    ]
+
+
+class _SectionPlugin:
+    @hookimpl
+    def lightflow_config_defaults(self):
+        return {"beamline": {"name": "MX1"}}
+
+
+def test_a_section_an_extension_contributes_defaults_for_is_known(home: Path) -> None:
+    path = write(home / "lightflow.cfg", "beamline: {name: MX2}\n")
+    with pytest.raises(ConfigError, match=r"unknown section 'beamline'; the sections are: "):
+        Config.load(path, env(home))
+    manager = get_plugin_manager()
+    plugin = _SectionPlugin()
+    manager.register(plugin, name="demo-section")
+    try:
+        assert Config.load(path, env(home)).section("beamline") == {"name": "MX2"}
+    finally:
+        manager.unregister(plugin)
+
+
+def test_from_dict_checks_only_the_types_of_sections() -> None:
+    config = Config.from_dict({"signal": {"hots": "db1", "heartbeat_timeout": "abc"}})
+    assert config.signal["hots"] == "db1"
+    assert Config.from_dict({"celery": {"brokr_url": "x"}}).celery == {
+        **Config.from_dict({}).celery,
+        "brokr_url": "x",
+    }
+
+
+def test_the_celery_section_is_checked_once_celery_is_loaded(home: Path) -> None:
+    import celery  # noqa: F401  (what building the app imports first)
+
+    path = write(home / "site.cfg", "celery:\n  worker_concurency: 4\n")
+    config = Config.load(path, env(home))
+    message = (
+        rf"^{re.escape(str(path))}: 'worker_concurency' is not a Celery setting "
+        r"\(did you mean 'worker_concurrency'\?\)"
+    )
+    with pytest.raises(ConfigError, match=message):
+        _ = config.celery
+    with pytest.raises(ConfigError, match=message):
+        _ = config.broker_configured  # still refused on the next read
+    variable = "LIGHTFLOW_CELERY__WORKER_CONCURRENCY"
+    overridden = Config.load(environ=env(home, **{variable: "four"}))
+    with pytest.raises(
+        ConfigError, match=rf"^celery\.worker_concurrency must be .*\(in {variable}\)$"
+    ):
+        _ = overridden.celery
+    assert Config.load(environ=env(home)).celery["worker_concurrency"] == 8
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        yaml.safe_load(ONE_X_CFG)["celery"],
+        {"CELERYD_CONCURRENCY": 4, "BROKER_URL": "redis://h/0", "CELERY_ACKS_LATE": True},
+        {"broker_use_ssl": {"ssl_cert_reqs": "required"}, "broker_heartbeat": 10.0},
+        {"worker_concurrency": None, "task_time_limit": 30, "result_expires": 3600.5},
+        {"broker_transport_options": {"visibility_timeout": 30}, "task_default_queue": "q"},
+    ],
+)
+def test_celery_settings_that_celery_takes_pass(settings: dict[str, object]) -> None:
+    from lightflow.config import check_celery_settings
+
+    check_celery_settings(settings)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"worker_concurrency": "four"}, r"celery\.worker_concurrency must be an integer"),
+        ({"worker_concurrency": True}, r"celery\.worker_concurrency must be an integer"),
+        ({"worker_prefetch_multiplier": 1.5}, r"must be an integer, got 1\.5"),
+        ({"broker_use_ssl": "yes"}, r"broker_use_ssl must be true, false or a mapping"),
+        ({"task_acks_late": 1}, r"task_acks_late must be true or false, got 1"),
+        ({"broker_connection_timeout": "4s"}, r"must be a number, got '4s'"),
+        ({"celeryd_concurrency": 4}, r"'celeryd_concurrency' is not a Celery setting"),
+        ({"frobnicate": 1}, r"'frobnicate' is not a Celery setting; the celery section"),
+    ],
+)
+def test_celery_settings_that_celery_does_not_take_are_errors(
+    settings: dict[str, object], message: str
+) -> None:
+    from lightflow.config import check_celery_settings
+
+    with pytest.raises(ConfigError, match=message) as caught:
+        check_celery_settings(settings, dict.fromkeys(settings, "site.cfg"))
+    assert "site.cfg" in str(caught.value)

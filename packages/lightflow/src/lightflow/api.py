@@ -43,16 +43,23 @@ def parse_arguments(items: Sequence[str]) -> dict[str, str]:
     """Turn ``['key=value', ...]`` into a dict.
 
     Raises:
-        ParameterError: An item has no ``=`` or an empty key.
+        ParameterError: An item has no ``=`` or an empty key, or a key is given twice
+            (which value was meant cannot be told, so neither is taken).
     """
     arguments: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ParameterError(
                 f"malformed argument {item!r}: workflow arguments are written key=value"
             )
-        arguments[key.strip()] = value
+        if key in arguments:
+            raise ParameterError(
+                f"parameter '{key}' is given twice ({key}={arguments[key]}, {key}={value}): "
+                "give it once"
+            )
+        arguments[key] = value
     return arguments
 
 
@@ -267,8 +274,10 @@ def finished_run_retention(config: Config) -> float | None:
     automatic pruning off.
 
     Raises:
-        ConfigError: The value is neither, or negative: checked where it is read (the
-            worker at start, ``workflow prune``), so a typo is not silently "forever".
+        ConfigError: The value is neither, or negative. ``Config.load`` checks a value
+            that a file or an override sets with this function, so every command
+            refuses a typo; it is checked again where it is read (the worker at start,
+            ``workflow prune``) for configurations built otherwise.
     """
     value = config.signal.get("keep_finished_runs")
     if value is None or value is False:

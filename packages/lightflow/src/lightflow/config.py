@@ -23,6 +23,17 @@ accepted with a note in :attr:`Config.deprecations`), ``cli``, ``extensions`` an
 resolved against the folder of the file; a file's ``logging`` section replaces the
 default one, every other mapping section is merged into the defaults.
 
+What a file or an override sets is checked when :meth:`Config.load` reads it, so a
+typo is one error line naming the file or the variable, never a silent default: an
+unknown section (sections that installed extensions contribute defaults for count as
+known), an unknown ``signal`` key, or a ``signal`` value of the wrong type or range.
+The ``celery`` section's keys are checked against Celery's own list of settings (and
+the types of its number and boolean settings) when Celery is loaded, by the first
+read of :attr:`Config.celery` after that: importing Celery costs more than a client
+command such as ``workflow start`` takes as a whole. The ``store`` keys are checked
+against the store (:func:`lightflow.queue.driver.store_settings`).
+:meth:`Config.from_dict`, for code and tests, checks only the sections' types.
+
 No broker is configured by default, so :attr:`Config.broker_configured` is false and
 workflows run on the embedded engine; setting ``celery.broker_url`` selects Celery.
 """
@@ -30,9 +41,11 @@ workflows run on the embedded engine; setting ``celery.broker_url`` selects Cele
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +65,37 @@ PATH_SECTIONS = ("workflows", "libraries")
 #: defaults: a dictConfig dict describes one setup, and keys of the default's mixed
 #: into the user's would configure what the user never wrote.
 WHOLE_SECTIONS = ("logging",)
-#: Sections that are read for compatibility only.
 #: Keys inside sections that are read for compatibility only.
 DEPRECATED_KEYS = {
     ("signal", "polling_time"): "'signal.polling_time' is no longer used: runs are "
     "event-driven; remove it",
 }
+#: Sections that are read for compatibility only.
 DEPRECATED_SECTIONS = {
     "graph": "the 'graph' section (workflow_polling_time, dag_polling_time) is no longer "
     "used: runs are event-driven; remove it",
 }
+#: The settings of the ``signal`` section: 1.x's ``host``, ``port``, ``password`` and
+#: ``database`` (and ``polling_time``, deprecated), then ``url``, ``ssl``,
+#: ``heartbeat_timeout`` and ``keep_finished_runs``. Any other key is an error.
+SIGNAL_KEYS = (
+    "url",
+    "host",
+    "port",
+    "password",
+    "database",
+    "ssl",
+    "heartbeat_timeout",
+    "keep_finished_runs",
+)
+#: The URL schemes redis-py connects with (``signal.url``).
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: Celery settings whose type Lightflow knows better than ``celery.app.defaults``
+#: (which types ``worker_concurrency`` as "any", though a worker needs a number).
+_CELERY_TYPES = {"worker_concurrency": "int"}
+#: Celery settings of type bool that also take a mapping (of SSL options).
+_CELERY_BOOL_OR_MAPPING = ("broker_use_ssl",)
+_CELERY_SETTINGS_DOCS = "https://docs.celeryq.dev/en/stable/userguide/configuration.html"
 
 # The built-in defaults ARE this text (parsed), so the file `config default` writes
 # and the defaults used without a file cannot drift apart. `{extensions}` is replaced
@@ -181,10 +215,14 @@ class Config:
         *,
         source: Path | None = None,
         deprecations: list[str] | None = None,
+        celery_origins: Mapping[str, str] | None = None,
     ) -> None:
         self._data = dict(data)
         self.source = source
         self.deprecations = list(deprecations or [])
+        # Where each celery key was set (file or variable), for the check that runs
+        # once Celery is loaded; None: not checked (from_dict, or checked already).
+        self._celery_origins = dict(celery_origins) if celery_origins is not None else None
 
     # -- loading ----------------------------------------------------------------------
     @classmethod
@@ -205,16 +243,25 @@ class Config:
 
         Raises:
             ConfigError: The file is missing (when named), unreadable, not valid YAML,
-                or a section has the wrong type; or an override names an unknown
-                section.
+                or a section has the wrong type; a section (of the file or of an
+                override) is unknown; or a ``signal`` key is unknown or its value
+                invalid.
         """
         data = cls._defaults(plugin_defaults)
         deprecations: list[str] = []
+        celery_origins: dict[str, str] = {}
         source = _find_file(path, environ)
         if source is not None:
             from_file = _read_file(source)
             for name, value in from_file.items():
                 section = _checked_section(name, value, str(source))
+                if name not in data and name not in DEPRECATED_SECTIONS:
+                    raise ConfigError(f"{source}: {_unknown_section(name, data)}")
+                if name == "signal":
+                    for key, setting in section.items():
+                        check_signal_setting(key, setting, str(source))
+                elif name == "celery":
+                    celery_origins.update(dict.fromkeys(section, str(source)))
                 if name in PATH_SECTIONS:
                     data[name] = _resolve_paths(section, source.parent)
                 elif name in WHOLE_SECTIONS:
@@ -229,8 +276,8 @@ class Config:
                         for (where, key), note in DEPRECATED_KEYS.items()
                         if where == name and isinstance(section, dict) and key in section
                     )
-        _apply_environment(data, environ, deprecations)
-        return cls(data, source=source, deprecations=deprecations)
+        _apply_environment(data, environ, deprecations, celery_origins)
+        return cls(data, source=source, deprecations=deprecations, celery_origins=celery_origins)
 
     @classmethod
     def from_dict(
@@ -243,6 +290,8 @@ class Config:
         """Build a configuration from a dict laid out like the file (for code and tests).
 
         Relative folders resolve against ``base_dir`` (default: the current folder).
+        Only the sections' types are checked, not their keys and values as
+        :meth:`load` checks them.
 
         Raises:
             ConfigError: A section has the wrong type.
@@ -299,12 +348,25 @@ class Config:
 
     @property
     def celery(self) -> dict[str, Any]:
-        """Celery settings, passed through unchanged."""
-        return self._section("celery")
+        """Celery settings, passed through unchanged.
+
+        Of a configuration that :meth:`load` read, the first read once Celery is
+        imported checks the settings against Celery's (:func:`check_celery_settings`):
+        the Celery app is built from them right after that import, and a client
+        command that never imports Celery does not pay for the check.
+
+        Raises:
+            ConfigError: A setting is not Celery's, or has the wrong type.
+        """
+        section = self._section("celery")
+        if self._celery_origins is not None and "celery" in sys.modules:
+            check_celery_settings(section, self._celery_origins)
+            self._celery_origins = None
+        return section
 
     @property
     def signal(self) -> dict[str, Any]:
-        """Redis signal settings (host, port, password, database, polling_time)."""
+        """Redis state server settings (:data:`SIGNAL_KEYS`)."""
         return self._section("signal")
 
     @property
@@ -400,6 +462,171 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def check_signal_setting(key: Any, value: Any, where: str) -> None:
+    """Check one setting of the ``signal`` section as a file or an override gives it.
+
+    ``keep_finished_runs`` is checked by :func:`lightflow.api.finished_run_retention`,
+    the function that reads it; ``polling_time`` (1.x, no longer used) takes anything.
+
+    Args:
+        key: The setting's name.
+        value: Its value.
+        where: The file or the variable that set it, for the message: an unknown key
+            is reported as ``WHERE: unknown ...``, a bad value as
+            ``signal.KEY must be ..., got VALUE (in WHERE)``.
+
+    Raises:
+        ConfigError: ``key`` is no signal setting, or ``value`` is not one for it.
+    """
+    if ("signal", key) in DEPRECATED_KEYS:
+        return
+    if key not in SIGNAL_KEYS:
+        raise ConfigError(
+            f"{where}: unknown signal setting {_quoted(key)}{_did_you_mean(key, SIGNAL_KEYS)}; "
+            f"the signal section takes: {', '.join(SIGNAL_KEYS)}"
+        )
+    if key == "keep_finished_runs":
+        from .api import finished_run_retention
+
+        try:
+            finished_run_retention(Config({"signal": {key: value}}))
+        except ConfigError as error:
+            raise ConfigError(f"{error} (in {where})") from None
+        return
+    expected = _signal_problem(key, value)
+    if expected is not None:
+        raise ConfigError(f"signal.{key} must be {expected}, got {_shown(value)} (in {where})")
+
+
+def _signal_problem(key: str, value: Any) -> str | None:
+    """What ``signal.<key>`` must be when ``value`` is not that, else ``None``."""
+    if key == "url":
+        if value is None or value == "":  # unset: host/port, or the broker
+            return None
+        if isinstance(value, str) and value.lower().startswith(REDIS_SCHEMES):
+            return None
+        return "a Redis URL starting with redis://, rediss:// (TLS) or unix:// (a socket)"
+    if key == "host":
+        return None if value is None or isinstance(value, str) else "a host name"
+    if key == "port":
+        port = _whole_number(value)
+        return None if port is not None and 0 < port < 65536 else "a port number (1 to 65535)"
+    if key == "database":
+        database = _whole_number(value)
+        return None if database is not None and database >= 0 else "a database number (0 or more)"
+    if key == "password":
+        return None if value is None or _is_number(value) or isinstance(value, str) else "text"
+    if key == "ssl":
+        return None if value is None or isinstance(value, bool) else "true or false"
+    if key == "heartbeat_timeout":
+        if value is None or (_is_number(value) and math.isfinite(value) and value > 0):
+            return None
+        return "a positive number of seconds (default 15)"
+    return None
+
+
+def check_celery_settings(
+    settings: Mapping[str, Any], origins: Mapping[str, str] | None = None
+) -> None:
+    """Check ``celery`` settings against Celery's own list, ``celery.app.defaults``.
+
+    A name is one of Celery's settings, in the current (lowercase) spelling or in the
+    old uppercase one Celery still accepts (``CELERYD_CONCURRENCY``). The value of a
+    number or boolean setting must have that type; ``None`` leaves a setting at
+    Celery's default. Imports Celery: :attr:`Config.celery` calls this only once
+    Celery is loaded.
+
+    Args:
+        settings: The celery section.
+        origins: The file or the variable that set each key, for the message.
+
+    Raises:
+        ConfigError: A name is not a Celery setting, or a value has the wrong type.
+    """
+    from celery.app import defaults
+
+    types: dict[str, Any] = {
+        name: option.type for name, option in defaults.flatten(defaults.NAMESPACES)
+    }
+    types.update(_CELERY_TYPES)
+    renamed: Mapping[str, str] = getattr(defaults, "_TO_NEW_KEY", {})  # old name: new name
+    origins = origins or {}
+    for key, value in settings.items():
+        where = origins.get(key, "configuration")
+        name = renamed.get(key, key)
+        if name not in types:
+            choices = [*types, *renamed]
+            raise ConfigError(
+                f"{where}: {_quoted(key)} is not a Celery setting"
+                f"{_did_you_mean(key, choices)}; the celery section takes Celery's "
+                f"settings, listed at {_CELERY_SETTINGS_DOCS}"
+            )
+        kind = types[name] if isinstance(types[name], str) else types[name].__name__
+        expected = _celery_problem(name, kind, value)
+        if expected is not None:
+            raise ConfigError(f"celery.{key} must be {expected}, got {_shown(value)} (in {where})")
+
+
+def _celery_problem(name: str, kind: str, value: Any) -> str | None:
+    """What Celery setting ``name`` of type ``kind`` must be when ``value`` is not that."""
+    if value is None:
+        return None
+    if kind == "bool":
+        if name in _CELERY_BOOL_OR_MAPPING:
+            return None if isinstance(value, (bool, dict)) else "true, false or a mapping"
+        return None if isinstance(value, bool) else "true or false"
+    if kind == "int":
+        whole = _is_number(value) and float(value).is_integer()
+        return None if whole else "an integer"
+    if kind == "float":
+        return None if _is_number(value) else "a number"
+    return None
+
+
+def _unknown_section(name: Any, data: Mapping[str, Any]) -> str:
+    known = [section for section in data if section not in DEPRECATED_SECTIONS]
+    return (
+        f"unknown section {_quoted(name)}{_did_you_mean(name, known)}; "
+        f"the sections are: {', '.join(known)}"
+    )
+
+
+def _did_you_mean(name: Any, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``choices``, or ``''``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _quoted(name: Any) -> str:
+    return f"'{name}'" if isinstance(name, str) else repr(name)
+
+
+def _shown(value: Any) -> str:
+    """A value for an error message: text quoted (URL passwords hidden), YAML words."""
+    if isinstance(value, str):
+        return repr(redact_url(value))
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if _is_number(value):
+        return repr(value)
+    return _type_name(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole_number(value: Any) -> int | None:
+    """``value`` as an int if it is one (or digits, as quoted YAML gives), else ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdecimal():
+        return int(value)
+    return None
+
+
 def _checked_section(name: Any, value: Any, where: str) -> Any:
     """Check a section's type; ``None`` (an empty section) counts as empty."""
     if not isinstance(name, str):
@@ -440,7 +667,10 @@ def _merged(base: Any, update: Any) -> Any:
 
 
 def _apply_environment(
-    data: dict[str, Any], environ: Mapping[str, str], deprecations: list[str]
+    data: dict[str, Any],
+    environ: Mapping[str, str],
+    deprecations: list[str],
+    celery_origins: dict[str, str],
 ) -> None:
     for section in PATH_SECTIONS:
         value = environ.get(f"{ENV_PREFIX}{section.upper()}")
@@ -457,10 +687,22 @@ def _apply_environment(
             deprecations.append(f"{variable}: {DEPRECATED_SECTIONS[section]}")
             data.setdefault(section, {})
         if section in PATH_SECTIONS or section not in data:
-            known = ", ".join(k for k in data if k not in PATH_SECTIONS)
+            known = [k for k in data if k not in PATH_SECTIONS]
             raise ConfigError(
-                f"{variable}: no config section '{section}' takes keys (sections: {known})"
+                f"{variable}: no config section '{section}' takes keys"
+                f"{_did_you_mean(section, known)}; sections: {', '.join(known)}"
             )
+        value = _scalar(environ[variable])
+        if section == "signal":
+            if len(keys) > 2:
+                raise ConfigError(
+                    f"{variable}: signal settings are single values; write LIGHTFLOW_SIGNAL__<KEY>"
+                )
+            check_signal_setting(keys[1], value, variable)
+        elif section == "celery":
+            celery_origins[keys[1]] = variable
+        if (section, keys[1]) in DEPRECATED_KEYS:
+            deprecations.append(f"{variable}: {DEPRECATED_KEYS[(section, keys[1])]}")
         target = data[section]
         for depth, key in enumerate(keys[1:-1], start=1):
             child = target.get(key)
@@ -470,7 +712,7 @@ def _apply_environment(
                 path = ".".join(keys[: depth + 1])
                 raise ConfigError(f"{variable}: '{path}' is a single value, not a section")
             target = child
-        target[keys[-1]] = _scalar(environ[variable])
+        target[keys[-1]] = value
 
 
 def _scalar(text: str) -> Any:

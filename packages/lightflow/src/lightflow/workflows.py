@@ -124,10 +124,7 @@ def load_workflow(
         LightflowError: Any reason the file does not describe a runnable workflow.
     """
     name, path = find_workflow(name_or_path, paths)
-    for library in libraries:
-        library_path = str(Path(library).expanduser())
-        if library_path not in sys.path:
-            sys.path.insert(0, library_path)
+    add_libraries(libraries)
     module = _import_file(path)
     dags: dict[str, Dag] = {}
     for value in vars(module).values():
@@ -153,8 +150,27 @@ def load_workflow(
     )
 
 
-def list_workflows(paths: Iterable[str | Path]) -> list[WorkflowListing]:
-    """Describe every workflow file in ``paths``; broken files carry their error."""
+def add_libraries(libraries: Iterable[str | Path]) -> None:
+    """Put library folders at the front of ``sys.path``, in their order, each once.
+
+    The one way workflows get the configured ``libraries`` to import from: loading a
+    workflow (:func:`load_workflow`) and listing them (:func:`list_workflows`) both
+    call it. A folder already on the path stays where it is.
+    """
+    for library in reversed([str(Path(library).expanduser()) for library in libraries]):
+        if library not in sys.path:
+            sys.path.insert(0, library)
+
+
+def list_workflows(
+    paths: Iterable[str | Path], libraries: Iterable[str | Path] = ()
+) -> list[WorkflowListing]:
+    """Describe every workflow file in ``paths``; broken files carry their error.
+
+    Files are loaded as for a run (:func:`load_workflow`), with ``libraries`` on the
+    Python path, so a workflow that imports shared code is not listed as broken.
+    """
+    libraries = list(libraries)
     listings = []
     for folder in (Path(p).expanduser() for p in paths):
         if not folder.is_dir():
@@ -164,7 +180,7 @@ def list_workflows(paths: Iterable[str | Path]) -> list[WorkflowListing]:
                 continue
             name = ".".join(path.relative_to(folder).with_suffix("").parts)
             try:
-                workflow = load_workflow(str(path))
+                workflow = load_workflow(str(path), libraries=libraries)
             except LightflowError as error:
                 listings.append(WorkflowListing(name, path, error=str(error)))
             else:
