@@ -239,9 +239,9 @@ def test_worker_status_is_a_table_and_details_list_the_jobs(
     result = invoke("worker", "status")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert re.fullmatch(r"NAME\s+PID\s+QUEUES\s+CONCURRENCY\s+RUNNING", lines[0])
-    assert re.fullmatch(r"cpu1@beamline\s+4242\s+workflow,dag,task\s+8\s+2", lines[1])
-    assert re.fullmatch(r"gpu1@beamline\s+77\s+gpu\s+1\s+0", lines[2])
+    assert re.fullmatch(r"NAME\s+PID\s+QUEUES\s+CONCURRENCY\s+RUNNING\s+STATE", lines[0])
+    assert re.fullmatch(r"cpu1@beamline\s+4242\s+workflow,dag,task\s+8\s+2\s+running", lines[1])
+    assert re.fullmatch(r"gpu1@beamline\s+77\s+gpu\s+1\s+0\s+running", lines[2])
     assert len(lines) == 3
 
     details = invoke("worker", "status", "-d").stdout

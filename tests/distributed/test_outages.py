@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from lightflow import api
 from tests.servers import free_port, redis
 
 from .conftest import WORKFLOWS, Cluster, Worker
+from .test_cli import lightflow
 
 pytestmark = pytest.mark.slow
 
@@ -93,3 +95,26 @@ def test_a_task_interrupted_by_a_cold_shutdown_is_handed_back(cluster: Cluster) 
     document = cluster.store().get(run_id)
     assert len(document.get("attempts")) == 2  # ran again after the shutdown
     cluster.store().remove(run_id)
+
+
+def test_a_busy_worker_told_to_stop_is_listed_as_stopping_until_it_exits(
+    cluster: Cluster,
+) -> None:
+    busy = cluster.worker("busy", queues="busyq", concurrency=1)
+    run_id = api.start_workflow(str(WORKFLOWS / "busy.py"), {}, config=cluster.config)
+    deadline = time.monotonic() + 30
+    while "busy now" not in busy.log():
+        assert time.monotonic() < deadline, busy.log()[-2000:]
+        time.sleep(0.1)
+    stopped = lightflow(cluster.config_path, "worker", "stop", busy.node)
+    assert stopped.returncode == 0 and busy.node in stopped.stdout, stopped.stderr
+    listing = lightflow(cluster.config_path, "worker", "status").stdout.splitlines()
+    row = next(line for line in listing if line.startswith(busy.node))
+    assert re.fullmatch(rf"{re.escape(busy.node)}\s+{busy.pid}\s+busyq\s+1\s+\?\s+stopping", row)
+    assert busy.process is not None
+    busy.process.wait(30)
+    assert busy.node not in lightflow(cluster.config_path, "worker", "status").stdout
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=lambda _event: None, timeout=30
+    )
+    assert record is not None and record["state"] == "succeeded"  # the job was finished

@@ -88,7 +88,11 @@ def worker_stop(state: CliState, names: tuple[str, ...], yes: bool) -> None:
 )
 @click.pass_obj
 def worker_status(state: CliState, details: bool, filter_queues: str | None) -> None:
-    """List the live workers: name, pid, queues, concurrency, jobs running now."""
+    """List the live workers: name, pid, queues, concurrency, jobs running now, state.
+
+    A worker told to stop finishes its jobs first and answers nothing meanwhile; it is
+    listed as stopping until it exits.
+    """
     from ..queue.worker import worker_status as describe_workers
     from .ext_cmd import _echo_table
 
@@ -100,18 +104,23 @@ def worker_status(state: CliState, details: bool, filter_queues: str | None) -> 
     if not workers:
         click.echo("No workers are running.")
         return
-    rows = [("NAME", "PID", "QUEUES", "CONCURRENCY", "RUNNING")]
+    rows = [("NAME", "PID", "QUEUES", "CONCURRENCY", "RUNNING", "STATE")]
     for worker in workers:
+        running = worker.get("running")
         rows.append((
             str(worker["name"]),
             str(worker.get("pid") or "?"),
             ",".join(worker.get("queues") or []) or "-",
             str(worker.get("concurrency") or "?"),
-            str(len(worker.get("running") or [])),
+            "?" if running is None else str(len(running)),
+            str(worker.get("state") or "running"),
         ))  # fmt: skip
     _echo_table(rows)
     if details:
         for worker in workers:
+            if worker.get("running") is None:
+                click.echo(f"\n{worker['name']}: {worker.get('state')}, its jobs are not known")
+                continue
             jobs = worker.get("running") or []
             click.echo(
                 f"\n{worker['name']}: {len(jobs) or 'no'} running job{'s' * (len(jobs) != 1)}"

@@ -34,6 +34,11 @@ Every key of a run starts with ``lf:run:<id>``:
 ``lf:running`` (hash)
     ``<id>|<instance>|<task>`` -> JSON {attempt, worker, heartbeat}: tasks running now.
     Workers refresh the heartbeat; a sweeper re-dispatches tasks of dead workers.
+``lf:workers`` (set) and ``lf:worker:<name>`` (hash)
+    The workers, each keeping its own entry: pid, queues, concurrency, state
+    (``running``, ``stopping``) and heartbeat. ``worker status`` lists a stopping
+    worker from here, since a worker on its way out no longer answers control
+    messages; an entry whose heartbeat is older than the heartbeat timeout is stale.
 ``lf:outbox`` (sorted set, by time)
     Jobs committed by a state transition and not yet sent; cleared once sent. The
     sweeper sends entries left behind by a worker that died in between.
@@ -52,6 +57,7 @@ if TYPE_CHECKING:
 
 RUNS = "lf:runs"
 RUNNING = "lf:running"
+WORKERS = "lf:workers"
 OUTBOX = "lf:outbox"
 EVENTS_CHANNEL = "lf:events"
 LOG_LINES_KEPT = 10_000
@@ -60,6 +66,11 @@ LOG_LINES_KEPT = 10_000
 def run_key(run_id: str, *parts: str) -> str:
     """The Redis key of a run or of one of its parts."""
     return ":".join(("lf:run", run_id, *parts))
+
+
+def worker_key(name: str) -> str:
+    """The key of a worker's own entry (see ``lf:worker:<name>``)."""
+    return f"lf:worker:{name}"
 
 
 def running_field(run_id: str, instance: str, task: str) -> str:

@@ -18,12 +18,16 @@ workflows. A worker also
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
 
 from ..api import check_state_server, finished_run_retention
 from ..models.dag import DEFAULT_QUEUE as DAG_QUEUE
@@ -135,12 +139,17 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
         keep_finished = None
     # The first sweep prunes: a worker restarted more often than hourly still does.
     next_prune = time.monotonic()
+    name = str(getattr(sender, "hostname", "") or "")
+    if name:
+        _register(cluster, name, sender)
 
     def sweep() -> None:
         nonlocal next_prune
         while True:
             time.sleep(interval)
             try:
+                if name:
+                    cluster.redis.hset(state.worker_key(name), "heartbeat", state.now())
                 for entry in driver.recover_lost_tasks(cluster, dead_after):
                     logger.warning("re-queued task of a dead worker: %s", entry)
                 for job in driver.resend_unsent_jobs(cluster, dead_after):
@@ -160,6 +169,69 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
                 ).start()
 
     threading.Thread(target=sweep, name="lightflow-sweeper", daemon=True).start()
+
+
+def _register(cluster: driver.Cluster, name: str, consumer: Any) -> None:
+    """Enter this worker in ``lf:workers`` (see :mod:`lightflow.queue.state`)."""
+    try:
+        queues = [queue.name for queue in consumer.task_consumer.queues]
+    except AttributeError:  # no task consumer (yet): the entry simply has none
+        queues = []
+    controller = getattr(consumer, "controller", None)
+    entry: dict[Any, Any] = {  # the client's mapping type is invariant in its keys
+        "pid": os.getpid(),
+        "queues": ",".join(queues),
+        "concurrency": str(getattr(controller, "concurrency", None) or ""),
+        "state": "running",
+        "heartbeat": state.now(),
+    }
+    pipe = cluster.redis.pipeline()
+    pipe.delete(state.worker_key(name))
+    pipe.hset(state.worker_key(name), mapping=entry)
+    pipe.sadd(state.WORKERS, name)
+    pipe.execute()
+    _workers_entries[name] = cluster
+
+
+#: This process's own registry entries (the main process of a worker has one).
+_workers_entries: dict[str, driver.Cluster] = {}
+
+
+def _mark_stopping(sender: Any = None, **_: Any) -> None:
+    """A shutdown began (a signal): the entry says so until the worker exits."""
+    cluster = _workers_entries.get(str(sender))
+    if cluster is not None:
+        with contextlib.suppress(Exception):  # a signal handler must never fail
+            cluster.redis.hset(state.worker_key(str(sender)), "state", "stopping")
+
+
+def _unregister(sender: Any = None, **_: Any) -> None:
+    """The worker is done: drop its entry."""
+    name = str(getattr(sender, "hostname", "") or "")
+    cluster = _workers_entries.pop(name, None)
+    if cluster is not None:
+        with contextlib.suppress(Exception):  # the state server may be gone by now
+            cluster.redis.delete(state.worker_key(name))
+            cluster.redis.srem(state.WORKERS, name)
+
+
+def _registered_workers(config: Config) -> dict[str, dict[str, str]]:
+    """The fresh entries of ``lf:workers`` by name; stale ones are removed."""
+    client = driver.Cluster(config).redis
+    dead_after = float((config.signal or {}).get("heartbeat_timeout") or HEARTBEAT_TIMEOUT)
+    names = sorted(state.text(name) for name in client.smembers(state.WORKERS))
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hgetall(state.worker_key(name))
+    entries = {}
+    for name, raw in zip(names, pipe.execute(), strict=True):
+        entry = {state.text(k): state.text(v) for k, v in raw.items()}
+        if state.now() - float(entry.get("heartbeat") or 0) > dead_after:
+            client.srem(state.WORKERS, name)  # killed: it never said goodbye
+            client.delete(state.worker_key(name))
+            continue
+        entries[name] = entry
+    return entries
 
 
 def _prune(cluster: driver.Cluster, keep_finished: float) -> None:
@@ -221,10 +293,17 @@ def start_worker(
     signals.worker_process_init.connect(_write_whole_lines, weak=False)
     signals.worker_ready.connect(_write_whole_lines, weak=False)
     signals.worker_ready.connect(_start_sweeper, weak=False)
+    signals.worker_shutting_down.connect(_mark_stopping, weak=False)
+    signals.worker_shutdown.connect(_unregister, weak=False)
     argv = ["worker", "-Q", ",".join(queues), "--loglevel", "INFO"]
     if name:
         argv += ["-n", name]
     app.worker_main([*argv, *celery_args])
+
+
+_MARK_STOPPING = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'state', 'stopping') end
+"""
 
 
 def stop_workers(config: Config, names: Sequence[str] = ()) -> list[str]:
@@ -238,16 +317,37 @@ def stop_workers(config: Config, names: Sequence[str] = ()) -> list[str]:
     alive = [name for reply in replies or [] for name in reply]
     if alive:
         app.control.shutdown(destination=alive)
+        # Busy ones finish their jobs first, answering nothing meanwhile: say so.
+        client = driver.Cluster(config).redis
+        with contextlib.suppress(RedisError):  # they are stopping all the same
+            for name in alive:  # unless it has already exited (and dropped its entry)
+                client.eval(_MARK_STOPPING, 1, state.worker_key(name))
     return alive
 
 
 def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
-    """Describe every live worker: name, pid, queues, concurrency, running jobs."""
+    """Describe every live worker: name, pid, queues, concurrency, running jobs, state.
+
+    The workers that answer are ``running``. A worker that is shutting down answers
+    nothing, but its own entry in the state server still lists it, as ``stopping``
+    (``running`` jobs unknown: ``None``) until it exits.
+
+    The entries also say how many workers should answer, so the question ends with
+    the last answer instead of waiting out ``timeout`` (each of its three rounds).
+    """
+    # Read first: a stopping worker may exit while the others answer. Best effort: the
+    # answers from the broker are the list, the entries only add the stopping workers
+    # (and an unreachable broker is the error to report, not the state server).
+    try:
+        registered = _registered_workers(config)
+    except RedisError:
+        registered = {}
+    expected = sum(entry.get("state") != "stopping" for entry in registered.values())
     app = create_app(config)
-    inspect = app.control.inspect(timeout=timeout)
-    stats = inspect.stats() or {}
-    queues = inspect.active_queues() or {}
-    active = inspect.active() or {}
+    stats = app.control.inspect(timeout=timeout, limit=expected or None).stats() or {}
+    inspect = app.control.inspect(list(stats), timeout=timeout, limit=len(stats))
+    queues = (inspect.active_queues() or {}) if stats else {}
+    active = (inspect.active() or {}) if stats else {}
     workers = []
     for name, info in sorted(stats.items()):
         pool = info.get("pool", {})
@@ -261,6 +361,19 @@ def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
                     {"job": job.get("name"), "args": job.get("args")}
                     for job in active.get(name, [])
                 ],
+                "state": "running",
             }
         )
+    for name, entry in registered.items():
+        if name not in stats:
+            workers.append(
+                {
+                    "name": name,
+                    "pid": int(entry["pid"]) if entry.get("pid") else None,
+                    "queues": [q for q in entry.get("queues", "").split(",") if q],
+                    "concurrency": entry.get("concurrency") or None,
+                    "running": None,
+                    "state": "stopping" if entry.get("state") == "stopping" else "not answering",
+                }
+            )
     return workers
