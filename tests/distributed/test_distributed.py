@@ -342,6 +342,6 @@ def test_a_successor_reads_its_predecessors_meta_records(cluster: Cluster) -> No
 def test_a_dag_stopped_by_a_task_ends_the_run_stopped_saying_so(cluster: Cluster) -> None:
     record, events = cluster.run("stops_a_dag", timeout=60)
     assert record["state"] == "stopped"
-    assert record["error"] == "DAG 'scan' was stopped by signal.stop_dag()"
+    assert record["error"] == "DAG 'scan' stopped by signal.stop_dag() in DAG 'main'"
     assert states(events)[("main", "steer")] == "succeeded"
     assert states(events)[("scan", "expose")] == "succeeded"  # it saw is_stopped

@@ -587,7 +587,7 @@ def test_stop_instance_halts_and_sets_the_flag_in_one_commit(engine: driver.Clus
     run_id = start_run(engine)
     driver.dag_job(engine, run_id, "main")
     begin(engine, run_id, "first")
-    channel = driver.RedisSignalChannel(engine, run_id)
+    channel = driver.RedisSignalChannel(engine, run_id, "main")
     flag = rs.run_key(run_id, "stop", "main")
     assert not channel.is_stopped("main")
     before = version(engine, run_id)
@@ -627,7 +627,7 @@ def test_stop_instance_of_a_done_instance_sets_no_flag(engine: driver.Cluster) -
     driver.stop_instance(engine, run_id, "main", Outcome.ABORTED)
 
     assert not engine.redis.exists(rs.run_key(run_id, "stop", "main"))
-    assert not driver.RedisSignalChannel(engine, run_id).is_stopped("main")
+    assert not driver.RedisSignalChannel(engine, run_id, "main").is_stopped("main")
     assert version(engine, run_id) == before
     assert dag_state(engine, run_id) == done
 
@@ -646,7 +646,7 @@ def test_halt_run_flags_the_running_instances_only(engine: driver.Cluster) -> No
 
     driver.halt_run(engine, run_id, Outcome.ABORTED, second, "first", "beam lost")
 
-    channel = driver.RedisSignalChannel(engine, run_id)
+    channel = driver.RedisSignalChannel(engine, run_id, "main")
     assert not channel.is_stopped("main")
     assert channel.is_stopped(second)
     assert engine.redis.get(rs.run_key(run_id, "stop", second)) == b"aborted"

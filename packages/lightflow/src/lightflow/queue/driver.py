@@ -551,7 +551,7 @@ def _run_task(
                     task,
                     data,
                     _MetaAwareDocument(cluster, run_id),
-                    TaskSignal(RedisSignalChannel(cluster, run_id), instance),
+                    TaskSignal(RedisSignalChannel(cluster, run_id, instance), instance),
                     context,
                     source=workflow.path,
                 )
@@ -751,6 +751,9 @@ class _Writes:
 
     def hset(self, key: str, field_name: str, value: Any) -> None:
         self.commands.append(("HSET", key, field_name, value))
+
+    def hsetnx(self, key: str, field_name: str, value: Any) -> None:
+        self.commands.append(("HSETNX", key, field_name, value))
 
     def hdel(self, key: str, field_name: str) -> None:
         self.commands.append(("HDEL", key, field_name))
@@ -993,12 +996,19 @@ def halt_run(
 
 
 def stop_instance(
-    cluster: Cluster, run_id: str, instance: str, outcome: Outcome = Outcome.STOPPED
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    outcome: Outcome = Outcome.STOPPED,
+    reason: str = "",
 ) -> None:
     """Halt one DAG instance: nothing more is queued, running tasks see is_stopped.
 
     The flag ``is_stopped`` reads is set by the commit that halts the instance, so a
-    task that ends because it saw the flag always finds its DAG halted.
+    task that ends because it saw the flag always finds its DAG halted. ``reason``
+    becomes the run's error (what ``workflow status`` says it stopped for) unless it
+    has one; only a commit that halts writes it, so an instance already done leaves a
+    successful run without one.
     """
 
     def stop(machine: DagRun, _state: dict[str, Any]) -> Step | None:
@@ -1006,6 +1016,8 @@ def stop_instance(
 
     def flag(writes: _Writes) -> None:
         writes.set(rs.run_key(run_id, "stop", instance), outcome.value)
+        if reason:
+            writes.hsetnx(rs.run_key(run_id), "error", reason)
 
     progress = _advance(cluster, run_id, instance, stop, also=flag)
     if progress is not None:
@@ -1120,11 +1132,15 @@ def job_failed(
 
 # -- signals -----------------------------------------------------------------------------
 class RedisSignalChannel:
-    """Signals between tasks and runs across processes and hosts, through Redis."""
+    """Signals between tasks and runs across processes and hosts, through Redis.
 
-    def __init__(self, cluster: Cluster, run_id: str) -> None:
+    ``dag`` is the DAG instance of the task the channel serves (named in reasons).
+    """
+
+    def __init__(self, cluster: Cluster, run_id: str, dag: str) -> None:
         self._cluster = cluster
         self._run_id = run_id
+        self._dag = dag
 
     def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
         workflow = self._cluster.workflow(self._run_id)
@@ -1171,14 +1187,10 @@ class RedisSignalChannel:
             pubsub.close()
 
     def stop_dag(self, name: str) -> bool:
-        client = self._cluster.redis
-        if not client.hexists(rs.run_key(self._run_id, "dags"), name):
+        if not self._cluster.redis.hexists(rs.run_key(self._run_id, "dags"), name):
             return False
-        # The run ends stopped: its record says why (unless something came first).
-        client.hsetnx(
-            rs.run_key(self._run_id), "error", f"DAG '{name}' was stopped by signal.stop_dag()"
-        )
-        stop_instance(self._cluster, self._run_id, name)
+        reason = f"DAG '{name}' stopped by signal.stop_dag() in DAG '{self._dag}'"
+        stop_instance(self._cluster, self._run_id, name, reason=reason)
         return True
 
     def stop_workflow(self, requested_by: str) -> None:
