@@ -843,11 +843,6 @@ main.define({{PythonTask("name_it", name_it): None}})
 '''
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/workflow_cmd.py still calls list_workflows(config.workflows) without "
-    "libraries=config.libraries; list_workflows takes them now",
-)
 def test_workflow_list_puts_the_libraries_on_the_path_as_run_does(tmp_path: Path) -> None:
     (tmp_path / "flows").mkdir()
     (tmp_path / "flows" / "uses_library.py").write_text(

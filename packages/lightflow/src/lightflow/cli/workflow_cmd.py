@@ -81,7 +81,7 @@ def workflow_list(state: CliState) -> None:
             "lightflow.cfg or set LIGHTFLOW_WORKFLOWS."
         )
         return
-    listings = list_workflows(config.workflows)
+    listings = list_workflows(config.workflows, config.libraries)
     if not listings:
         folders = ", ".join(str(p) for p in config.workflows)
         click.echo(f"No workflows found in {folders}.")

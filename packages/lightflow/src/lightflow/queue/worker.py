@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from ..api import check_state_server, finished_run_retention
 from ..models.dag import DEFAULT_QUEUE as DAG_QUEUE
+from ..workflows import add_libraries
 from . import driver, state
 from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
 
@@ -282,9 +283,7 @@ def start_worker(
 
     # Workflows import shared code from the configured libraries on workers too (the
     # pool's processes inherit the path).
-    for library in reversed(config.libraries):
-        if str(library) not in sys.path:
-            sys.path.insert(0, str(library))
+    add_libraries(config.libraries)
     app = create_app(config)
     signals.after_setup_logger.connect(_install_log_filter, weak=False)
     signals.after_setup_task_logger.connect(_install_log_filter, weak=False)
