@@ -54,7 +54,7 @@ INTERRUPT_GRACE = 5.0
 _running: set[LocalRun] = set()
 
 #: Set by :func:`stop_on_signals`: the process ends after its runs, so a run that gives
-#: up its tasks kills the process groups of this process's children.
+#: up its tasks kills the commands of this process's BashTasks.
 _process_ends_after_run = False
 
 
@@ -380,12 +380,14 @@ class LocalRun:
         """End an interrupted run without waiting for its running tasks any longer.
 
         The tasks are recorded as stopped; their threads are left to end on their own
-        (a BashTask still terminates its command) or with the process, whose children's
-        process groups are killed first under :func:`stop_on_signals`.
+        (a BashTask still terminates its command) or with the process, which kills the
+        BashTasks' commands first under :func:`stop_on_signals`.
         """
         self._given_up = True
         if _process_ends_after_run:
-            _kill_child_process_groups()
+            from ..tasks.bash_task import kill_running_commands
+
+            kill_running_commands()
         message = "still running when the run was interrupted; given up"
         for instance in list(self._instances.values()):
             for task, state in list(instance.run.states.items()):
@@ -564,48 +566,3 @@ def stop_on_signals() -> Iterator[None]:
         _process_ends_after_run = False
         for signum, before in previous.items():
             signal.signal(signum, before)
-
-
-def _kill_child_process_groups() -> None:
-    """SIGKILL every process group that a child of this process leads.
-
-    A BashTask runs its command in a session, and so a process group, of its own: the
-    group holds the command and whatever it started, even once bash has exited.
-    """
-    own = os.getpgrp()
-    for group in _child_process_groups() - {own}:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
-
-
-def _child_process_groups() -> set[int]:
-    """The process groups of this process's children (zombies included)."""
-    me = os.getpid()
-    groups: set[int] = set()
-    if os.path.isdir("/proc/self"):
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as stat_file:
-                    stat = stat_file.read()
-            except OSError:
-                continue
-            # Fields after the parenthesised command name: state, ppid, pgrp, ...
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) > 2 and int(fields[1]) == me:
-                groups.add(int(fields[2]))
-        return groups
-    import subprocess  # no /proc (macOS, BSD): ask ps
-
-    try:
-        listing = subprocess.run(
-            ["ps", "-A", "-o", "ppid=", "-o", "pgid="], capture_output=True, text=True, timeout=5
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return groups
-    for line in listing.splitlines():
-        columns = line.split()
-        if len(columns) == 2 and columns[0] == str(me) and columns[1].isdigit():
-            groups.add(int(columns[1]))
-    return groups
