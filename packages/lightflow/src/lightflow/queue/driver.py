@@ -1259,7 +1259,30 @@ def write_meta(cluster: Cluster, run_id: str, *, wait: bool = False) -> None:
             client.eval(_UNLOCK, 1, lock, token)
 
 
-class MetaWriter:
+class _BackgroundWork:
+    """Work done by one daemon thread per process (a forked pool process starts its own).
+
+    Subclasses implement :meth:`_run` and call :meth:`_ensure_thread` whenever they
+    queue work, holding their own lock.
+    """
+
+    THREAD_NAME = "lightflow-background"
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or self._pid != os.getpid():  # new, or forked
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, daemon=True, name=self.THREAD_NAME)
+            self._thread.start()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class MetaWriter(_BackgroundWork):
     """Writes runs' queued META entries from a background thread, a few at a time.
 
     A finished job asks for its run's queue to be written and returns; the thread
@@ -1269,23 +1292,18 @@ class MetaWriter:
     """
 
     DELAY = 0.05
+    THREAD_NAME = "lightflow-meta"
 
     def __init__(self) -> None:
+        super().__init__()
         self._due: dict[str, tuple[Cluster, float]] = {}
         self._wake = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
 
     def request(self, cluster: Cluster, run_id: str) -> None:
         """Have the run's queue written within :attr:`DELAY` seconds."""
         with self._wake:
             self._due.setdefault(run_id, (cluster, time.monotonic() + self.DELAY))
-            if self._thread is None or self._pid != os.getpid():  # new, or forked
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, daemon=True, name="lightflow-meta"
-                )
-                self._thread.start()
+            self._ensure_thread()
             self._wake.notify()
 
     def _run(self) -> None:
@@ -1311,27 +1329,22 @@ meta_writer = MetaWriter()
 
 
 # -- heartbeats and recovery -------------------------------------------------------------
-class Heartbeats:
+class Heartbeats(_BackgroundWork):
     """Marks this process's running tasks alive in ``lf:running`` every few seconds."""
 
     INTERVAL = 2.0
+    THREAD_NAME = "lightflow-heartbeat"
 
     def __init__(self) -> None:
+        super().__init__()
         self._entries: dict[str, tuple[Cluster, dict[str, Any]]] = {}
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
 
     def keep_alive(self, cluster: Cluster, field_name: str, entry: dict[str, Any]) -> None:
         """Keep refreshing a running task's registry entry (written by its begin commit)."""
         with self._lock:
             self._entries[field_name] = (cluster, entry)
-            if self._thread is None or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._beat, daemon=True, name="lightflow-heartbeat"
-                )
-                self._thread.start()
+            self._ensure_thread()
 
     def remove(self, cluster: Cluster, field_name: str, *, delete: bool = True) -> None:
         """Stop beating for a task; ``delete`` also drops its registry entry."""
@@ -1340,7 +1353,7 @@ class Heartbeats:
         if delete:
             cluster.redis.hdel(rs.RUNNING, field_name)
 
-    def _beat(self) -> None:
+    def _run(self) -> None:
         while True:
             time.sleep(self.INTERVAL)
             with self._lock:
@@ -1479,7 +1492,7 @@ def keep_log_line(line: str) -> None:
         log_shipper.add(entry[1], entry[0][0], line)
 
 
-class LogShipper:
+class LogShipper(_BackgroundWork):
     """Appends tasks' log lines to their runs' logs (``lf:run:<id>:logs``) in batches.
 
     A line is written by a background thread at most :attr:`INTERVAL` seconds after
@@ -1489,24 +1502,19 @@ class LogShipper:
     """
 
     INTERVAL = 0.25
+    THREAD_NAME = "lightflow-logs"
 
     def __init__(self) -> None:
+        super().__init__()
         self._pending: dict[str, tuple[Cluster, list[str]]] = {}
         self._wake = threading.Condition()
         self._flushing = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
 
     def add(self, cluster: Cluster, run_id: str, line: str) -> None:
         """Queue a line of a run; it is written within :attr:`INTERVAL` seconds."""
         with self._wake:
             self._pending.setdefault(run_id, (cluster, []))[1].append(line)
-            if self._thread is None or self._pid != os.getpid():  # new, or forked
-                self._pid = os.getpid()
-                self._thread = threading.Thread(
-                    target=self._run, daemon=True, name="lightflow-logs"
-                )
-                self._thread.start()
+            self._ensure_thread()
             self._wake.notify()
 
     def flush(self) -> None:
