@@ -204,15 +204,29 @@ class WorkerProcess:
             env=self.env,
             cwd=self.cwd,
         )
+        try:
+            self.wait_for_log("ready.", timeout)
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError(f"worker {self.name} did not start:\n{self.log()[-3000:]}") from None
+        return self
+
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> None:
+        """Wait until the worker's output holds ``text``.
+
+        Raises:
+            RuntimeError: Not within ``timeout`` seconds, or the worker exited first;
+                the message holds the end of its output.
+        """
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "ready." in self.log():
-                return self
-            if self.process.poll() is not None:
-                break
+        while text not in self.log():
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited:\n{self.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"worker {self.name} did not log {text!r}:\n{self.log()[-3000:]}"
+                )
             time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"worker {self.name} did not start:\n{self.log()[-3000:]}")
 
     def log(self) -> str:
         return Path(self._log.name).read_text(errors="replace")

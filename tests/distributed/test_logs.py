@@ -85,10 +85,7 @@ def test_one_printed_line_is_one_tagged_line_from_any_thread_of_the_task(
         "main/frames: on_line: frame_00001.cbf",
     ]
     tag = f"[{record['id'][:8]}/main/frames] on_line: frame_00001.cbf"
-    deadline = time.monotonic() + 10
-    while tag not in cluster.workers[0].log():
-        assert time.monotonic() < deadline, cluster.workers[0].log()[-2000:]
-        time.sleep(0.1)
+    cluster.workers[0].wait_for_log(tag, timeout=10)
 
 
 def test_lines_are_kept_while_the_state_server_is_down_and_written_after() -> None:
