@@ -88,6 +88,15 @@ def test_one_printed_line_is_one_tagged_line_from_any_thread_of_the_task(
     cluster.workers[0].wait_for_log(tag, timeout=10)
 
 
+def test_a_thread_left_running_by_a_task_is_not_the_next_tasks(cluster: Cluster) -> None:
+    """Its lines must never land in the log of a later task (of any run)."""
+    record, _ = cluster.run("orphan_thread")
+    assert record["state"] == "succeeded", record
+    kept = api.run_logs(record["id"], config=cluster.config)
+    assert any("main/later: later done" in line for line in kept)
+    assert not [line for line in kept if "main/later" in line and "left behind" in line]
+
+
 def test_lines_are_kept_while_the_state_server_is_down_and_written_after() -> None:
     """A failed write keeps its lines, ahead of newer ones: nothing lost, order kept."""
     shipper = driver.LogShipper()

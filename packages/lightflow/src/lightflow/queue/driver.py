@@ -1440,22 +1440,35 @@ def _dag_name(cluster: Cluster, run_id: str, instance: str) -> str:
 
 
 # -- task output in the worker log and the run's log -------------------------------------
+@dataclass
+class _RunningTask:
+    """A task running in this process, for tagging what its threads write."""
+
+    tag: tuple[str, str, str]  # run id, DAG instance, task
+    cluster: Cluster
+    #: Threads alive when the task started: none of them was started by the task.
+    older: set[threading.Thread]
+
+
 class task_logging:
     """While a task runs, tag log records with run/DAG/task and keep them per run.
 
     Records from threads the task started (a BashTask's output callbacks) count as
     the task's too when it is the only task running in the process, as it always is
-    in a prefork pool process. Lines reach the run's log within
+    in a prefork pool process; a thread that was there before the task (one an
+    earlier task left running) is not the task's. Lines reach the run's log within
     :attr:`LogShipper.INTERVAL` seconds (so ``workflow logs --follow`` shows a long
     task as it goes), and all of them before the task's end is recorded.
     """
 
     def __init__(self, cluster: Cluster, run_id: str, instance: str, task: str) -> None:
-        self._entry = ((run_id, instance, task), cluster)
+        self._tag = (run_id, instance, task)
+        self._cluster = cluster
 
     def __enter__(self) -> None:
+        entry = _RunningTask(self._tag, self._cluster, set(threading.enumerate()))
         with _running_lock:
-            _running_tasks[threading.get_ident()] = self._entry
+            _running_tasks[threading.get_ident()] = entry
 
     def __exit__(self, *exc: object) -> None:
         for stream in (sys.stdout, sys.stderr):  # a last line without its newline
@@ -1466,15 +1479,15 @@ class task_logging:
 
 
 #: The tasks running in this process, by the thread running each.
-_running_tasks: dict[int, tuple[tuple[str, str, str], Cluster]] = {}
+_running_tasks: dict[int, _RunningTask] = {}
 _running_lock = threading.Lock()
 
 
-def _current_task() -> tuple[tuple[str, str, str], Cluster] | None:
+def _current_task() -> _RunningTask | None:
     entry = _running_tasks.get(threading.get_ident())
     if entry is None:  # perhaps a thread the task started
         running = list(_running_tasks.values())  # one copy: tasks come and go meanwhile
-        if len(running) == 1:
+        if len(running) == 1 and threading.current_thread() not in running[0].older:
             entry = running[0]
     return entry
 
@@ -1482,14 +1495,14 @@ def _current_task() -> tuple[tuple[str, str, str], Cluster] | None:
 def current_task_tag() -> tuple[str, str, str] | None:
     """``(run_id, dag, task)`` of the task this thread works for, if any."""
     entry = _current_task()
-    return entry[0] if entry is not None else None
+    return entry.tag if entry is not None else None
 
 
 def keep_log_line(line: str) -> None:
     """Queue a formatted log line for the run log of the task this thread works for."""
     entry = _current_task()
     if entry is not None:
-        log_shipper.add(entry[1], entry[0][0], line)
+        log_shipper.add(entry.cluster, entry.tag[0], line)
 
 
 class LogShipper(_BackgroundWork):
