@@ -971,3 +971,101 @@ def test_uncopyable_output_for_a_fan_out_fails_the_task_clearly(tmp_path):
     assert result.outcome == "failed"
     assert result.failed_task in ("a", "b")
     assert "cannot be copied" in result.error
+
+
+def test_traceback_shows_the_chained_causes_oldest_first(tmp_path):
+    path = write_workflow(
+        tmp_path,
+        """
+import json
+from lightflow.models import Dag
+from lightflow.tasks import PythonTask
+
+def helper(text):
+    return json.loads(text)
+
+def configure(data, store, signal, context):
+    try:
+        helper("{bad")
+    except ValueError as e:
+        raise RuntimeError("could not parse config") from e
+
+d = Dag("main", schema={PythonTask("configure", configure): None})
+""",
+    )
+    result = run_workflow(str(path))
+    assert result.outcome == "failed"
+    assert result.error == "RuntimeError: could not parse config"
+    tb = result.traceback
+    cause, separator, rest = tb.partition(
+        "\nThe above exception was the direct cause of the following exception:\n\n"
+    )
+    assert separator, tb
+    assert cause.startswith("Traceback (most recent call last):")
+    assert "in helper" in cause and "json.loads(text)" in cause
+    assert "JSONDecodeError" in cause.rstrip().splitlines()[-1]
+    assert rest.startswith("Traceback (most recent call last):")
+    assert "in configure" in rest and "in helper" not in rest
+    assert rest.rstrip().endswith("RuntimeError: could not parse config")
+    assert "lightflow/local" not in tb and "lightflow/execution" not in tb
+    assert "During handling" not in tb  # a cause hides the context, as in Python
+
+
+def test_traceback_shows_an_implicit_context_and_survives_a_cycle():
+    from lightflow.execution import user_traceback
+
+    def handle():
+        try:
+            {}["missing"]
+        except KeyError:
+            raise OSError("cleanup failed")  # noqa: B904 - the implicit context is the point
+
+    try:
+        handle()
+    except OSError as error:
+        caught = error
+    tb = user_traceback(caught)
+    assert tb is not None
+    first, separator, last = tb.partition(
+        "\nDuring handling of the above exception, another exception occurred:\n\n"
+    )
+    assert separator, tb
+    assert first.rstrip().endswith("KeyError: 'missing'")
+    assert last.rstrip().endswith("OSError: cleanup failed")
+
+    context = caught.__context__
+    assert context is not None
+    context.__context__ = caught  # a cycle: each the context of the other
+    tb = user_traceback(caught)
+    assert tb is not None and tb.count("OSError: cleanup failed") == 1
+    assert tb.count("KeyError: 'missing'") == 1
+
+    caught.__suppress_context__ = True  # `raise ... from None`
+    tb = user_traceback(caught)
+    assert tb is not None and "KeyError" not in tb and "During handling" not in tb
+
+
+def test_chained_frames_of_code_pickled_by_value_are_attributed_to_the_workflow(tmp_path):
+    from lightflow.execution import user_traceback
+
+    source = tmp_path / "flow.py"
+    text = (
+        "import json\n"
+        "def configure():\n"
+        "    try:\n"
+        "        json.loads('{bad')\n"
+        "    except ValueError as e:\n"
+        "        raise RuntimeError('could not parse config') from e\n"
+    )
+    source.write_text(text)
+    namespace: dict[str, Any] = {}
+    exec(compile(text, "<dynamic-code>", "exec"), namespace)  # as cloudpickle's code
+    try:
+        namespace["configure"]()
+    except RuntimeError as error:
+        caught = error
+    tb = user_traceback(caught, source)
+    assert tb is not None and "<dynamic-code>" not in tb
+    cause, _, rest = tb.partition("The above exception was the direct cause")
+    assert f'"{source}", line 4, in configure' in cause and "json.loads('{bad')" in cause
+    assert f'"{source}", line 6, in configure' in rest

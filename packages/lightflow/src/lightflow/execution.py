@@ -158,6 +158,10 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
 def user_traceback(
     error: BaseException, source: Path | None = None, task: BaseTask | None = None
 ) -> str | None:
@@ -171,18 +175,68 @@ def user_traceback(
     is only where the task's code is (``None`` when that is not known).
     Frames of code unpickled by cloudpickle (file ``<dynamic-code>``) are attributed
     to ``source``, with the source line when that file is readable here.
+
+    Like Python's own traceback, the exceptions ``error`` was raised from
+    (``__cause__``) or while handling (``__context__``, unless suppressed) come first,
+    oldest first, each with its frames filtered the same way.
     """
-    summary = _traceback.StackSummary.from_list(
-        [_attributed(frame, source) for frame in _traceback.extract_tb(error.__traceback__)]
-    )
-    user_frames = [frame for frame in summary if not _is_ours(frame.filename)]
-    if not user_frames and isinstance(error, LightflowError):
-        where = _user_code(task, source) if task is not None else None
+    chain = _exception_chain(error)
+    where = _user_code(task, source) if task is not None else None
+    if len(chain) == 1 and isinstance(error, LightflowError) and not _user_frames(error, source):
         return "".join(_traceback.StackSummary.from_list([where]).format()) if where else None
-    frames = _traceback.StackSummary.from_list(user_frames or summary)
+    parts: list[str] = []
+    for exc, separator in chain:
+        parts.append(_format_exception(exc, source, where))
+        if separator:
+            parts.append(separator)
+    return "".join(parts)
+
+
+def _exception_chain(error: BaseException) -> list[tuple[BaseException, str | None]]:
+    """``error`` and the exceptions it was raised from or during, oldest first.
+
+    Each with the separator printed after it (``None`` for ``error`` itself); an
+    exception already in the chain ends it (a cycle).
+    """
+    chain: list[tuple[BaseException, str | None]] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    separator: str | None = None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append((current, separator))
+        if current.__cause__ is not None:
+            current, separator = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, separator = current.__context__, _CONTEXT
+        else:
+            current = None
+    return chain[::-1]
+
+
+def _frames(error: BaseException, source: Path | None) -> list[_traceback.FrameSummary]:
+    return [_attributed(frame, source) for frame in _traceback.extract_tb(error.__traceback__)]
+
+
+def _user_frames(error: BaseException, source: Path | None) -> list[_traceback.FrameSummary]:
+    return [frame for frame in _frames(error, source) if not _is_ours(frame.filename)]
+
+
+def _format_exception(
+    error: BaseException, source: Path | None, where: _traceback.FrameSummary | None
+) -> str:
+    """One exception of a chain: its user frames (all, if none is the user's) and line.
+
+    One of Lightflow's own checks (a ``LightflowError`` with no user frame) shows
+    ``where`` the task's code is instead, when that is known.
+    """
+    frames = _user_frames(error, source)
+    if not frames:
+        own_check = isinstance(error, LightflowError) and where is not None
+        frames = [where] if own_check and where else _frames(error, source)
     lines = [
         "Traceback (most recent call last):\n",
-        *frames.format(),
+        *_traceback.StackSummary.from_list(frames).format(),
         *_traceback.format_exception_only(type(error), error),
     ]
     return "".join(lines)
