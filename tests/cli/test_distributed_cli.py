@@ -547,6 +547,8 @@ def test_monitor_prints_one_line_per_event_and_ctrl_c_ends_it_quietly(
         event("workflow_finished", outcome="failed", duration=1.0),
     ]  # fmt: skip
     followed = fake_follow(monkeypatch, events, {}, then=interrupt)
+    monkeypatch.setattr(api, "check_state_server", lambda config: None)
+    monkeypatch.setattr(api, "run_status", lambda run_id, *, config: {"id": RUN_ID})
     result: Result = invoke("monitor")
     assert result.exit_code == 0
     assert followed == [None]
@@ -563,7 +565,7 @@ def test_monitor_prints_one_line_per_event_and_ctrl_c_ends_it_quietly(
     assert "Traceback" not in result.stderr and "Error" not in result.stderr
 
     detailed = invoke("monitor", "-d", "3f2a").stdout.splitlines()
-    assert followed[-1] == "3f2a"
+    assert followed[-1] == RUN_ID  # the prefix resolved first
     assert RUN_ID in detailed[3] and "cpu1@beamline" in detailed[3]
 
 
@@ -709,3 +711,40 @@ def test_workflow_start_without_wait_asks_no_worker(
     result = invoke("workflow", "start", "exposure", "exposure=1")
     time.sleep(0.3)
     assert result.exit_code == 0 and result.stdout == f"{RUN_ID}\n" and pinged == []
+
+
+def test_monitor_of_an_unknown_run_is_the_error_alone(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lightflow.exceptions import LightflowError
+
+    def unknown(run_id: str, *, config: Any) -> Any:
+        raise LightflowError(f"no workflow run with id '{run_id}'")
+
+    monkeypatch.setattr(api, "run_status", unknown)
+    followed = fake_follow(monkeypatch, [], {})
+    result = invoke("monitor", "zzzz")
+    line = assert_one_error_line(result, 1)
+    assert result.stderr == f"{line}\n" and "no workflow run with id 'zzzz'" in line
+    assert result.stdout == "" and followed == []
+
+
+@pytest.mark.parametrize("args", [["monitor"], ["monitor", RUN_ID]])
+def test_monitor_against_an_unreachable_state_server_is_the_error_alone(
+    site: Path, args: list[str]
+) -> None:
+    result = invoke(*args)
+    line = assert_one_error_line(result, 1)
+    assert result.stderr == f"{line}\n"
+    assert "cannot reach the Redis state server" in line
+
+
+def test_monitor_header_names_the_full_run_id_of_a_prefix(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "run_status", lambda run_id, *, config: {"id": RUN_ID})
+    followed = fake_follow(monkeypatch, [event("workflow_finished", outcome="succeeded")], {})
+    result = invoke("monitor", "3f2a")
+    assert result.exit_code == 0
+    assert result.stderr == f"Events of run {RUN_ID} (Ctrl-C to end):\n"
+    assert followed == [RUN_ID]

@@ -32,6 +32,11 @@ def monitor_command(state: CliState, run_id: str | None, details: bool) -> None:
 
     config = distributed_config(state)
     state.apply_logging()
+    # An unknown run id or an unreachable state server is the error alone, no header.
+    if run_id:
+        run_id = api.run_status(run_id, config=config)["id"]
+    else:
+        api.check_state_server(config)
     which = f"run {run_id}" if run_id else "all workflow runs"
     click.echo(f"Events of {which} (Ctrl-C to end):", err=True)
     try:
