@@ -78,7 +78,7 @@ def test_a_task_interrupted_by_a_cold_shutdown_is_handed_back(cluster: Cluster) 
     doomed.wait_for_log("exposing")
     os.kill(doomed.pid, signal.SIGQUIT)
     doomed.process.wait(30)
-    assert "handed task main/slow back: worker shutting down" in doomed.log()
+    assert "worker shutting down: task main/slow queued again" in doomed.log()
     assert api.run_status(run_id, config=cluster.config)["state"] == "running"
     cluster.worker("warm", queues="coldq", concurrency=1)
     record = api.follow_events(

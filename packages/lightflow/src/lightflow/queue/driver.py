@@ -486,11 +486,13 @@ def _run_task(
     workflow = cluster.workflow(run_id)
     worker = f"{cluster.hostname}/{os.getpid()}"
     running = rs.running_field(run_id, instance, task_name)
-    beat = {"attempt": attempt, "worker": worker, "heartbeat": rs.now()}
     started: list[RunEvent] = []
     start_time = cluster.recorder(run_id, workflow.name, started).task_started(
         instance, task_name, worker
     )
+    # "started": a task recorded failed by another process (its worker died) keeps
+    # its real duration.
+    beat = {"attempt": attempt, "worker": worker, "heartbeat": rs.now(), "started": start_time}
     known = cluster.cached_spec(run_id, instance)
     have = handoff.blobs if handoff is not None else {}
     reads = [] if known is None else _input_keys(run_id, instance, known, task_name)
@@ -557,9 +559,10 @@ def _run_task(
                 )
             except SystemExit:  # only the pool process's termination gets through
                 left_to_sweeper = True
-                if _task_lost(cluster, run_id, instance, task_name, attempt, worker, "shut down"):
+                done_with = _task_lost(cluster, run_id, instance, task_name, beat, "shut down")
+                if done_with:
                     logger.warning(
-                        "handed task %s/%s back: worker shutting down", instance, task_name
+                        "worker shutting down: task %s/%s %s", instance, task_name, done_with
                     )
                 left_to_sweeper = False
                 raise
@@ -1384,7 +1387,7 @@ def recover_lost_tasks(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
         field_name = rs.text(raw_field)
         run_id, instance, task_name = field_name.split("|", 2)
         client.hdel(rs.RUNNING, field_name)
-        if _task_lost(cluster, run_id, instance, task_name, entry["attempt"], entry["worker"]):
+        if _task_lost(cluster, run_id, instance, task_name, entry):
             handled.append(field_name)
     return handled
 
@@ -1394,19 +1397,21 @@ def _task_lost(
     run_id: str,
     instance: str,
     task_name: str,
-    attempt: str,
-    worker: str,
+    entry: Mapping[str, Any],
     what: str = "died",
-) -> bool:
+) -> str:
     """Queue a running task whose worker went away (``what`` it did) again.
 
-    A task that is not safe to re-run fails its run with a record instead. Returns
-    whether this call acted: ``False`` if the attempt was no longer the running one.
+    ``entry`` is the task's ``lf:running`` entry (attempt, worker, start time). A task
+    that is not safe to re-run fails its run with a record instead. Returns what was
+    done (``"queued again"``, ``"failed: not safe to re-run"``), or ``""`` if the
+    attempt was no longer the running one.
     """
+    attempt, worker = entry["attempt"], entry["worker"]
     try:
         rerun = cluster.dag(run_id, _dag_name(cluster, run_id, instance)).task(task_name).rerun_safe
     except LightflowError:
-        return False
+        return ""
     reason = (
         f"worker {worker} {what} while task '{task_name}' ran; the task is not marked "
         "safe to re-run (rerun_safe = False)"
@@ -1422,14 +1427,19 @@ def _task_lost(
 
     progress = _advance(cluster, run_id, instance, lost)
     if progress is None:
-        return False
+        return ""
     if not rerun:
         cluster.recorder(run_id, cluster.workflow(run_id).name).task_finished(
-            instance, task_name, TaskState.FAILED.value, worker=worker, message=reason
+            instance,
+            task_name,
+            TaskState.FAILED.value,
+            worker=worker,
+            message=reason,
+            started_at=entry.get("started"),
         )
         halt_run(cluster, run_id, Outcome.STOPPED, instance, task_name, reason)
     _carry_out(cluster, run_id, instance, progress)
-    return True
+    return "queued again" if rerun else "failed: not safe to re-run"
 
 
 def _dag_name(cluster: Cluster, run_id: str, instance: str) -> str:
