@@ -346,3 +346,38 @@ def test_a_dag_stopped_by_a_task_ends_the_run_stopped_saying_so(cluster: Cluster
     assert record["error"] == "DAG 'scan' stopped by signal.stop_dag() in DAG 'main'"
     assert states(events)[("main", "steer")] == "succeeded"
     assert states(events)[("scan", "expose")] == "succeeded"  # it saw is_stopped
+
+
+def test_a_workflow_the_workers_cannot_load_fails_naming_worker_and_module(
+    cluster: Cluster, tmp_path
+) -> None:
+    """The client has a library folder the workers lack: the run says so and ends."""
+    from lightflow.config import Config
+
+    library = tmp_path / "client_only"
+    library.mkdir()
+    (library / "client_only_helpers.py").write_text("def frames():\n    return 4\n")
+    workflow = tmp_path / "needs_helpers.py"
+    workflow.write_text(
+        "from client_only_helpers import frames\n"
+        "from lightflow.models import Dag\n"
+        "from lightflow.tasks import PythonTask\n"
+        "d = Dag('main')\n"
+        "d.define({PythonTask('count', lambda *args: frames()): None})\n"
+    )
+    config = Config.from_dict(
+        {
+            "celery": cluster.config.celery,
+            "signal": cluster.config.signal,
+            "store": cluster.config.store,
+            "libraries": [str(library)],
+        }
+    )
+    run_id = api.start_workflow(str(workflow), {}, config=config)
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=lambda _event: None, timeout=30
+    )
+    assert record is not None and record["state"] == "failed"
+    assert record["error"].startswith("the workflow cannot be loaded on worker ")
+    assert "ModuleNotFoundError: No module named 'client_only_helpers'" in record["error"]
+    assert "internal error" not in record["error"]

@@ -160,7 +160,14 @@ class Cluster:
             blob = self.redis.get(rs.run_key(run_id, "workflow"))
             if blob is None:
                 raise LightflowError(f"run {run_id} is unknown to the state server")
-            workflow = cloudpickle.loads(blob)
+            try:
+                workflow = cloudpickle.loads(blob)
+            except Exception as error:  # a module it imports is not installed here
+                raise LightflowError(
+                    f"the workflow cannot be loaded on worker {self.hostname}/{os.getpid()}: "
+                    f"{type(error).__name__}: {error}; make the modules it imports "
+                    "importable there (install them, or the worker's 'libraries' setting)"
+                ) from None
             with self._lock:
                 _remember(self._workflows, run_id, workflow)
         return workflow
@@ -1100,8 +1107,11 @@ def job_failed(
     and the run halted, so a broken job never leaves a run ``running`` forever. Best
     effort: if the state server itself is unreachable there is nothing to record in.
     """
-    message = f"internal error in the {'task' if task else 'DAG' if instance else 'workflow'}"
-    message += f" job: {type(error).__name__}: {error}"
+    if isinstance(error, LightflowError):  # says what is wrong and what to do
+        message = str(error)
+    else:
+        job = "task" if task else "DAG" if instance else "workflow"
+        message = f"internal error in the {job} job: {type(error).__name__}: {error}"
     client = cluster.redis
     if instance is not None:
 
