@@ -748,3 +748,74 @@ def test_monitor_header_names_the_full_run_id_of_a_prefix(
     assert result.exit_code == 0
     assert result.stderr == f"Events of run {RUN_ID} (Ctrl-C to end):\n"
     assert followed == [RUN_ID]
+
+
+FOLLOW_FOREVER_DRIVER = f"""\
+import sys, time
+from pathlib import Path
+from lightflow import api
+from lightflow.cli.main import main
+
+def start(name, arguments, *, config, queue, keep_data):
+    return {RUN_ID!r}
+
+def follow(*, config, run_id=None, on_event, stop_when_finished=True):
+    Path("following").touch()
+    time.sleep(60)
+
+api.start_workflow = start
+api.follow_events = follow
+main(sys.argv[1:])
+"""
+
+
+def test_sigterm_while_waiting_leaves_the_run_going(site: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from . import clean_environment
+
+    (site / "driver.py").write_text(FOLLOW_FOREVER_DRIVER)
+    process = subprocess.Popen(
+        [sys.executable, "driver.py", "workflow", "start", "exposure", "exposure=1", "-w"],
+        cwd=site,
+        env=clean_environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not (site / "following").exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the driver never started following"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 143, stderr
+    assert stdout == f"{RUN_ID}\n"
+    assert stderr.startswith("Stopped following run 3f2a9c1b; it goes on ")
+    assert f"lightflow workflow stop {RUN_ID}" in stderr
+    assert "Error" not in stderr and "Traceback" not in stderr
+
+
+def test_waiting_handles_sigterm_only_while_it_follows(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    fake_start(monkeypatch)
+    before = signal.getsignal(signal.SIGTERM)
+    during: list[Any] = []
+    record = {"id": RUN_ID, "workflow": "exposure", "state": "succeeded"}
+    fake_follow(monkeypatch, [event("workflow_finished", outcome="succeeded")], record,
+                then=lambda: during.append(signal.getsignal(signal.SIGTERM)))  # fmt: skip
+    result = invoke("workflow", "start", "exposure", "exposure=1", "-w")
+    assert result.exit_code == 0, result.stderr
+    assert during and during[0] is not before
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -165,6 +168,31 @@ def workflow_start(
         _wait_for(run_id, config, queue)
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived while ``--wait`` followed a run (like KeyboardInterrupt for SIGINT)."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """While active, SIGTERM raises :class:`_Terminated` in the main thread.
+
+    So that ``--wait`` ends on SIGTERM as on Ctrl-C: it stops following, not the run.
+    The previous handler is restored after; off the main thread this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 #: Seconds a run followed with ``--wait`` may stay queued before the command looks for
 #: a live worker that consumes its queue (and says so once when there is none).
 QUEUED_NOTE_AFTER = 5.0
@@ -185,14 +213,15 @@ def _wait_for(run_id: str, config: Config, queue: str) -> None:
 
     watch.start()
     try:
-        record = api.follow_events(config=config, run_id=run_id, on_event=on_event)
-    except KeyboardInterrupt:
+        with _sigterm_interrupts():
+            record = api.follow_events(config=config, run_id=run_id, on_event=on_event)
+    except (KeyboardInterrupt, _Terminated) as interrupted:
         click.echo(
             f"Stopped following run {short_id(run_id)}; it goes on "
             f"(`lightflow workflow stop {run_id}` stops it).",
             err=True,
         )
-        sys.exit(130)
+        sys.exit(128 + (signal.SIGTERM if isinstance(interrupted, _Terminated) else signal.SIGINT))
     finally:
         watch.stop()
     result = tally.result(record or {"id": run_id})
