@@ -58,6 +58,8 @@ def test_a_job_a_worker_cannot_record_goes_back_to_its_queue(
             str(WORKFLOWS / "tiny.py"), {"n": "5"}, config=cluster.config, queue="outage"
         )
         cut_off.wait_for_log("the job goes back to its queue")
+        cut_off.wait_for_log("reject requeue=True")  # Celery's line for it, no traceback
+        assert "Traceback" not in cut_off.log()
         assert api.run_status(run_id, config=cluster.config)["state"] == "queued"
     finally:
         cut_off.stop()

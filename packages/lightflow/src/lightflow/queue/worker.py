@@ -111,6 +111,22 @@ def _write_whole_lines(**_: Any) -> None:
             setattr(sys, name, LineWriter(stream))
 
 
+class _RequeueWithoutTraceback(logging.Filter):
+    """Drops the traceback Celery logs with a rejected job.
+
+    Lightflow rejects a job only to send it back to its queue while the state server
+    is unreachable, and says so in one line first; Celery's traceback of the
+    ``Reject`` would repeat at every try.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from celery.exceptions import Reject
+
+        if record.exc_info and isinstance(record.exc_info[1], Reject):
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def _install_log_filter(logger: logging.Logger | None = None, **_: Any) -> None:
     """Put a :class:`TaskTagFilter` on every handler of every logger.
 
@@ -285,6 +301,7 @@ def start_worker(
     # pool's processes inherit the path).
     add_libraries(config.libraries)
     app = create_app(config)
+    logging.getLogger("celery.app.trace").addFilter(_RequeueWithoutTraceback())
     signals.after_setup_logger.connect(_install_log_filter, weak=False)
     signals.after_setup_task_logger.connect(_install_log_filter, weak=False)
     signals.worker_process_init.connect(_install_log_filter, weak=False)
