@@ -252,6 +252,8 @@ def test_worker_status_is_a_table_and_details_list_the_jobs(
 
     only_gpu = invoke("worker", "status", "-f", "gpu").stdout.splitlines()
     assert len(only_gpu) == 2 and only_gpu[1].startswith("gpu1@beamline")
+    none = invoke("worker", "status", "-f", "nosuch,other")
+    assert none.exit_code == 0 and none.stdout == "No worker consumes nosuch, other.\n"
 
 
 def test_worker_status_without_workers(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:

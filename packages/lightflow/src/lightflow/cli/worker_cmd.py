@@ -98,12 +98,15 @@ def worker_status(state: CliState, details: bool, filter_queues: str | None) -> 
 
     config = distributed_config(state)
     workers = _on_broker(config, lambda: describe_workers(config))
-    if filter_queues:
-        wanted = {queue.strip() for queue in filter_queues.split(",")}
-        workers = [w for w in workers if wanted & set(w.get("queues") or [])]
     if not workers:
         click.echo("No workers are running.")
         return
+    if filter_queues:
+        wanted = {queue.strip() for queue in filter_queues.split(",")}
+        workers = [w for w in workers if wanted & set(w.get("queues") or [])]
+        if not workers:
+            click.echo(f"No worker consumes {', '.join(sorted(wanted))}.")
+            return
     rows = [("NAME", "PID", "QUEUES", "CONCURRENCY", "RUNNING", "STATE")]
     for worker in workers:
         running = worker.get("running")
