@@ -14,9 +14,8 @@ so a task cancelled by a halt is dropped instead of run.
 stopped once they have ended. Tasks still running after :data:`INTERRUPT_GRACE`
 seconds, or when a second interrupt comes, are given up: the run ends without them.
 Under :func:`stop_on_signals` (``lightflow run``) SIGINT and SIGTERM interrupt the
-runs, and since the process ends after its run, giving up also kills the process
-groups that children of this process lead (BashTask commands run in sessions of their
-own), so no command outlives the process.
+runs, and since the process ends after its run, giving up also kills the commands of
+its BashTasks (they run in sessions of their own), so no command outlives the process.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from ..models.context import TaskContext
 from ..models.dag import Dag
 from ..models.task_data import MultiTaskData
 from ..records import EventListener, RunRecorder
-from ..signal import TaskSignal
+from ..signal import TaskSignal, stop_dag_reason, stop_workflow_reason
 from ..store.base import DataStore
 from ..workflows import Workflow
 from .output import whole_lines
@@ -499,9 +498,7 @@ class _LocalChannel:
             if name not in run._instances:
                 return False
             run._stop_requested.add(name)
-            run._dag_stop_reasons.setdefault(
-                name, f"DAG '{name}' stopped by signal.stop_dag() in DAG '{self._dag_name}'"
-            )
+            run._dag_stop_reasons.setdefault(name, stop_dag_reason(name, self._dag_name))
         run._post(run._stop_dag, name)
         return True
 
@@ -509,9 +506,7 @@ class _LocalChannel:
         run = self._run
         with run._lock:
             run._stop_requested.update(run._instances)
-            run._stop_reason = run._stop_reason or (
-                f"stopped by signal.stop_workflow() in DAG '{requested_by}'"
-            )
+            run._stop_reason = run._stop_reason or stop_workflow_reason(requested_by)
         run._post(run._halt_all, Outcome.STOPPED)
 
     def is_stopped(self, dag_name: str) -> bool:
@@ -532,8 +527,8 @@ def stop_on_signals() -> Iterator[None]:
     the process ending at once with its commands left behind; a second signal gives
     up the tasks still running. Outside a run (the workflow still loading) a signal
     does what it did before. For a process that ends after its run (``lightflow
-    run``): a run that gives up its tasks kills *every* process group led by a child
-    of this process. Only the main thread can handle signals: anywhere else this does
+    run``): a run that gives up its tasks kills the commands of this process's
+    BashTasks. Only the main thread can handle signals: anywhere else this does
     nothing.
     """
     global _process_ends_after_run

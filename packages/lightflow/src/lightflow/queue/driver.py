@@ -44,7 +44,7 @@ from ..models.context import TaskContext
 from ..models.dag import Dag
 from ..models.task_data import MultiTaskData
 from ..records import RunRecorder
-from ..signal import TaskSignal
+from ..signal import TaskSignal, stop_dag_reason, stop_workflow_reason
 from ..store.base import DATA, META, DataStore, DataStoreDocument
 from ..workflows import Workflow
 from . import state as rs
@@ -1202,8 +1202,7 @@ class RedisSignalChannel:
     def stop_dag(self, name: str) -> bool:
         if not self._cluster.redis.hexists(rs.run_key(self._run_id, "dags"), name):
             return False
-        reason = f"DAG '{name}' stopped by signal.stop_dag() in DAG '{self._dag}'"
-        stop_instance(self._cluster, self._run_id, name, reason=reason)
+        stop_instance(self._cluster, self._run_id, name, reason=stop_dag_reason(name, self._dag))
         return True
 
     def stop_workflow(self, requested_by: str) -> None:
@@ -1211,7 +1210,7 @@ class RedisSignalChannel:
             self._cluster,
             self._run_id,
             Outcome.STOPPED,
-            message=f"stopped by signal.stop_workflow() in DAG '{requested_by}'",
+            message=stop_workflow_reason(requested_by),
         )
 
     def is_stopped(self, dag_name: str) -> bool:

@@ -14,6 +14,16 @@ from typing import Any, Protocol
 from ..models.dag import Dag
 
 
+def stop_dag_reason(dag: str, requested_by: str) -> str:
+    """Why a run stopped when a task stopped a DAG (the same words on both engines)."""
+    return f"DAG '{dag}' stopped by signal.stop_dag() in DAG '{requested_by}'"
+
+
+def stop_workflow_reason(requested_by: str) -> str:
+    """Why a run stopped when a task stopped the workflow."""
+    return f"stopped by signal.stop_workflow() in DAG '{requested_by}'"
+
+
 class SignalChannel(Protocol):
     """What an engine implements so tasks can steer their workflow run."""
 
