@@ -142,12 +142,17 @@ def _install_log_filter(logger: logging.Logger | None = None, **_: Any) -> None:
                 handler.addFilter(TaskTagFilter())
 
 
+def _heartbeat_timeout(config: Config) -> float:
+    """Seconds without a heartbeat after which a task's or worker's entry is stale."""
+    return float((config.signal or {}).get("heartbeat_timeout") or HEARTBEAT_TIMEOUT)
+
+
 def _start_sweeper(sender: Any = None, **_: Any) -> None:
     app = sender.app if sender is not None else None
     if app is None:
         return
     cluster = driver.Cluster(app.lightflow_config, app)
-    dead_after = float(cluster.config.signal.get("heartbeat_timeout") or HEARTBEAT_TIMEOUT)
+    dead_after = _heartbeat_timeout(cluster.config)
     interval = min(SWEEP_INTERVAL, dead_after / 3)
     try:
         keep_finished = finished_run_retention(cluster.config)
@@ -235,7 +240,7 @@ def _unregister(sender: Any = None, **_: Any) -> None:
 def _registered_workers(config: Config) -> dict[str, dict[str, str]]:
     """The fresh entries of ``lf:workers`` by name; stale ones are removed."""
     client = driver.Cluster(config).redis
-    dead_after = float((config.signal or {}).get("heartbeat_timeout") or HEARTBEAT_TIMEOUT)
+    dead_after = _heartbeat_timeout(config)
     names = sorted(state.text(name) for name in client.smembers(state.WORKERS))
     pipe = client.pipeline(transaction=False)
     for name in names:
