@@ -154,8 +154,8 @@ def add_libraries(libraries: Iterable[str | Path]) -> None:
     """Put library folders at the front of ``sys.path``, in their order, each once.
 
     The one way workflows get the configured ``libraries`` to import from: loading a
-    workflow (:func:`load_workflow`) and listing them (:func:`list_workflows`) both
-    call it. A folder already on the path stays where it is.
+    workflow (:func:`load_workflow`), listing them (:func:`list_workflows`) and a
+    worker at its start all call it. A folder already on the path stays where it is.
     """
     for library in reversed([str(Path(library).expanduser()) for library in libraries]):
         if library not in sys.path:
