@@ -14,8 +14,9 @@ so a task cancelled by a halt is dropped instead of run.
 stopped once they have ended. Tasks still running after :data:`INTERRUPT_GRACE`
 seconds, or when a second interrupt comes, are given up: the run ends without them.
 Under :func:`stop_on_signals` (``lightflow run``) SIGINT and SIGTERM interrupt the
-runs, and since the process ends after its run, giving up also kills the commands of
-its BashTasks (they run in sessions of their own), so no command outlives the process.
+runs, and since the process ends after its run, giving up also releases what the
+given-up tasks hold outside the process (:mod:`lightflow.tasks.release`: a BashTask's
+command group, a trigger's watch), so no command outlives the process.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ INTERRUPT_GRACE = 5.0
 _running: set[LocalRun] = set()
 
 #: Set by :func:`stop_on_signals`: the process ends after its runs, so a run that gives
-#: up its tasks kills the commands of this process's BashTasks.
+#: up its tasks releases what they hold (:func:`lightflow.tasks.release.release_all`).
 _process_ends_after_run = False
 
 
@@ -379,14 +380,14 @@ class LocalRun:
         """End an interrupted run without waiting for its running tasks any longer.
 
         The tasks are recorded as stopped; their threads are left to end on their own
-        (a BashTask still terminates its command) or with the process, which kills the
-        BashTasks' commands first under :func:`stop_on_signals`.
+        (a BashTask still terminates its command) or with the process, which first
+        releases what they hold under :func:`stop_on_signals`.
         """
         self._given_up = True
         if _process_ends_after_run:
-            from ..tasks.bash_task import kill_running_commands
+            from ..tasks.release import release_all
 
-            kill_running_commands()
+            release_all()
         message = "still running when the run was interrupted; given up"
         for instance in list(self._instances.values()):
             for task, state in list(instance.run.states.items()):
@@ -527,8 +528,8 @@ def stop_on_signals() -> Iterator[None]:
     the process ending at once with its commands left behind; a second signal gives
     up the tasks still running. Outside a run (the workflow still loading) a signal
     does what it did before. For a process that ends after its run (``lightflow
-    run``): a run that gives up its tasks kills the commands of this process's
-    BashTasks. Only the main thread can handle signals: anywhere else this does
+    run``): a run that gives up its tasks releases what they hold (their commands,
+    watches). Only the main thread can handle signals: anywhere else this does
     nothing.
     """
     global _process_ends_after_run

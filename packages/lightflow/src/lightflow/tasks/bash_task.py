@@ -9,6 +9,7 @@ no process of the group outlives the task, however the task ends.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal as signals
@@ -23,6 +24,7 @@ from ..exceptions import LightflowError, StopTask, TaskDefinitionError
 from ..models.action import Action
 from ..models.task import DEFAULT_QUEUE, BaseTask
 from ..models.task_parameters import TaskParameters
+from .release import hold, let_go
 
 if TYPE_CHECKING:
     from ..models.context import TaskContext
@@ -38,22 +40,6 @@ _GROUP_POLL_INTERVAL = 0.05
 #: How long (seconds) to wait for the reader threads once the group is dead. Only a
 #: process that left the group but still holds a pipe open can make them take longer.
 _READER_JOIN_TIMEOUT = 2.0
-#: Process groups of the commands this process's BashTasks run now.
-_running_groups: set[int] = set()
-_running_groups_lock = threading.Lock()
-
-
-def kill_running_commands() -> None:
-    """SIGKILL the process group of every command BashTasks of this process run now.
-
-    For a process about to end at once (an interrupted ``lightflow run`` giving up its
-    tasks): each command runs in a session of its own, which would outlive it.
-    """
-    with _running_groups_lock:
-        groups = list(_running_groups)
-    for pgid in groups:
-        _signal_group(pgid, signals.SIGKILL)
-
 
 class BashTask(BaseTask):
     """A task that runs a command with bash and hands its output to callbacks.
@@ -324,8 +310,10 @@ class _CommandRun:
         # Set by a reader that finished or whose callback raised, to end wait() early.
         self._wake = threading.Event()
         self._group_terminated = False
-        with _running_groups_lock:
-            _running_groups.add(process.pid)  # the group id is bash's pid
+        # The command runs in a session of its own, which would outlive a process that
+        # gives this task up: killing its group (the group id is bash's pid) is how to
+        # let go of it then.
+        self._held = hold(functools.partial(_signal_group, process.pid, signals.SIGKILL))
 
     def start_io(
         self,
@@ -404,8 +392,7 @@ class _CommandRun:
         with self._lock:
             self._closed = True
         self._terminate_group()
-        with _running_groups_lock:
-            _running_groups.discard(self.process.pid)
+        let_go(self._held)
         deadline = time.monotonic() + _READER_JOIN_TIMEOUT
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.0))
