@@ -95,9 +95,7 @@ class Cluster:
         ``workflow`` is a file path, or the name of a file in ``tests/distributed/workflows``.
         """
         path = workflow if workflow.endswith(".py") else str(WORKFLOWS / f"{workflow}.py")
-        run_id = api.start_workflow(
-            path, arguments or {}, config=self.config, keep_data=keep_data
-        )
+        run_id = api.start_workflow(path, arguments or {}, config=self.config, keep_data=keep_data)
         events: list[Any] = []
         record = api.follow_events(
             config=self.config, run_id=run_id, on_event=events.append, timeout=timeout

@@ -41,6 +41,7 @@ _GROUP_POLL_INTERVAL = 0.05
 #: process that left the group but still holds a pipe open can make them take longer.
 _READER_JOIN_TIMEOUT = 2.0
 
+
 class BashTask(BaseTask):
     """A task that runs a command with bash and hands its output to callbacks.
 
