@@ -60,3 +60,17 @@ def lightflow_config_defaults() -> dict[str, Any] | None:
         ``{"extensions": {"<your name>": {...}}}``. Mappings are merged with the core's
         defaults key by key.
     """
+
+
+@hookspec
+def lightflow_trigger_sources() -> list[type] | None:
+    """Contribute kinds of trigger source to the trigger runtime.
+
+    Called when triggers are built (``lightflow triggers run``, an extension's
+    ``watch`` command, ``lightflow triggers list``). Each class's ``kind`` is the
+    ``source:`` value of a ``triggers:`` entry in ``lightflow.cfg``.
+
+    Returns:
+        A list of :class:`lightflow.triggers.TriggerSource` subclasses. A kind already
+        provided by an earlier extension is reported and ignored.
+    """

@@ -119,23 +119,30 @@ def problems() -> list[PluginProblem]:
         return list(_problems)
 
 
-def call_each(hook_name: str) -> list[tuple[str, Any]]:
+def call_each(hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
     """Call one hook on every plugin separately: ``[(plugin name, result), ...]``.
 
-    Unlike calling ``manager.hook.<name>()``, a plugin whose hook raises is recorded
-    as a problem under its own name while the others still answer. Plugins that
-    return ``None`` are left out. The core comes first, then extensions in load order.
+    Each plugin is called through pluggy (a subset caller holding that plugin alone),
+    so arguments reach each implementation by name as pluggy defines, an
+    implementation may take any subset of the hook's arguments, and pluggy's checks
+    apply. Unlike one ``manager.hook.<name>(...)`` call, a plugin whose hook raises is
+    recorded as a problem under its own name while the others still answer. Plugins
+    that return ``None`` are left out. The core comes first, then extensions in load
+    order.
     """
     manager = get_plugin_manager()
+    plugins = [impl.plugin for impl in getattr(manager.hook, hook_name).get_hookimpls()]
     results = []
-    for impl in getattr(manager.hook, hook_name).get_hookimpls():
+    for plugin in plugins:
+        name = manager.get_name(plugin) or "?"
+        others = [other for other in plugins if other is not plugin]
+        caller = manager.subset_hook_caller(hook_name, remove_plugins=others)
         try:
-            result = impl.function()
+            answers = caller(**kwargs)
         except Exception as error:  # reported with the plugin's name
-            _hook_problem(manager, impl.plugin_name, f"{hook_name}() failed: {_one_line(error)}")
+            _hook_problem(manager, name, f"{hook_name}() failed: {_one_line(error)}")
             continue
-        if result is not None:
-            results.append((impl.plugin_name, result))
+        results.extend((name, answer) for answer in answers if answer is not None)
     return results
 
 
@@ -151,6 +158,32 @@ def cli_commands() -> list[tuple[str, Any]]:
 def task_types() -> list[tuple[str, type]]:
     """``[(plugin name, task class), ...]`` from ``lightflow_task_types``."""
     return _items("lightflow_task_types", lambda item: isinstance(item, type), "a class")
+
+
+def trigger_sources() -> dict[str, tuple[str, type]]:
+    """``{kind: (plugin name, source class)}`` from ``lightflow_trigger_sources``.
+
+    A kind claimed by an earlier plugin is reported and the later class ignored.
+    """
+    from ..triggers.source import TriggerSource
+
+    manager = get_plugin_manager()
+    kinds: dict[str, tuple[str, type]] = {}
+    for plugin, source in _items(
+        "lightflow_trigger_sources",
+        lambda item: isinstance(item, type) and issubclass(item, TriggerSource) and item.kind,
+        "a TriggerSource subclass with a kind",
+    ):
+        if source.kind in kinds:
+            _hook_problem(
+                manager,
+                plugin,
+                f"trigger source kind '{source.kind}' is already provided by extension "
+                f"'{kinds[source.kind][0]}'; ignored",
+            )
+            continue
+        kinds[source.kind] = (plugin, source)
+    return kinds
 
 
 def config_defaults() -> dict[str, Any]:
