@@ -1,0 +1,1 @@
+"""The hooks lightflow-epics implements (entry point ``lightflow``, name ``epics``)."""

@@ -1,0 +1,1 @@
+"""The hooks lightflow-filesystem implements (entry point ``lightflow``, name ``filesystem``)."""

@@ -1,0 +1,1 @@
+"""The hooks lightflow-rest implements (entry point ``lightflow``, name ``rest``)."""
