@@ -738,7 +738,7 @@ def test_a_bad_signal_value_from_the_environment_names_the_variable(workdir: Pat
             "stoer: {host: db1}\n",
             {},
             "unknown section 'stoer' (did you mean 'store'?); the sections are: workflows, "
-            "libraries, celery, signal, store, cli, extensions, logging",
+            "libraries, celery, signal, store, cli, extensions, triggers, logging",
         ),
         ("beamline: {}\n", {}, "unknown section 'beamline'; the sections are: workflows,"),
         (

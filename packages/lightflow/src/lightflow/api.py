@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import ConfigError, LightflowError, ParameterError
@@ -26,6 +27,7 @@ __all__ = [
     "finished_run_retention",
     "follow_events",
     "list_runs",
+    "list_triggers",
     "load",
     "parse_arguments",
     "parse_duration",
@@ -36,6 +38,7 @@ __all__ = [
     "run_workflow",
     "start_workflow",
     "stop_workflows",
+    "trigger_kinds",
 ]
 
 
@@ -87,31 +90,40 @@ def parse_duration(text: str) -> float:
     )
 
 
-def load(name_or_path: str, config: Config | None = None) -> Workflow:
-    """Load a workflow by file path or by name from the configured workflow paths."""
+def load(name_or_path: str | Workflow, config: Config | None = None) -> Workflow:
+    """Load a workflow by file path or by name from the configured workflow paths.
+
+    A :class:`Workflow` already loaded is returned as it is, so a caller that starts
+    the same workflow many times (a trigger) loads and checks it once.
+    """
+    if isinstance(name_or_path, Workflow):
+        return name_or_path
     if config is None:
         return load_workflow(name_or_path)
     return load_workflow(name_or_path, config.workflows, config.libraries)
 
 
 def run_workflow(
-    name_or_path: str,
-    arguments: Mapping[str, str] | None = None,
+    name_or_path: str | Workflow,
+    arguments: Mapping[str, Any] | None = None,
     *,
     config: Config | None = None,
     workers: int | None = None,
     on_event: EventListener | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Run a workflow to its end on the embedded engine (in this process).
 
     The workflow and its arguments are validated before anything runs.
 
     Args:
-        name_or_path: A workflow file or a workflow name.
-        arguments: ``key=value`` arguments for the workflow's parameters.
+        name_or_path: A workflow file, a workflow name or a loaded workflow.
+        arguments: Values for the workflow's parameters: ``key=value`` text is
+            converted by each ``Option``'s type, other objects are passed as they are.
         config: The configuration (workflow and library paths).
         workers: Tasks that may run at once (default: CPU count + 4, at most 32).
         on_event: Called with every run event, for progress display.
+        run_id: The run's id (default: a new one).
 
     Raises:
         LightflowError: The workflow or the arguments are invalid.
@@ -122,7 +134,9 @@ def run_workflow(
     from .store.memory import MemoryDataStore
 
     store = MemoryDataStore()
-    return LocalRun(workflow, values, store=store, workers=workers, listener=on_event).run()
+    return LocalRun(
+        workflow, values, store=store, workers=workers, listener=on_event, run_id=run_id
+    ).run()
 
 
 def __getattr__(name: str) -> Any:
@@ -137,16 +151,30 @@ def __getattr__(name: str) -> Any:
 
 # -- the distributed engine ----------------------------------------------------------------
 def start_workflow(
-    name_or_path: str,
-    arguments: Mapping[str, str] | None = None,
+    name_or_path: str | Workflow,
+    arguments: Mapping[str, Any] | None = None,
     *,
     config: Config,
     queue: str = "workflow",
     keep_data: bool = False,
+    run_id: str | None = None,
 ) -> str:
     """Validate a workflow and its arguments, queue it on the broker, return the run id.
 
     Nothing is queued when the workflow, the arguments or the queue name are invalid.
+
+    Args:
+        name_or_path: A workflow file, a workflow name or a loaded workflow.
+        arguments: Values for the workflow's parameters (text is converted by each
+            ``Option``'s type; other objects reach the tasks as they are).
+        config: The configuration (broker, state server, workflow folders).
+        queue: The queue of the workflow job.
+        keep_data: Keep the run's store document after it ends.
+        run_id: Start the run under this id, once: if a run with this id exists
+            already, nothing new is recorded (a run still queued is queued again,
+            which its worker drops as a duplicate if the first job arrived). A trigger
+            that died between recording a hand-off and starting it repeats the start
+            safely this way.
 
     Raises:
         LightflowError: The workflow or the arguments are invalid, ``queue`` is empty,
@@ -163,7 +191,10 @@ def start_workflow(
     workflow = load(name_or_path, config)
     values: dict[str, Any] = workflow.parameters.consolidate(dict(arguments or {}))
     return _with_server_errors(
-        config, lambda: submit(Cluster(config), workflow, values, queue=queue, keep_data=keep_data)
+        config,
+        lambda: submit(
+            Cluster(config), workflow, values, queue=queue, keep_data=keep_data, run_id=run_id
+        ),
     )
 
 
@@ -493,6 +524,50 @@ def follow_events(
         )
 
     return _with_server_errors(config, follow)
+
+
+# -- triggers -----------------------------------------------------------------------------
+def trigger_kinds() -> list[str]:
+    """The kinds of trigger source the installed extensions provide (``folder``, ``pv``)."""
+    from .plugins.manager import trigger_sources
+
+    return sorted(trigger_sources())
+
+
+def list_triggers(*, config: Config, state_dir: Path | None = None) -> list[dict[str, Any]]:
+    """Triggers declared in the configuration and those running, with their state.
+
+    A declared trigger that no process runs has state ``not running``; one whose
+    process stopped publishing (killed) is ``gone``. The states come from the state
+    server with a broker configured, else from the embedded engine's state folder
+    (``state_dir``, default :func:`lightflow.triggers.settings.default_state_dir`).
+    Each entry holds at least ``name``, ``kind``, ``workflow`` and ``state``; a
+    trigger that ran also its counts (``events``, ``runs``, ``folded``...), its
+    ``last_run`` and ``error`` (see :meth:`lightflow.triggers.runtime.TriggerRuntime`).
+
+    Raises:
+        LightflowError: The state server cannot be reached.
+    """
+    from .triggers import status
+    from .triggers.settings import default_state_dir
+
+    if config.broker_configured:
+        from .queue.driver import Cluster
+
+        client = Cluster(config).redis
+        states = _with_server_errors(config, lambda: status.RedisStatusBoard(client).read())
+    else:
+        states = status.FileStatusBoard(state_dir or default_state_dir()).read()
+    listed: list[dict[str, Any]] = []
+    for name, settings in config.triggers.items():
+        entry: dict[str, Any] = {"name": name, "state": "not running"}
+        if isinstance(settings, Mapping):
+            entry.update(kind=settings.get("source"), workflow=settings.get("workflow"))
+        if name in states:
+            entry.update(status.describe(states.pop(name)))
+        listed.append(entry)
+    listed.extend(status.describe(state) for state in states.values())
+    return listed
 
 
 def _resolve_run_id(client: Any, run_id: str) -> str:

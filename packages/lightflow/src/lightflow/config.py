@@ -17,11 +17,12 @@ Where the settings come from, later ones winning:
 
 The file layout is the 1.x one, unchanged: sections ``workflows``, ``libraries``,
 ``celery`` (passed through to Celery), ``signal``, ``store``, ``graph`` (no longer used:
-accepted with a note in :attr:`Config.deprecations`), ``cli``, ``extensions`` and
-``logging`` (a :func:`logging.config.dictConfig` dict, applied by
-:mod:`lightflow.log_config`). Relative folders in ``workflows`` and ``libraries`` are
-resolved against the folder of the file; a file's ``logging`` section replaces the
-default one, every other mapping section is merged into the defaults.
+accepted with a note in :attr:`Config.deprecations`), ``cli``, ``extensions``,
+``triggers`` (new: see :mod:`lightflow.triggers.settings`) and ``logging`` (a
+:func:`logging.config.dictConfig` dict, applied by :mod:`lightflow.log_config`).
+Relative folders in ``workflows`` and ``libraries`` are resolved against the folder of
+the file; a file's ``logging`` section replaces the default one, every other mapping
+section is merged into the defaults.
 
 What a file or an override sets is checked when :meth:`Config.load` reads it, so a
 typo is one error line naming the file or the variable, never a silent default: an
@@ -161,6 +162,17 @@ cli:
 
 # Settings of installed extensions, one entry per extension.
 {extensions}
+
+# Triggers: each starts a workflow when something happens (a file lands in a folder,
+# a PV changes), run by `lightflow triggers run` without holding a worker. One entry
+# per trigger, by name: `source` is a kind an installed extension provides, the other
+# keys are described in docs/triggers.md. For example:
+#   detector:
+#     source: folder
+#     path: /data/detector
+#     workflow: compress
+#     aggregate: 5
+triggers: {{}}
 
 # Python logging (a logging.config.dictConfig dict), applied by `lightflow run`,
 # `worker start`, `workflow start --wait` and `monitor` before they start work. A
@@ -383,6 +395,11 @@ class Config:
     def extensions(self) -> dict[str, Any]:
         """Settings of extensions, by extension name."""
         return self._section("extensions")
+
+    @property
+    def triggers(self) -> dict[str, Any]:
+        """Triggers declared by name (:mod:`lightflow.triggers.settings`)."""
+        return self._section("triggers")
 
     @property
     def logging(self) -> dict[str, Any]:

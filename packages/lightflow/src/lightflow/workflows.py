@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import cloudpickle
 
@@ -52,6 +53,7 @@ class Workflow:
     docstring: str
     dags: dict[str, Dag]
     parameters: Parameters = field(default_factory=Parameters)
+    _pickled: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def summary(self) -> str:
@@ -62,6 +64,30 @@ class Workflow:
     def autostart_dags(self) -> list[Dag]:
         """The DAGs started with the workflow."""
         return [dag for dag in self.dags.values() if dag.autostart]
+
+    def pickled(self) -> bytes:
+        """The workflow cloudpickled for the workers, pickled once per loaded workflow.
+
+        A workflow is not changed once loaded (task objects are templates), so a
+        caller that starts it many times (a trigger) pays for pickling once.
+
+        Raises:
+            LightflowError: It cannot be pickled (a task holds a lock, a file...).
+        """
+        if self._pickled is None:
+            try:
+                self._pickled = cloudpickle.dumps(self)
+            except Exception as error:  # a lock, an open file, a connection...
+                raise LightflowError(
+                    f"{self.path}: the workflow cannot be sent to the workers: "
+                    f"{type(error).__name__}: {error}; keep only picklable values in "
+                    "tasks and DAGs (create locks, files and connections inside the "
+                    "task's callback)"
+                ) from None
+        return self._pickled
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_pickled": None}
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""A test extension: the ``lightflow fixture hello`` command, ``HelloTask``, defaults.
+"""A test extension: ``lightflow fixture hello``, ``HelloTask``, defaults, a trigger source.
 
 It uses only the public extension API: the hooks of ``lightflow.plugins.hookspecs``
 marked with ``lightflow.plugins.hookimpl``, and ``lightflow.cli.get_config``.
@@ -40,3 +40,10 @@ def lightflow_task_types():
 @hookimpl
 def lightflow_config_defaults():
     return {"extensions": {"fixture": {"greeting": "Hello"}}}
+
+
+@hookimpl
+def lightflow_trigger_sources():
+    from .sources import LineSource
+
+    return [LineSource]

@@ -31,6 +31,7 @@ CORE_COMMANDS = {
     "run": ("run_cmd", "run_command"),
     "worker": ("worker_cmd", "worker_group"),
     "monitor": ("monitor_cmd", "monitor_command"),
+    "triggers": ("triggers_cmd", "triggers_group"),
     "ext": ("ext_cmd", "ext_group"),
     "tasks": ("ext_cmd", "tasks_command"),
 }

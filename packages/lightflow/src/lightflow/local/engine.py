@@ -119,6 +119,7 @@ class LocalRun:
         workers: How many tasks may run at once.
         listener: Receives every :class:`~lightflow.events.RunEvent`.
         keep_data: Keep the run's store document after the run.
+        run_id: The run's id (default: a new one); a trigger passes the id it recorded.
     """
 
     def __init__(
@@ -130,10 +131,11 @@ class LocalRun:
         workers: int | None = None,
         listener: EventListener | None = None,
         keep_data: bool = True,
+        run_id: str | None = None,
     ) -> None:
         self.workflow = workflow
         self.arguments = arguments
-        self.workflow_id = uuid.uuid4().hex
+        self.workflow_id = run_id or uuid.uuid4().hex
         self._store = store
         self._keep_data = keep_data
         self._document = store.get(store.add(workflow_id=self.workflow_id))

@@ -132,7 +132,7 @@ def call_each(hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
     """
     manager = get_plugin_manager()
     plugins = [impl.plugin for impl in getattr(manager.hook, hook_name).get_hookimpls()]
-    results = []
+    results: list[tuple[str, Any]] = []
     for plugin in plugins:
         name = manager.get_name(plugin) or "?"
         others = [other for other in plugins if other is not plugin]
@@ -171,7 +171,7 @@ def trigger_sources() -> dict[str, tuple[str, type]]:
     kinds: dict[str, tuple[str, type]] = {}
     for plugin, source in _items(
         "lightflow_trigger_sources",
-        lambda item: isinstance(item, type) and issubclass(item, TriggerSource) and item.kind,
+        lambda item: isinstance(item, type) and issubclass(item, TriggerSource) and bool(item.kind),
         "a TriggerSource subclass with a kind",
     ):
         if source.kind in kinds:

@@ -9,7 +9,6 @@ no process of the group outlives the task, however the task ends.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import signal as signals
@@ -314,7 +313,7 @@ class _CommandRun:
         # The command runs in a session of its own, which would outlive a process that
         # gives this task up: killing its group (the group id is bash's pid) is how to
         # let go of it then.
-        self._held = hold(functools.partial(_signal_group, process.pid, signals.SIGKILL))
+        self._held = hold(lambda: _kill_group(process.pid))
 
     def start_io(
         self,
@@ -497,6 +496,10 @@ def _signal_group(pgid: int, signum: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _kill_group(pgid: int) -> None:
+    _signal_group(pgid, signals.SIGKILL)
 
 
 def _group_alive(pgid: int) -> bool:

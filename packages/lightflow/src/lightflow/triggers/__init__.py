@@ -9,7 +9,9 @@ exactly-once bookkeeping across restarts and starting runs on either engine
 """
 
 from .policy import Batcher, Debouncer, Release
-from .source import Emit, TriggerEvent, TriggerSource
+from .runtime import TriggerRuntime, run_triggers
+from .settings import TriggerSpec, specs_from_config
+from .source import Emit, TriggerEvent, TriggerSource, event_names
 from .task import watch_in_task
 
 __all__ = [
@@ -18,6 +20,11 @@ __all__ = [
     "Emit",
     "Release",
     "TriggerEvent",
+    "TriggerRuntime",
     "TriggerSource",
+    "TriggerSpec",
+    "event_names",
+    "run_triggers",
+    "specs_from_config",
     "watch_in_task",
 ]

@@ -6,7 +6,7 @@ trigger tasks, so ``aggregate`` and ``debounce`` mean the same everywhere:
 * :class:`Batcher` groups events into batches of ``size`` (``aggregate``), in arrival
   order; with ``skip_duplicates`` an event whose key is already in the open batch is
   dropped (1.x ``skip_duplicate``). What is left at the end is :meth:`Batcher.flush`-ed
-  or reported by the caller, never dropped silently.
+  or reported by the caller (:func:`left_over`), never dropped silently.
 * :class:`Debouncer` lets the first event of a quiet period through at once (no added
   latency), folds the events that follow within ``window`` seconds, and at the
   window's end lets the newest folded one through with the number folded. So a value
@@ -16,6 +16,7 @@ trigger tasks, so ``aggregate`` and ``debounce`` mean the same everywhere:
 
 from __future__ import annotations
 
+import queue
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,3 +117,13 @@ class Debouncer:
             return None
         self._closes_at = now + self.window
         return Release(latest, folded - 1)
+
+
+def left_over(batcher: Batcher, events: queue.SimpleQueue[TriggerEvent]) -> list[TriggerEvent]:
+    """What a stopping trigger never handed on: its open batch, then its queued events."""
+    left = batcher.flush()
+    while True:
+        try:
+            left.append(events.get_nowait())
+        except queue.Empty:
+            return left

@@ -66,6 +66,8 @@ class TriggerSource(abc.ABC):
     #: ``value``...). A run gets those its workflow declares; a workflow that declares
     #: none of them is refused when the trigger starts.
     parameters: ClassVar[tuple[str, ...]] = ()
+    #: What one event is, for log lines (``started run ... for 5 files``).
+    noun: ClassVar[str] = "event"
 
     @classmethod
     @abc.abstractmethod
@@ -109,6 +111,18 @@ class TriggerSource(abc.ABC):
         """
         return dict(events[-1].values) if events else {}
 
+    def forgotten(self, keys: Iterable[str]) -> Iterable[str]:
+        """Of the keys handed off earlier, those whose item is gone for good.
+
+        Called when the trigger starts, with every key of its ledger: the ledger drops
+        the keys returned, so it holds what is there rather than everything that ever
+        was, and an item that comes again under the same key is handed off again. A
+        folder source returns the files that no longer exist (but none while the
+        folder itself is missing: an unmounted share is not an empty one). By
+        default nothing is forgotten.
+        """
+        return ()
+
     def accept(self, event: TriggerEvent) -> bool:
         """Whether ``event`` may start a run: the trigger's condition (default: all).
 
@@ -125,3 +139,8 @@ class TriggerSource(abc.ABC):
         its connection says so (``"state": "disconnected"``).
         """
         return {"state": "watching"}
+
+
+def event_names(events: Iterable[TriggerEvent]) -> str:
+    """The events for a log line: their keys, or their values where they have none."""
+    return ", ".join(str(e.key if e.key is not None else dict(e.values)) for e in events)

@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..tasks.release import holding
-from .policy import Batcher
-from .source import TriggerEvent, TriggerSource
+from .policy import Batcher, left_over
+from .source import TriggerEvent, TriggerSource, event_names
 
 #: Seconds between two looks at the stop flag while no event arrives.
 STOP_CHECK_INTERVAL = 0.25
@@ -79,7 +79,7 @@ def watch_in_task(
                 _add(batcher, event, handle)
         finally:
             source.stop()
-            _report_left_over(batcher.flush(), events, source, describe)
+            _report_left_over(left_over(batcher, events), source, describe)
 
 
 def _add(
@@ -92,23 +92,15 @@ def _add(
 
 def _report_left_over(
     partial: list[TriggerEvent],
-    events: queue.SimpleQueue[TriggerEvent],
     source: TriggerSource,
     describe: Callable[[Iterable[TriggerEvent]], str] | None,
 ) -> None:
     """Log the events that were never handed to the callback (one line)."""
-    left = list(partial)
-    while True:
-        try:
-            left.append(events.get_nowait())
-        except queue.Empty:
-            break
-    if not left:
-        return
-    names = describe(left) if describe else ", ".join(str(e.key or e.values) for e in left)
-    logger.warning(
-        "%s: %d event(s) not handed to the callback when the task stopped: %s",
-        source.describe(),
-        len(left),
-        names,
-    )
+    if partial:
+        logger.warning(
+            "%s: %d %s(s) not handed to the callback when the task stopped: %s",
+            source.describe(),
+            len(partial),
+            source.noun,
+            (describe or event_names)(partial),
+        )

@@ -1,0 +1,314 @@
+"""What a trigger has handed off: the record that makes hand-offs exactly-once.
+
+A trigger hands off a *batch* of events (files) by starting one run for it. To start
+nothing twice and miss nothing across restarts, even after a SIGKILL, every hand-off
+is written ahead:
+
+1. :meth:`Ledger.begin` records the batch (its id, which becomes the run's id, the
+   keys of its events and the run's arguments) *before* the run is started;
+2. the run is started under that id (starting is idempotent per id: see
+   :func:`lightflow.api.start_workflow` and the embedded launcher's start markers);
+3. :meth:`Ledger.finish` records that it was started.
+
+Keys of begun batches count as handed off at once, so an event seen again (a file
+reported by the watch and by the scan at start) is not handed off twice. A batch
+begun but not finished (the trigger died in between) is in :meth:`Ledger.unfinished`
+when the trigger starts again and is started again under the same id, which starts
+it only if it had not started.
+
+The ledger keeps one entry per key handed off. :meth:`Ledger.forget` drops keys that
+no longer exist (the files a scan no longer finds), so the ledger holds what is there
+rather than everything that ever was, and a file removed and written again under the
+same name is handed off again.
+
+Two backends, one contract:
+
+* :class:`RedisLedger` on a cluster: hashes in the state server, so a trigger moved
+  to another host continues where it was;
+* :class:`FileLedger` for the embedded engine: an append-only journal in a local state
+  folder (one JSON line per change; a write reaches the kernel before the call
+  returns, which is what survives a SIGKILL), compacted when the trigger starts.
+
+Each also holds the trigger's *ownership* while it runs (a Redis key that expires
+unless renewed, or an exclusive ``flock`` on the journal), so two processes never
+watch the same trigger and start runs twice.
+"""
+
+from __future__ import annotations
+
+import abc
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import pickle
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ..exceptions import LightflowError
+
+#: Seconds a cluster trigger's ownership lasts unless renewed (it is renewed every
+#: third of that): a trigger whose process died is free again after this long.
+OWNER_TTL = 15.0
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One hand-off: the run's id, the keys of its events, the run's arguments."""
+
+    id: str
+    keys: list[str]
+    arguments: dict[str, Any]
+
+    def encode(self) -> str:
+        """As one line of text (the arguments pickled: PV values may be arrays)."""
+        blob = base64.b64encode(pickle.dumps(self.arguments)).decode()
+        return json.dumps({"begin": self.id, "keys": self.keys, "arguments": blob})
+
+    @classmethod
+    def decode(cls, text: str | bytes) -> Batch:
+        entry = json.loads(text)
+        arguments = pickle.loads(base64.b64decode(entry["arguments"]))
+        return cls(entry["begin"], entry["keys"], arguments)
+
+
+class Ledger(abc.ABC):
+    """The hand-off record of one trigger; see the module docstring.
+
+    Safe to call from several threads (the trigger's own, and a launcher's that
+    reports started runs).
+    """
+
+    def __init__(self, trigger: str) -> None:
+        self.trigger = trigger
+        self._handed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def handed(self, key: str) -> bool:
+        """Whether an event with this key was handed off (begun) already."""
+        return key in self._handed
+
+    def begin(self, batch: Batch) -> None:
+        """Record that ``batch`` is about to start (its keys count as handed off)."""
+        with self._lock:
+            self._write_begin(batch)
+            self._handed.update(batch.keys)
+
+    def finish(self, batch_id: str) -> None:
+        """Record that the run of the batch ``batch_id`` was started."""
+        with self._lock:
+            self._write_finish(batch_id)
+
+    @abc.abstractmethod
+    def unfinished(self) -> list[Batch]:
+        """Batches begun but not finished, oldest first."""
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop keys that no longer exist (a file gone), so they can come again."""
+        with self._lock:
+            gone = [key for key in keys if key in self._handed]
+            if gone:
+                self._write_forget(gone)
+                self._handed.difference_update(gone)
+
+    @property
+    def keys(self) -> set[str]:
+        """Every key handed off (a copy)."""
+        return set(self._handed)
+
+    @abc.abstractmethod
+    def renew(self) -> None:
+        """Keep the trigger's ownership (called regularly while it runs).
+
+        Raises:
+            LightflowError: Another process took the trigger over.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Give the trigger's ownership up."""
+
+    @abc.abstractmethod
+    def _write_begin(self, batch: Batch) -> None: ...
+
+    @abc.abstractmethod
+    def _write_finish(self, batch_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def _write_forget(self, keys: list[str]) -> None: ...
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+class RedisLedger(Ledger):
+    """The ledger in the cluster's state server (``lf:trigger:<name>:...``).
+
+    ``handed`` is a hash key -> batch id, ``pending`` a hash batch id -> encoded
+    :class:`Batch` of the batches begun and not finished, ``owner`` the process
+    watching the trigger.
+
+    Raises:
+        LightflowError: Another live process watches this trigger.
+    """
+
+    def __init__(self, trigger: str, client: Any) -> None:
+        super().__init__(trigger)
+        self._client = client
+        self._prefix = f"lf:trigger:{trigger}"
+        self._owner_id = _owner()
+        owner_key = f"{self._prefix}:owner"
+        if not client.set(owner_key, self._owner_id, nx=True, px=int(OWNER_TTL * 1000)):
+            holder = client.get(owner_key)
+            holder = holder.decode() if isinstance(holder, bytes) else holder
+            raise LightflowError(
+                f"trigger '{trigger}' is already watched by {holder}; stop that process, "
+                f"or wait {OWNER_TTL:g} s if it died"
+            )
+        self._handed = {
+            key.decode() if isinstance(key, bytes) else key
+            for key in client.hkeys(f"{self._prefix}:handed")
+        }
+
+    def _write_begin(self, batch: Batch) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        if batch.keys:
+            pipe.hset(f"{self._prefix}:handed", mapping=dict.fromkeys(batch.keys, batch.id))
+        pipe.hset(f"{self._prefix}:pending", batch.id, batch.encode())
+        pipe.execute()
+
+    def _write_finish(self, batch_id: str) -> None:
+        self._client.hdel(f"{self._prefix}:pending", batch_id)
+
+    def unfinished(self) -> list[Batch]:
+        raw = self._client.hvals(f"{self._prefix}:pending")
+        return [Batch.decode(value) for value in raw]
+
+    def _write_forget(self, keys: list[str]) -> None:
+        self._client.hdel(f"{self._prefix}:handed", *keys)
+
+    def renew(self) -> None:
+        owner_key = f"{self._prefix}:owner"
+        holder = self._client.get(owner_key)
+        holder = holder.decode() if isinstance(holder, bytes) else holder
+        if holder not in (None, self._owner_id):
+            raise LightflowError(f"trigger '{self.trigger}' was taken over by {holder}")
+        self._client.set(owner_key, self._owner_id, px=int(OWNER_TTL * 1000))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):  # the server may be gone; the key expires
+            holder = self._client.get(f"{self._prefix}:owner")
+            if (holder.decode() if isinstance(holder, bytes) else holder) == self._owner_id:
+                self._client.delete(f"{self._prefix}:owner")
+
+
+class FileLedger(Ledger):
+    """The ledger as a journal ``<folder>/<trigger>.ledger`` (one JSON object a line).
+
+    Lines are an encoded :class:`Batch` (``{"begin": id, ...}``), ``{"finish": id}``
+    and ``{"forget": [...]}``. A last line cut short by a crash is ignored.
+
+    Raises:
+        LightflowError: The folder cannot be written, or another process watches this
+            trigger (it holds the journal's lock).
+    """
+
+    def __init__(self, trigger: str, folder: Path) -> None:
+        super().__init__(trigger)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.path = folder / f"{file_name(trigger)}.ledger"
+            self._file: IO[str] = open(self.path, "a+", encoding="utf-8")
+        except OSError as error:
+            raise LightflowError(
+                f"cannot keep the record of trigger '{trigger}' in {folder}: "
+                f"{error.strerror or error}; give a writable --state-dir"
+            ) from None
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            raise LightflowError(
+                f"trigger '{trigger}' is already watched by another process on this "
+                f"host (it holds {self.path}); stop that process first"
+            ) from None
+        self._pending: dict[str, Batch] = {}
+        self._replay()
+        self._compact()
+
+    def _replay(self) -> None:
+        self._file.seek(0)
+        for line in self._file:
+            try:
+                entry = json.loads(line)
+                if "begin" in entry:
+                    batch = Batch.decode(line)
+                    self._pending[batch.id] = batch
+                    self._handed.update(batch.keys)
+                elif "finish" in entry:
+                    self._pending.pop(entry["finish"], None)
+                elif "forget" in entry:
+                    self._handed.difference_update(entry["forget"])
+            except (ValueError, KeyError, pickle.UnpicklingError):
+                continue  # the last line of a process killed while writing it
+
+    def _compact(self) -> None:
+        """Rewrite the journal as its current state (atomically, by rename)."""
+        temporary = self.path.with_suffix(".ledger.tmp")
+        with open(temporary, "w", encoding="utf-8") as out:
+            pending = {key for batch in self._pending.values() for key in batch.keys}
+            handed = sorted(self._handed - pending)
+            if handed:
+                out.write(Batch("", handed, {}).encode() + "\n")
+                out.write(json.dumps({"finish": ""}) + "\n")
+            for batch in self._pending.values():
+                out.write(batch.encode() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        # The lock stays on the open file; the new journal is locked before it is
+        # swapped in, so no other process can take the trigger in between.
+        new = open(temporary, "a+", encoding="utf-8")
+        fcntl.flock(new, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(temporary, self.path)
+        self._file.close()
+        self._file = new
+
+    def _append(self, line: str) -> None:
+        self._file.write(line + "\n")
+        self._file.flush()  # in the kernel: survives the process being killed
+
+    def _write_begin(self, batch: Batch) -> None:
+        self._append(batch.encode())
+        self._pending[batch.id] = batch
+
+    def _write_finish(self, batch_id: str) -> None:
+        self._append(json.dumps({"finish": batch_id}))
+        self._pending.pop(batch_id, None)
+
+    def unfinished(self) -> list[Batch]:
+        with self._lock:
+            return list(self._pending.values())
+
+    def _write_forget(self, keys: list[str]) -> None:
+        self._append(json.dumps({"forget": keys}))
+
+    def renew(self) -> None:
+        """Nothing to renew: the lock lasts as long as the process."""
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def file_name(trigger: str) -> str:
+    """A file name for a trigger name, distinct for distinct names ('/' and ':' too)."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in trigger)
+    if safe == trigger:
+        return safe
+    return f"{safe}-{hashlib.sha1(trigger.encode()).hexdigest()[:8]}"
