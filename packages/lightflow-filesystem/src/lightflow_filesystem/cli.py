@@ -1,0 +1,140 @@
+"""``lightflow fs``: the filesystem extension's commands.
+
+``lightflow fs watch DIR --workflow NAME`` is a trigger like those of the ``triggers:``
+section of ``lightflow.cfg``, built from options: a :class:`FolderSource` and a
+:class:`~lightflow.triggers.TriggerSpec`, run by the core's trigger runtime with the
+runtime's own options (``--cluster/--embedded``, ``--workers``, ``--state-dir``).
+Nothing is imported from watchdog or the runtime until the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from lightflow.cli.triggers_cmd import run_specs, runtime_options
+
+if TYPE_CHECKING:
+    from lightflow.cli.main import CliState
+
+
+@click.group("fs")
+def fs_group() -> None:
+    """Files and folders: start a workflow for every file that lands in a folder."""
+
+
+@fs_group.command("watch")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--workflow", required=True, help="The workflow to start (a name or a file).")
+@click.option(
+    "--pattern",
+    "-p",
+    "patterns",
+    multiple=True,
+    help="Only files matching this glob (on the name; on the path below FOLDER when it has "
+    "a '/'). Repeat for several; default: every file.",
+)
+@click.option("--exclude", "-x", multiple=True, help="Leave out files matching this glob.")
+@click.option("--recursive", "-r", is_flag=True, help="Watch the subfolders too.")
+@click.option(
+    "--aggregate",
+    "-n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Files per run (default: one run per file).",
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="A file is complete once unchanged for this many seconds, not when closed "
+    "(writers that reopen files; default with --poll: one poll interval).",
+)
+@click.option(
+    "--arg",
+    "-a",
+    "arguments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A further workflow argument, the same for every run. Repeat for several.",
+)
+@click.option(
+    "--poll/--no-poll",
+    default=None,
+    help="Scan the folder instead of using inotify: needed on NFS/GPFS, where inotify "
+    "misses other hosts' writes (default: extensions.filesystem.poll).",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds between two scans with --poll (default: extensions.filesystem.poll_interval).",
+)
+@click.option(
+    "--name",
+    default=None,
+    help="The trigger's name, under which what was handed off is recorded "
+    "(default: WORKFLOW@FOLDER). Keep it to continue where a watch stopped.",
+)
+@click.option("--queue", "-q", default="workflow", help="Cluster: the queue of the workflow job.")
+@click.option("--keep-data", is_flag=True, help="Cluster: keep each run's store data.")
+@runtime_options
+@click.pass_obj
+def watch_command(
+    state: CliState,
+    folder: Path,
+    workflow: str,
+    patterns: tuple[str, ...],
+    exclude: tuple[str, ...],
+    recursive: bool,
+    aggregate: int | None,
+    settle: float | None,
+    arguments: tuple[str, ...],
+    poll: bool | None,
+    poll_interval: float | None,
+    name: str | None,
+    queue: str,
+    keep_data: bool,
+    engine: str | None,
+    workers: int | None,
+    state_dir: Path | None,
+) -> None:
+    """Start WORKFLOW for every file (or --aggregate files) that lands in FOLDER.
+
+    A file lands when it is closed after writing, moved into FOLDER, or (--settle,
+    --poll) unchanged for a while. The run gets the absolute paths as its parameter
+    'files' (a list, in order): the workflow declares Option('files', type=list).
+    Files that arrived while no watch ran are handed off when it starts, and nothing
+    already handed off under the same --name is started again. Runs until Ctrl-C or
+    SIGTERM, logging one line per started run.
+    """
+    from lightflow.api import parse_arguments
+    from lightflow.triggers import TriggerSpec
+
+    from .folder_source import FolderSource
+
+    defaults = state.config.extensions.get("filesystem") or {}
+    path = os.path.abspath(folder)
+    source = FolderSource.from_settings(
+        {
+            "path": path,
+            "patterns": list(patterns),
+            "exclude": list(exclude),
+            "recursive": recursive,
+            "settle": settle,
+            "poll": defaults.get("poll", False) if poll is None else poll,
+            "poll_interval": poll_interval or defaults.get("poll_interval", 1.0),
+        }
+    )
+    spec = TriggerSpec(
+        name=name or f"{workflow}@{path}",
+        source=source,
+        workflow=workflow,
+        arguments=parse_arguments(arguments),
+        aggregate=aggregate,
+        queue=queue,
+        keep_data=keep_data,
+    )
+    run_specs(state, [spec], engine=engine, workers=workers, state_dir=state_dir)

@@ -1,0 +1,79 @@
+"""RemoveTask: remove files, links and whole folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lightflow.models.task import DEFAULT_QUEUE
+
+from .exceptions import LightflowFilesystemRemoveError
+from .file_task import Argument, FileTask, logger
+
+if TYPE_CHECKING:
+    from lightflow.models import Action, MultiTaskData, TaskContext, TaskParameters
+
+
+class RemoveTask(FileTask):
+    """Removes files and folders (a folder with everything in it).
+
+    A symbolic link is removed itself, never what it points to. A path that does not
+    exist, or that cannot be removed, fails the task naming it and the reason (1.x
+    built that error and dropped it, so the run went on as if the data were gone).
+
+    Args:
+        name: The task's name, unique within a DAG.
+        paths: An absolute path or a list of them (or ``f(data, store)``).
+        queue: The queue the task is routed to on the distributed engine.
+        callback_init: ``f(data, store, signal, context)`` called first.
+        callback_finally: ``f(status, data, store, signal, context)`` called last.
+        force_run: Run the task even when its predecessors would skip it.
+        propagate_skip: When this task is skipped, skip its successors too.
+
+    Raises:
+        LightflowFilesystemPathError: A path is not absolute.
+        LightflowFilesystemRemoveError: A path is missing or cannot be removed.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        paths: Argument,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        callback_init: Callable[..., Any] | None = None,
+        callback_finally: Callable[..., Any] | None = None,
+        force_run: bool = False,
+        propagate_skip: bool = True,
+    ) -> None:
+        super().__init__(
+            name,
+            queue=queue,
+            callback_init=callback_init,
+            callback_finally=callback_finally,
+            force_run=force_run,
+            propagate_skip=propagate_skip,
+            paths=paths,
+        )
+
+    def apply(
+        self,
+        params: TaskParameters,
+        data: MultiTaskData,
+        store: Any,
+        signal: Any,
+        context: TaskContext,
+    ) -> Action | None:
+        """Remove every path, in order."""
+        for path in self.path_list(params.paths, "paths"):
+            logger.info("task '%s': remove %s", self.name, path)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path)
+                else:
+                    os.remove(path)
+            except OSError as error:
+                raise self.failure(LightflowFilesystemRemoveError, "remove", path, error) from None
+        return None
