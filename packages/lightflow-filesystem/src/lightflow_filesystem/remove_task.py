@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -71,9 +72,25 @@ class RemoveTask(FileTask):
             logger.info("task '%s': remove %s", self.name, path)
             try:
                 if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path)
+                    _remove_tree(path)
                 else:
                     os.remove(path)
             except OSError as error:
                 raise self.failure(LightflowFilesystemRemoveError, "remove", path, error) from None
         return None
+
+
+def _remove_tree(path: str) -> None:
+    """``shutil.rmtree``, whose errors name the full path of what could not go.
+
+    (rmtree works relative to open folders, so its own errors name only the entry.)
+    """
+
+    def full_path(function: Any, failed: str, error: Any) -> None:
+        error = error[1] if isinstance(error, tuple) else error
+        raise OSError(getattr(error, "errno", None), getattr(error, "strerror", None), failed)
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=full_path)
+    else:
+        shutil.rmtree(path, onerror=full_path)
