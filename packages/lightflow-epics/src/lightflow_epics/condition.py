@@ -305,13 +305,16 @@ def _evaluate(node: ast.expr, names: dict[str, Any]) -> Any:
         _arithmetic_operand(right)
         return _ARITHMETIC[type(node.op)](left, right)
     if isinstance(node, ast.Compare):
+        # As in Python: a chain is the comparisons joined by ``and``; a single one
+        # keeps its result (an array for ``value > 3`` on a waveform, for any()).
         left = _evaluate(node.left, names)
-        for op, comparator in zip(node.ops, node.comparators, strict=True):
+        last = len(node.ops) - 1
+        for index, (op, comparator) in enumerate(zip(node.ops, node.comparators, strict=True)):
             right = _evaluate(comparator, names)
-            if not _COMPARISONS[type(op)](left, right):
-                return False
+            result = _COMPARISONS[type(op)](left, right)
+            if index == last or not result:
+                return result
             left = right
-        return True
     if isinstance(node, ast.Call):
         function = FUNCTIONS[node.func.id]  # type: ignore[attr-defined]
         return function(*(_evaluate(arg, names) for arg in node.args))
