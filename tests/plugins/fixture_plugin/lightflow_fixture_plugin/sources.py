@@ -3,7 +3,10 @@
 Each datagram is one event: ``KEY`` (an item handed off once per key) or ``!TEXT``
 (an event without a key, never deduplicated). The items already there when watching
 starts are the lines of the ``backlog`` file, if one is set, which is how a test shows
-that a restarted trigger catches up. Runs receive ``items``: the texts of a batch.
+that a restarted trigger catches up. Runs receive ``items``, the texts of a batch, and
+``first``, the first of them (text, for a workflow whose ``Option`` type may refuse
+it). Stopping the source removes its socket file, so a test sees that it was stopped
+even after the process ended.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lightflow.exceptions import ConfigError
+from lightflow.exceptions import ConfigError, LightflowError
 from lightflow.triggers import Emit, TriggerEvent, TriggerSource
 
 
@@ -25,7 +28,7 @@ class LineSource(TriggerSource):
     """Events from datagrams on the socket ``path``; see the module docstring."""
 
     kind = "lines"
-    parameters = ("items",)
+    parameters = ("items", "first")
     noun = "item"
 
     def __init__(self, path: str, backlog: str | None = None, only: str | None = None) -> None:
@@ -50,9 +53,13 @@ class LineSource(TriggerSource):
 
     def start(self, emit: Emit) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+            os.unlink(self.path)  # left by a process that was killed
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.bind(self.path)
+        try:
+            self._socket.bind(self.path)
+        except OSError as error:
+            self._socket.close()
+            raise LightflowError(f"cannot listen on {self.path}: {error.strerror}") from None
         self._socket.settimeout(0.1)
         self._thread = threading.Thread(target=self._receive, args=(emit,), daemon=True)
         self._thread.start()
@@ -74,6 +81,8 @@ class LineSource(TriggerSource):
             self._thread.join(1.0)
         if self._socket is not None:
             self._socket.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
     def existing(self) -> Iterable[TriggerEvent]:
         if not self.backlog or not Path(self.backlog).exists():
@@ -90,7 +99,8 @@ class LineSource(TriggerSource):
         return self.only is None or str(event.values["item"]).startswith(self.only)
 
     def arguments(self, events: Sequence[TriggerEvent]) -> dict[str, Any]:
-        return {"items": [event.values["item"] for event in events]}
+        items = [event.values["item"] for event in events]
+        return {"items": items, "first": items[0]}
 
 
 def _event(text: str) -> TriggerEvent:

@@ -44,6 +44,7 @@ import hashlib
 import json
 import os
 import pickle
+import secrets
 import socket
 import threading
 from collections.abc import Iterable
@@ -145,15 +146,31 @@ class Ledger(abc.ABC):
 
 
 def _owner() -> str:
-    return f"{socket.gethostname()}/{os.getpid()}"
+    """Who holds a trigger: ``host/pid#token`` (two runtimes of one process are two)."""
+    return f"{socket.gethostname()}/{os.getpid()}#{secrets.token_hex(3)}"
+
+
+#: Keep the ownership (KEYS[1]) for ARGV[1] another ARGV[2] ms; return the other holder.
+_RENEW = """
+local holder = redis.call('get', KEYS[1])
+if holder and holder ~= ARGV[1] then return holder end
+redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
+return false
+"""
+#: Give the ownership (KEYS[1]) up if ARGV[1] still holds it.
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 class RedisLedger(Ledger):
     """The ledger in the cluster's state server (``lf:trigger:<name>:...``).
 
     ``handed`` is a hash key -> batch id, ``pending`` a hash batch id -> encoded
-    :class:`Batch` of the batches begun and not finished, ``owner`` the process
-    watching the trigger.
+    :class:`Batch` of the batches begun and not finished, ``order`` the list of their
+    ids in the order begun (a hash keeps none), ``owner`` the process watching the
+    trigger.
 
     Raises:
         LightflowError: Another live process watches this trigger.
@@ -182,31 +199,37 @@ class RedisLedger(Ledger):
         if batch.keys:
             pipe.hset(f"{self._prefix}:handed", mapping=dict.fromkeys(batch.keys, batch.id))
         pipe.hset(f"{self._prefix}:pending", batch.id, batch.encode())
+        pipe.rpush(f"{self._prefix}:order", batch.id)
         pipe.execute()
 
     def _write_finish(self, batch_id: str) -> None:
-        self._client.hdel(f"{self._prefix}:pending", batch_id)
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hdel(f"{self._prefix}:pending", batch_id)
+        pipe.lrem(f"{self._prefix}:order", 1, batch_id)
+        pipe.execute()
 
     def unfinished(self) -> list[Batch]:
-        raw = self._client.hvals(f"{self._prefix}:pending")
-        return [Batch.decode(value) for value in raw]
+        ids = self._client.lrange(f"{self._prefix}:order", 0, -1)
+        if not ids:
+            return []
+        raw = self._client.hmget(f"{self._prefix}:pending", ids)
+        return [Batch.decode(value) for value in raw if value is not None]
 
     def _write_forget(self, keys: list[str]) -> None:
         self._client.hdel(f"{self._prefix}:handed", *keys)
 
     def renew(self) -> None:
-        owner_key = f"{self._prefix}:owner"
-        holder = self._client.get(owner_key)
-        holder = holder.decode() if isinstance(holder, bytes) else holder
-        if holder not in (None, self._owner_id):
+        # One script: between a read and a write the key could expire and be taken.
+        holder = self._client.eval(
+            _RENEW, 1, f"{self._prefix}:owner", self._owner_id, int(OWNER_TTL * 1000)
+        )
+        if holder:
+            holder = holder.decode() if isinstance(holder, bytes) else holder
             raise LightflowError(f"trigger '{self.trigger}' was taken over by {holder}")
-        self._client.set(owner_key, self._owner_id, px=int(OWNER_TTL * 1000))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # the server may be gone; the key expires
-            holder = self._client.get(f"{self._prefix}:owner")
-            if (holder.decode() if isinstance(holder, bytes) else holder) == self._owner_id:
-                self._client.delete(f"{self._prefix}:owner")
+            self._client.eval(_RELEASE, 1, f"{self._prefix}:owner", self._owner_id)
 
 
 class FileLedger(Ledger):
@@ -222,26 +245,43 @@ class FileLedger(Ledger):
 
     def __init__(self, trigger: str, folder: Path) -> None:
         super().__init__(trigger)
+        self.path = folder / f"{file_name(trigger)}.ledger"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self.path = folder / f"{file_name(trigger)}.ledger"
-            self._file: IO[str] = open(self.path, "a+", encoding="utf-8")
+            self._file: IO[str] = self._lock_journal()
         except OSError as error:
             raise LightflowError(
                 f"cannot keep the record of trigger '{trigger}' in {folder}: "
                 f"{error.strerror or error}; give a writable --state-dir"
             ) from None
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.close()
-            raise LightflowError(
-                f"trigger '{trigger}' is already watched by another process on this "
-                f"host (it holds {self.path}); stop that process first"
-            ) from None
         self._pending: dict[str, Batch] = {}
         self._replay()
         self._compact()
+
+    def _lock_journal(self) -> IO[str]:
+        """Open the journal and take its lock, or say who holds it.
+
+        The owner may compact the journal (a new file renamed over it) between our
+        open and our lock: a lock on the file it replaced guards nothing, so the
+        journal is opened again until the locked file is the one at ``path``.
+        """
+        while True:
+            journal = open(self.path, "a+", encoding="utf-8")
+            try:
+                fcntl.flock(journal, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                journal.close()
+                raise LightflowError(
+                    f"trigger '{self.trigger}' is already watched by another process on "
+                    f"this host (it holds {self.path}); stop that process first"
+                ) from None
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(journal.fileno()).st_ino:
+                return journal
+            journal.close()
 
     def _replay(self) -> None:
         self._file.seek(0)

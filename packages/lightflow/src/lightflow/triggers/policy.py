@@ -9,9 +9,12 @@ trigger tasks, so ``aggregate`` and ``debounce`` mean the same everywhere:
   or reported by the caller (:func:`left_over`), never dropped silently.
 * :class:`Debouncer` lets the first event of a quiet period through at once (no added
   latency), folds the events that follow within ``window`` seconds, and at the
-  window's end lets the newest folded one through with the number folded. So a value
-  flapping at 100 Hz starts at most one run per window and the last value is never
-  lost.
+  window's end lets the newest folded one through with the number folded and the
+  keys of the others (a run started for the newest file of a burst is the hand-off
+  of the files folded into it too). So a value flapping at 100 Hz starts at most one
+  run per window and the last value is never lost: what a stopping trigger still
+  holds (:attr:`Debouncer.pending`) is reported with its open batch
+  (:func:`left_over`).
 """
 
 from __future__ import annotations
@@ -59,10 +62,17 @@ class Batcher:
 
 @dataclass(frozen=True)
 class Release:
-    """An event the debouncer lets through, and how many it folded into it."""
+    """An event the debouncer lets through, and what it folded into it.
+
+    Attributes:
+        event: The event let through.
+        folded: How many events of its window were dropped in its favour.
+        folded_keys: The keys of those that had one: handed off with ``event``.
+    """
 
     event: TriggerEvent
     folded: int = 0
+    folded_keys: tuple[str, ...] = ()
 
 
 class Debouncer:
@@ -77,6 +87,7 @@ class Debouncer:
         self._closes_at: float | None = None  # end of the current window
         self._latest: TriggerEvent | None = None  # newest event folded in this window
         self._folded = 0
+        self._folded_keys: list[str] = []  # keys of the events folded before it
 
     def offer(self, event: TriggerEvent) -> Release | None:
         """An event arrived: return it if it may go now, else fold it."""
@@ -90,9 +101,16 @@ class Debouncer:
         if self._closes_at is None:
             self._closes_at = now + self.window
             return Release(event)
+        if self._latest is not None and self._latest.key is not None:
+            self._folded_keys.append(self._latest.key)
         self._latest = event
         self._folded += 1
         return None
+
+    @property
+    def pending(self) -> TriggerEvent | None:
+        """The event waiting for its window's end, if any (what a stop would lose)."""
+        return self._latest
 
     def due(self) -> float | None:
         """Seconds until the open window closes (``None``: no window open)."""
@@ -110,18 +128,27 @@ class Debouncer:
         now = self._clock() if now is None else now
         if now < self._closes_at:
             return None
-        latest, folded = self._latest, self._folded
-        self._latest, self._folded = None, 0
+        latest, folded, keys = self._latest, self._folded, tuple(self._folded_keys)
+        self._latest, self._folded, self._folded_keys = None, 0, []
         if latest is None:
             self._closes_at = None
             return None
         self._closes_at = now + self.window
-        return Release(latest, folded - 1)
+        return Release(latest, folded - 1, keys)
 
 
-def left_over(batcher: Batcher, events: queue.SimpleQueue[TriggerEvent]) -> list[TriggerEvent]:
-    """What a stopping trigger never handed on: its open batch, then its queued events."""
+def left_over(
+    batcher: Batcher,
+    events: queue.SimpleQueue[TriggerEvent],
+    debouncer: Debouncer | None = None,
+) -> list[TriggerEvent]:
+    """What a stopping trigger never handed on, in order.
+
+    Its open batch, the event its debouncer holds back, then its queued events.
+    """
     left = batcher.flush()
+    if debouncer is not None and debouncer.pending is not None:
+        left.append(debouncer.pending)
     while True:
         try:
             left.append(events.get_nowait())
