@@ -75,6 +75,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
+from .inotify import inotify_observer
 from .settle import SettleTracker
 
 logger = logging.getLogger("lightflow.filesystem")
@@ -427,15 +428,8 @@ class FolderSource(TriggerSource):
             from watchdog.observers.polling import PollingObserver
 
             return PollingObserver(timeout=self.poll_interval)
-        try:
-            from watchdog.observers.inotify import InotifyObserver
-        except ImportError:
-            raise LightflowError(
-                f"cannot watch folder {self.path}: inotify is not available on this system; "
-                "poll the folder instead"
-            ) from None
         # Full events: a file moved in from outside is a move, not a creation.
-        return InotifyObserver(generate_full_events=True)
+        return inotify_observer(self.path, full_events=True)
 
     def __str__(self) -> str:
         return self.describe()

@@ -34,6 +34,8 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
+from .inotify import inotify_observer
+
 logger = logging.getLogger("lightflow.filesystem")
 
 DEFAULT_POLL_INTERVAL = 0.5
@@ -127,9 +129,7 @@ class LineSource(TriggerSource):
             self._poller = threading.Thread(target=self._poll, name="lightflow-lines", daemon=True)
             self._poller.start()
             return
-        from watchdog.observers.inotify import InotifyObserver
-
-        self._observer = InotifyObserver()
+        self._observer = inotify_observer(self.path)
         self._observer.schedule(
             _Handler(self),
             os.path.dirname(self.path),
