@@ -7,6 +7,8 @@ compaction and lock, Redis ownership expiring, renewed and taken over.
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -224,6 +226,25 @@ def test_a_renewal_after_expiry_keeps_the_trigger_if_nobody_took_it(redis_client
     ledger.renew()
     assert redis_client.pttl(owner_key(ledger)) > 0
     ledger.close()
+
+
+def test_an_owner_killed_on_this_host_is_taken_over_at_once(redis_client: Any) -> None:
+    name = f"pv-{uuid.uuid4().hex[:6]}"
+    key = f"lf:trigger:{name}:owner"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
+                          capture_output=True).stdout.strip()  # fmt: skip
+    redis_client.set(key, f"{socket.gethostname()}/{dead}#abc123", px=15000)
+    ledger = RedisLedger(name, redis_client)
+    assert redis_client.get(key).decode().startswith(f"{socket.gethostname()}/{os.getpid()}#")
+    ledger.close()
+
+    redis_client.set(key, f"beamline-pc-2/{dead}#abc123", px=15000)  # cannot tell: refused
+    with pytest.raises(LightflowError) as refused:
+        RedisLedger(name, redis_client)
+    assert str(refused.value) == (
+        f"trigger '{name}' is already watched by beamline-pc-2/{dead}#abc123; stop that "
+        f"process, or wait {OWNER_TTL:g} s if it died on another host"
+    )
 
 
 def wait_for_expiry(client: Any, key: str) -> None:

@@ -31,7 +31,8 @@ Two backends, one contract:
 
 Each also holds the trigger's *ownership* while it runs (a Redis key that expires
 unless renewed, or an exclusive ``flock`` on the journal), so two processes never
-watch the same trigger and start runs twice.
+watch the same trigger and start runs twice. A Redis ownership whose process was
+killed on this host is taken over at once rather than after it expired.
 """
 
 from __future__ import annotations
@@ -150,12 +151,42 @@ def _owner() -> str:
     return f"{socket.gethostname()}/{os.getpid()}#{secrets.token_hex(3)}"
 
 
+def owner_ended(owner: str) -> bool:
+    """Whether the process of an owner id (``host/pid...``) ran on this host and is gone."""
+    host, _, rest = owner.partition("/")
+    pid = rest.split("#", 1)[0]
+    return pid.isdigit() and process_ended(host, int(pid))
+
+
+def process_ended(host: str, pid: int) -> bool:
+    """Whether process ``pid`` of ``host`` is known to be gone (only this host's can be)."""
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, as another user's
+        return False
+    return False
+
+
+def _text(value: Any) -> Any:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 #: Keep the ownership (KEYS[1]) for ARGV[1] another ARGV[2] ms; return the other holder.
 _RENEW = """
 local holder = redis.call('get', KEYS[1])
 if holder and holder ~= ARGV[1] then return holder end
 redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
 return false
+"""
+#: Give the ownership (KEYS[1]) held by ARGV[1] to ARGV[2] for ARGV[3] ms; 1 if done.
+_TAKE_OVER = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('set', KEYS[1], ARGV[2], 'px', ARGV[3])
+return 1
 """
 #: Give the ownership (KEYS[1]) up if ARGV[1] still holds it.
 _RELEASE = """
@@ -181,18 +212,31 @@ class RedisLedger(Ledger):
         self._client = client
         self._prefix = f"lf:trigger:{trigger}"
         self._owner_id = _owner()
-        owner_key = f"{self._prefix}:owner"
-        if not client.set(owner_key, self._owner_id, nx=True, px=int(OWNER_TTL * 1000)):
-            holder = client.get(owner_key)
-            holder = holder.decode() if isinstance(holder, bytes) else holder
-            raise LightflowError(
-                f"trigger '{trigger}' is already watched by {holder}; stop that process, "
-                f"or wait {OWNER_TTL:g} s if it died"
-            )
+        self._take_ownership()
         self._handed = {
             key.decode() if isinstance(key, bytes) else key
             for key in client.hkeys(f"{self._prefix}:handed")
         }
+
+    def _take_ownership(self) -> None:
+        """Own the trigger: free, or held by a process of this host that is gone."""
+        owner_key, ttl = f"{self._prefix}:owner", int(OWNER_TTL * 1000)
+        holder = None
+        for _attempt in range(3):  # the holder's key may expire between two commands
+            if self._client.set(owner_key, self._owner_id, nx=True, px=ttl):
+                return
+            holder = _text(self._client.get(owner_key))
+            if holder is None:
+                continue
+            if owner_ended(holder) and self._client.eval(
+                _TAKE_OVER, 1, owner_key, holder, self._owner_id, ttl
+            ):
+                return  # killed on this host: no need to wait for its key to expire
+            break
+        raise LightflowError(
+            f"trigger '{self.trigger}' is already watched by {holder or 'another process'}; "
+            f"stop that process, or wait {OWNER_TTL:g} s if it died on another host"
+        )
 
     def _write_begin(self, batch: Batch) -> None:
         pipe = self._client.pipeline(transaction=True)
@@ -224,8 +268,7 @@ class RedisLedger(Ledger):
             _RENEW, 1, f"{self._prefix}:owner", self._owner_id, int(OWNER_TTL * 1000)
         )
         if holder:
-            holder = holder.decode() if isinstance(holder, bytes) else holder
-            raise LightflowError(f"trigger '{self.trigger}' was taken over by {holder}")
+            raise LightflowError(f"trigger '{self.trigger}' was taken over by {_text(holder)}")
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # the server may be gone; the key expires

@@ -8,7 +8,8 @@ the order they happened and decides, the same way for every kind of source:
 2. **once per key**: an event whose key was handed off already (ledger) or is
    waiting in the open batch is dropped (a file reported by the watch and the scan);
 3. **debounce**: at most one run per ``debounce`` window; the events in between are
-   folded into the window's last one, and the log says how many;
+   folded into the window's last one (their keys are handed off with it), and the
+   log says how many;
 4. **aggregate**: events are batched ``aggregate`` at a time;
 5. **hand-off**: the batch's arguments (``source.arguments(batch)``, those the
    workflow declares, plus the trigger's fixed ``arguments``) are validated by the
@@ -22,18 +23,23 @@ started idempotently per batch id. When a trigger starts, it first starts again 
 batches begun but not recorded as started (the process died in between: each starts
 only if it had not), then hands off what the source reports as already there
 (``source.existing()``: files that appeared while nothing watched) whose keys the
-ledger does not hold. Events of a partial batch when the trigger stops are logged by
-key and not recorded, so the next start hands them off.
+ledger does not hold. Events not handed off when the trigger stops are not recorded,
+so the next start hands them off (if the source reports them as already there).
 
 **Stopping.** :meth:`TriggerRuntime.stop` (SIGINT/SIGTERM under
 :func:`run_triggers`) ends every trigger within 1 s: sources are stopped in parallel,
-the threads look at the stop flag at least every 0.25 s, and runs already started go
-on (on the embedded engine they are asked to stop, see :mod:`.launcher`).
+the threads look at the stop flag at least every 0.25 s. Runs already started on the
+cluster go on; on the embedded engine they are asked to stop (:mod:`.launcher`). Events of
+a partial batch, or held back by the debouncer, are logged by key. A trigger that
+another process took over (its Redis ownership lapsed) stops the runtime, and
+:func:`run_triggers` ends with that error.
 
 **A start that fails** because the state server or broker is unreachable is retried
 every second (logged once per outage) while events wait; arguments the workflow
 refuses are logged with the keys of their events, which are then not handed off (a
-restart tries them again). The workflow file is loaded again when it changes.
+restart tries them again). The workflow file is loaded again when it changes; a
+changed file that does not load is logged and the version loaded before is kept (runs
+always get the workflow the trigger loaded and checked, never the file as it is).
 
 The state of each trigger is published (:mod:`.status`) for ``lightflow triggers
 list`` and the REST API.
@@ -57,7 +63,7 @@ from typing import TYPE_CHECKING, Any
 from ..exceptions import ConfigError, LightflowError
 from .launcher import ClusterLauncher, EmbeddedLauncher, Launcher
 from .ledger import OWNER_TTL, Batch, FileLedger, Ledger, RedisLedger, file_name
-from .policy import Batcher, Debouncer, left_over
+from .policy import Batcher, Debouncer, Release, left_over
 from .settings import TriggerSpec, default_state_dir
 from .source import TriggerEvent, event_names
 from .status import PUBLISH_INTERVAL, FileStatusBoard, RedisStatusBoard, StatusBoard
@@ -72,6 +78,9 @@ logger = logging.getLogger("lightflow.triggers")
 STOP_CHECK_INTERVAL = 0.25
 #: Seconds between two tries to start a run while the cluster cannot be reached.
 RETRY_INTERVAL = 1.0
+#: Seconds :meth:`TriggerRuntime.stop` takes at most (the promise is 1 s, the process's
+#: own exit included).
+STOP_WITHIN = 0.8
 ENGINES = ("cluster", "embedded")
 
 
@@ -95,7 +104,10 @@ class _Trigger:
         self._events: queue.SimpleQueue[TriggerEvent] = queue.SimpleQueue()
         self._batcher = Batcher(spec.aggregate)
         self._debouncer = Debouncer(spec.debounce)
-        self._waiting: set[str] = set()  # keys in the open batch (not in the ledger yet)
+        # Keys in the open batch or held by the debouncer (not in the ledger yet), and
+        # the keys folded into events of the open batch.
+        self._waiting: set[str] = set()
+        self._folded_keys: list[str] = []
         self._counts = {"events": 0, "accepted": 0, "folded": 0, "runs": 0}
         self._last_run: str | None = None
         self._last_event: float | None = None
@@ -109,15 +121,25 @@ class _Trigger:
 
     # -- life ---------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the source, hand off what is pending, and serve events from now on."""
+        """Start the source, hand off what is pending, and serve events from now on.
+
+        Raises:
+            LightflowError: The source cannot start (one line naming the trigger).
+        """
         spec = self.spec
         self._launcher.open(self._workflow)
-        for batch in self.ledger.unfinished():
+        unfinished = self.ledger.unfinished()
+        self._launcher.prune(batch.id for batch in unfinished)
+        for batch in unfinished:
             self._sizes[batch.id] = len(batch.keys)
             self._launch(batch)  # started only if it had not
         forgotten = list(spec.source.forgotten(self.ledger.keys))
         self.ledger.forget(forgotten)
-        spec.source.start(self._events.put)
+        try:
+            spec.source.start(self._events.put)
+        except Exception as error:  # an extension's own error types too: one line
+            problem = str(error) if isinstance(error, LightflowError) else repr(error)
+            raise LightflowError(f"trigger '{spec.name}': {problem}") from None
         self._thread.start()
 
     def stop(self) -> None:
@@ -127,9 +149,11 @@ class _Trigger:
         except Exception as error:  # a source that fails to stop must not keep the others
             logger.warning("trigger %s: stopping its source failed: %s", self.spec.name, error)
 
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-        self._launcher.close()
+    def join(self, deadline: float) -> None:
+        """Wait for the thread, close the launcher and the ledger, by ``deadline``."""
+        if self._thread.ident is not None:  # not started if the trigger failed to start
+            self._thread.join(max(deadline - time.monotonic(), 0.0))
+        self._launcher.close(deadline)
         self.ledger.close()
 
     # -- the thread ---------------------------------------------------------------------
@@ -148,7 +172,7 @@ class _Trigger:
                 except queue.Empty:
                     released = self._debouncer.expire()
                     if released is not None:
-                        self._add(released.event, released.folded)
+                        self._add(released)
                     continue
                 self._offer(event)
         except Exception as error:  # the trigger ends; the others go on
@@ -173,11 +197,12 @@ class _Trigger:
             self._counts["accepted"] += 1
         released = self._debouncer.offer(event)
         if released is not None:
-            self._add(released.event, released.folded)
-        elif key is not None:  # folded: its key goes with the event that carries it
-            self._waiting.discard(key)
+            self._add(released)
 
-    def _add(self, event: TriggerEvent, folded: int) -> None:
+    def _add(self, released: Release) -> None:
+        folded = released.folded
+        # Keys folded into the event are handed off with it: its run stands for them.
+        self._folded_keys.extend(released.folded_keys)
         if folded:
             with self._lock:
                 self._counts["folded"] += folded
@@ -187,13 +212,15 @@ class _Trigger:
                 folded,
                 self.spec.source.noun,
             )
-        batch = self._batcher.add(event)
+        batch = self._batcher.add(released.event)
         if batch:
             self._hand_off(batch)
 
     def _hand_off(self, events: list[TriggerEvent]) -> None:
         spec = self.spec
         keys = [event.key for event in events if event.key is not None]
+        keys += self._folded_keys
+        self._folded_keys = []
         self._waiting.difference_update(keys)
         workflow = self._current_workflow()
         offered = spec.source.arguments(events)
@@ -284,6 +311,7 @@ class _Trigger:
         self._workflow_mtime = mtime
         try:
             workflow = api.load(str(self._workflow.path), self._runtime.config)
+            workflow.pickled()  # what the runs get: refused now rather than at each start
         except LightflowError as error:
             logger.error(
                 "trigger %s: the changed workflow file does not load, the one loaded "
@@ -298,7 +326,7 @@ class _Trigger:
         return workflow
 
     def _report_left_over(self) -> None:
-        left = left_over(self._batcher, self._events)
+        left = left_over(self._batcher, self._events, self._debouncer)
         if left:
             logger.warning(
                 "trigger %s stopped with %d %s(s) not handed off (the next start hands "
@@ -395,6 +423,10 @@ class TriggerRuntime:
         self.workers = workers or 1
         self.state_dir = state_dir or default_state_dir()
         self.stopping = threading.Event()
+        #: Why the runtime stopped on its own (a trigger taken over), else ``None``.
+        self.failure: str | None = None
+        self._stop_lock = threading.Lock()
+        self._stopped = False
         self._triggers: list[_Trigger] = []
         self._client: Any = None
         self._board: StatusBoard | None = None
@@ -407,10 +439,10 @@ class TriggerRuntime:
         """Check every trigger, then start them all; nothing starts if one is invalid.
 
         Raises:
-            LightflowError: A workflow does not load, does not declare what its
-                source passes, misses a required argument; the state server cannot
-                be reached; another process watches the same trigger; a source cannot
-                start.
+            LightflowError: A workflow does not load or cannot be pickled, does not
+                declare what its source passes, misses a required argument or refuses
+                a fixed one; the state server cannot be reached; another process
+                watches the same trigger; a source cannot start.
         """
         from .. import api
 
@@ -435,23 +467,31 @@ class TriggerRuntime:
         self._housekeeper.start()
 
     def stop(self) -> None:
-        """Stop every trigger within 1 s; runs already started go on."""
+        """Stop every trigger within 1 s; runs already started go on. Idempotent."""
         self.stopping.set()
-        stoppers = [
-            threading.Thread(target=trigger.stop, daemon=True) for trigger in self._triggers
-        ]
-        for thread in stoppers:
-            thread.start()
-        deadline = time.monotonic() + 0.8
-        for thread in stoppers:
-            thread.join(max(deadline - time.monotonic(), 0.0))
-        for trigger in self._triggers:
-            trigger.join(max(deadline - time.monotonic(), 0.05))
-        for trigger in self._triggers:
-            self.publish(trigger)
+        with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            deadline = time.monotonic() + STOP_WITHIN
+            stoppers = [
+                threading.Thread(target=trigger.stop, daemon=True) for trigger in self._triggers
+            ]
+            for thread in stoppers:
+                thread.start()
+            for thread in stoppers:
+                thread.join(max(deadline - time.monotonic(), 0.0))
+            for trigger in self._triggers:
+                trigger.join(deadline)
+            for trigger in self._triggers:
+                self.publish(trigger)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until :meth:`stop` was called (or ``timeout``); True if stopping."""
+        """Block until the runtime is stopping (or ``timeout``); True if stopping.
+
+        It stops on :meth:`stop`, or on its own when another process took a trigger
+        over (:attr:`failure` says so): the caller then calls :meth:`stop`.
+        """
         return self.stopping.wait(timeout)
 
     def status(self) -> list[dict[str, Any]]:
@@ -497,8 +537,16 @@ class TriggerRuntime:
         if missing:
             raise ConfigError(
                 f"trigger '{spec.name}': workflow {workflow.name} needs parameter "
-                f"'{missing[0]}'; give it with --arg {missing[0]}=VALUE (or 'arguments')"
+                f"'{missing[0]}'; give it in the trigger's 'arguments' (--arg "
+                f"{missing[0]}=VALUE on a watch command)"
             )
+        try:
+            for option in workflow.parameters:
+                if option.name in spec.arguments:  # the same for every run: checked once
+                    option.convert(spec.arguments[option.name])
+            workflow.pickled()  # what every run gets, on either engine
+        except LightflowError as error:
+            raise ConfigError(f"trigger '{spec.name}': {error}") from None
         return workflow
 
     def _redis(self) -> Any:
@@ -541,7 +589,8 @@ class TriggerRuntime:
                     trigger.ledger.renew()
                 except LightflowError as error:
                     logger.error("trigger %s: %s; stopping", trigger.spec.name, error)
-                    self.stop()
+                    self.failure = str(error)
+                    self.stopping.set()  # wait() returns; its caller stops the runtime
                     return
                 except Exception as error:  # a state server outage: keep trying
                     logger.debug("trigger %s: cannot renew: %s", trigger.spec.name, error)
@@ -561,7 +610,8 @@ def run_triggers(
     See :class:`TriggerRuntime` for the arguments.
 
     Raises:
-        LightflowError: A trigger cannot start (one line; nothing was started).
+        LightflowError: A trigger cannot start (one line; nothing was started), or
+            another process took a trigger over (the others were stopped too).
     """
     runtime = TriggerRuntime(
         specs, config=config, engine=engine, workers=workers, state_dir=state_dir
@@ -570,6 +620,8 @@ def run_triggers(
         runtime.start()
         runtime.wait()
     runtime.stop()
+    if runtime.failure:
+        raise LightflowError(runtime.failure)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .ledger import file_name
+from .ledger import file_name, process_ended
 
 #: Seconds between two publications of a running trigger's state at most.
 PUBLISH_INTERVAL = 5.0
@@ -78,14 +78,25 @@ class FileStatusBoard(StatusBoard):
 
 
 def describe(state: dict[str, Any], now: float | None = None) -> dict[str, Any]:
-    """A published state as a reader should see it: ``running`` only while it is fresh.
+    """A published state as a reader should see it: ``running`` only while it runs.
 
     A trigger whose process died without saying so (SIGKILL, a lost host) stops
-    publishing; once its state is :data:`STALE_AFTER` seconds old it is shown as
-    ``gone`` instead of ``running``.
+    publishing; it is shown as ``gone`` instead of ``running`` once its state is
+    :data:`STALE_AFTER` seconds old, or at once when its process ran on this host and
+    no longer exists.
     """
     now = time.time() if now is None else now
     shown = dict(state)
-    if shown.get("state") == "running" and now - float(shown.get("updated", 0)) > STALE_AFTER:
+    if shown.get("state") == "running" and (
+        now - float(shown.get("updated", 0)) > STALE_AFTER or _ended_here(shown)
+    ):
         shown["state"] = "gone"
     return shown
+
+
+def _ended_here(state: dict[str, Any]) -> bool:
+    """Whether the state's process ran on this host and is no more."""
+    try:
+        return process_ended(str(state["host"]), int(state["pid"]))
+    except (KeyError, TypeError, ValueError):  # not a state this version wrote
+        return False
