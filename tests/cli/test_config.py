@@ -181,7 +181,7 @@ def test_environment_overrides(home: Path) -> None:
     assert config.store["password"] is None
     assert config.celery["worker_send_task_events"] is True
     assert config.broker_configured
-    assert config.extensions == {"fs": {"poll_interval": 0.25}}
+    assert config.extensions["fs"] == {"poll_interval": 0.25}
     assert config.signal["password"] == "[not, a list]"  # only scalars are parsed
     assert config.workflows == [Path("/a"), Path.cwd() / "rel"]
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from lightflow import api
+from lightflow.api import events as api_events
 from lightflow.events import EventKind, RunEvent
 
 from .test_cli import assert_one_error_line, invoke
@@ -318,7 +319,7 @@ def fake_follow(
     followed: list[str | None] = []
 
     def follow(*, config: Any, run_id: str | None = None, on_event: Callable[[RunEvent], None],
-               stop_when_finished: bool = True) -> dict[str, Any] | None:  # fmt: skip
+               stop_when_finished: bool = True, **_: Any) -> dict[str, Any] | None:  # fmt: skip
         followed.append(run_id)
         for item in events:
             on_event(item)
@@ -327,6 +328,7 @@ def fake_follow(
         return record
 
     monkeypatch.setattr(api, "follow_events", follow)
+    monkeypatch.setattr(api_events, "follow_events", follow)  # what api.wait_for_run calls
     return followed
 
 
@@ -671,14 +673,14 @@ def fake_wait_on_queued_run(
     def run_status(run_id: str, *, config: Any) -> dict[str, Any]:
         return {"id": RUN_ID, "state": "queued"}
 
-    def follow(*, config: Any, run_id: str | None = None, on_event: Any) -> dict[str, Any]:
+    def follow(*, config: Any, on_event: Any, **_: Any) -> dict[str, Any]:
         checked.wait(5)
         time.sleep(0.3)  # time enough for a note, and for a second one if there were
         return {"id": RUN_ID, "workflow": "exposure", "state": "stopped"}
 
     monkeypatch.setattr(worker, "worker_status", status)
     monkeypatch.setattr(api, "run_status", run_status)
-    monkeypatch.setattr(api, "follow_events", follow)
+    monkeypatch.setattr(api_events, "follow_events", follow)
     return pinged
 
 
@@ -756,17 +758,18 @@ FOLLOW_FOREVER_DRIVER = f"""\
 import sys, time
 from pathlib import Path
 from lightflow import api
+from lightflow.api import events
 from lightflow.cli.main import main
 
 def start(name, arguments, *, config, queue, keep_data):
     return {RUN_ID!r}
 
-def follow(*, config, run_id=None, on_event, stop_when_finished=True):
+def follow(*, config, run_id=None, on_event, stop_when_finished=True, **_):
     Path("following").touch()
     time.sleep(60)
 
 api.start_workflow = start
-api.follow_events = follow
+events.follow_events = follow
 main(sys.argv[1:])
 """
 

@@ -148,6 +148,30 @@ def test_workflow_stop_accepts_a_run_id_prefix(cluster: Cluster) -> None:
     assert record["state"] == "stopped"
 
 
+def test_workflow_stop_needs_neither_the_workflow_nor_its_libraries(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # Started by a client that has the library; stopped from one that has not, while a
+    # task waits in a join: the stop runs no code of the workflow's (1.x and the first
+    # versions here unpickled it and failed).
+    run_id = api.start_workflow(str(WORKFLOWS / "library_join.py"), {}, config=cluster.config)
+    deadline = time.monotonic() + 30
+    while "sleeper" not in api.run_status(run_id, config=cluster.config)["dags"]:
+        assert time.monotonic() < deadline, "the sub-DAG never started"
+        time.sleep(0.1)
+    settings = cluster.settings()
+    del settings["libraries"]
+    client = tmp_path / "client.cfg"
+    client.write_text(yaml.safe_dump(settings))
+    stop = lightflow(client, "workflow", "stop", run_id)
+    assert stop.returncode == 0, stop.stderr
+    assert stop.stdout == f"{run_id}\n" and stop.stderr == ""
+    record = api.follow_events(
+        config=cluster.config, run_id=run_id, on_event=lambda e: None, timeout=30
+    )
+    assert record["state"] == "stopped"
+
+
 def test_workflow_stop_of_a_workflow_with_nothing_running_is_not_an_error(
     cluster: Cluster, tmp_path: Path
 ) -> None:

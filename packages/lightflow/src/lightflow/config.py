@@ -423,8 +423,27 @@ class Config:
         """The effective configuration in the file's layout (a deep copy)."""
         return copy.deepcopy(self._data)
 
+    def redacted(self) -> dict[str, Any]:
+        """:meth:`to_dict` with secrets hidden, for showing: ``config list``, the REST API.
+
+        Every value of a key naming a password and the password in every URL is
+        :data:`SECRET`.
+        """
+        return _redacted(self._data)
+
     def __repr__(self) -> str:
         return f"Config(source={self.source!r})"
+
+
+def _redacted(value: Any, key: str = "") -> Any:
+    secret = "password" in key.lower()
+    if isinstance(value, dict):
+        return {k: _redacted(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item, key) for item in value]
+    if secret and value not in (None, ""):
+        return SECRET
+    return redact_url(value) if isinstance(value, str) else value
 
 
 def redact_url(text: str) -> str:
@@ -482,7 +501,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 def check_signal_setting(key: Any, value: Any, where: str) -> None:
     """Check one setting of the ``signal`` section as a file or an override gives it.
 
-    ``keep_finished_runs`` is checked by :func:`lightflow.api.finished_run_retention`,
+    ``keep_finished_runs`` is checked by :func:`finished_run_retention`,
     the function that reads it; ``polling_time`` (1.x, no longer used) takes anything.
 
     Args:
@@ -503,8 +522,6 @@ def check_signal_setting(key: Any, value: Any, where: str) -> None:
             f"the signal section takes: {', '.join(SIGNAL_KEYS)}"
         )
     if key == "keep_finished_runs":
-        from .api import finished_run_retention
-
         try:
             finished_run_retention(Config({"signal": {key: value}}))
         except ConfigError as error:
@@ -763,3 +780,59 @@ def _plugin_config_defaults() -> dict[str, Any]:
     from .plugins.manager import config_defaults
 
     return config_defaults()
+
+
+# -- durations and run retention -------------------------------------------------------
+_DURATION = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw])\s*", re.IGNORECASE)
+_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration written as a number and a unit: ``90s``, ``30m``, ``12h``, ``7d``.
+
+    The unit is required (``7`` alone could mean seven days as easily as seven
+    seconds), except for ``0``, which is zero whatever the unit.
+
+    Raises:
+        ConfigError: ``text`` is not such a duration.
+    """
+    match = _DURATION.fullmatch(text)
+    if match is not None:
+        return float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2).lower()]
+    if text.strip() == "0":
+        return 0.0
+    raise ConfigError(
+        f"'{text}' is not a duration: write a number and a unit (s, m, h, d or w), "
+        "e.g. 90s, 30m, 12h or 7d"
+    )
+
+
+def finished_run_retention(config: Config) -> float | None:
+    """Seconds a finished run is kept (``signal.keep_finished_runs``); ``None``: forever.
+
+    A number is seconds; text is a duration (``7d``); ``0``, ``null`` or ``false`` turn
+    automatic pruning off.
+
+    Raises:
+        ConfigError: The value is neither, or negative. ``Config.load`` checks a value
+            that a file or an override sets with this function, so every command
+            refuses a typo; it is checked again where it is read (the worker at start,
+            ``workflow prune``) for configurations built otherwise.
+    """
+    value = config.signal.get("keep_finished_runs")
+    if value is None or value is False:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = parse_duration(value)
+        except ConfigError as error:
+            raise ConfigError(
+                f"signal.keep_finished_runs: {error}; or 0 or null to keep finished runs forever"
+            ) from None
+    else:
+        raise ConfigError(f"signal.keep_finished_runs must be a duration such as 7d, got {value!r}")
+    if seconds < 0:
+        raise ConfigError(f"signal.keep_finished_runs must not be negative, got {value!r}")
+    return seconds or None

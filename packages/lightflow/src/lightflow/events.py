@@ -44,6 +44,9 @@ class RunEvent:
         message: One-line reason (error message, stop reason).
         traceback: The task's traceback, for failed tasks.
         worker: Who ran the task.
+        extra: Further details of the event, by name.
+        id: Where the event is in the stream it was read from (see
+            :func:`lightflow.api.follow_events`); ``None`` for an event not read back.
     """
 
     kind: EventKind
@@ -58,9 +61,12 @@ class RunEvent:
     traceback: str | None = None
     worker: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form."""
+        """Plain JSON-able form (with ``id`` only when it has one)."""
         data = asdict(self)
         data["kind"] = self.kind.value
+        if data["id"] is None:
+            del data["id"]
         return data

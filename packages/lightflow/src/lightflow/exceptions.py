@@ -29,8 +29,20 @@ class ConfigError(LightflowError):
     """The configuration file or an environment override is unreadable or invalid."""
 
 
+class NoBrokerError(ConfigError):
+    """A command of the distributed engine, and no broker is configured."""
+
+
 class WorkflowNotFoundError(LightflowError):
     """No workflow file matches the given name or path."""
+
+
+class RunNotFoundError(LightflowError):
+    """No workflow run has the given id (or it was pruned)."""
+
+
+class StateServerError(LightflowError):
+    """The Redis state server cannot be reached, refuses the credentials, or failed."""
 
 
 class WorkflowImportError(LightflowError):

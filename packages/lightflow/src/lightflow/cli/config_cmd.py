@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from ..config import SECRET, redact_url
 from ..exceptions import ConfigError, LightflowError
 
 if TYPE_CHECKING:
@@ -45,9 +44,7 @@ def config_list(state: CliState, show_secrets: bool) -> None:
     import yaml
 
     config = state.config
-    data = config.to_dict()
-    if not show_secrets:
-        data = _masked(data)
+    data = config.to_dict() if show_secrets else config.redacted()
     if config.source is not None:
         click.echo(f"# read from {config.source}")
     else:
@@ -117,17 +114,3 @@ def examples_folder() -> Path:
         "the example workflows are not installed with this copy of "
         "Lightflow; reinstall it from a wheel"
     )
-
-
-def _masked(value: Any, key: str = "") -> Any:
-    if isinstance(value, dict):
-        return {k: _masked(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(item, key) for item in value]
-    if isinstance(value, str):
-        if "password" in key.lower() and value:
-            return SECRET
-        return redact_url(value)
-    if "password" in key.lower() and value is not None:
-        return SECRET
-    return value

@@ -1,24 +1,20 @@
 """``lightflow worker``: start a Celery worker on the Lightflow queues, stop and list them.
 
-The commands call :mod:`lightflow.queue.worker`; like every distributed command they
-need a configured broker (:func:`~lightflow.cli.workflow_cmd.distributed_config`).
+``start`` turns this process into a worker (:func:`lightflow.queue.worker.start_worker`);
+``stop`` and ``status`` call the API. Like every distributed command they need a
+configured broker (:func:`~lightflow.cli.workflow_cmd.distributed_config`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..exceptions import LightflowError
 from .workflow_cmd import confirm_all, distributed_config, short_id
 
 if TYPE_CHECKING:
-    from ..config import Config
     from .main import CliState
-
-T = TypeVar("T")
 _DEFAULT_QUEUES = "workflow,dag,task"  # queue.worker.DEFAULT_QUEUES, without importing Celery
 
 
@@ -65,12 +61,12 @@ def worker_stop(state: CliState, names: tuple[str, ...], yes: bool) -> None:
 
     Prints the names of the workers that answered.
     """
-    from ..queue.worker import stop_workers
+    from .. import api
 
     config = distributed_config(state)
     if not names:
         confirm_all("Stop all workers", yes)
-    stopped = _on_broker(config, lambda: stop_workers(config, list(names)))
+    stopped = api.stop_workers(list(names), config=config)
     if not stopped:
         if names:
             click.echo(f"No answer from {', '.join(names)}: nothing was stopped.", err=True)
@@ -93,11 +89,11 @@ def worker_status(state: CliState, details: bool, filter_queues: str | None) -> 
     A worker told to stop finishes its jobs first and answers nothing meanwhile; it is
     listed as stopping until it exits.
     """
-    from ..queue.worker import worker_status as describe_workers
+    from .. import api
     from .ext_cmd import _echo_table
 
     config = distributed_config(state)
-    workers = _on_broker(config, lambda: describe_workers(config))
+    workers = api.list_workers(config=config)
     if not workers:
         click.echo("No workers are running.")
         return
@@ -140,19 +136,3 @@ def _describe_job(job: dict[str, Any]) -> str:
         where = "/".join(str(part) for part in args[1:3])
         return f"{kind:<8}  {short_id(args[0])}  {where}".rstrip()
     return f"{name}  {args}"
-
-
-def _on_broker(config: Config, action: Callable[[], T]) -> T:
-    """Run a worker-control call; an unreachable broker becomes one line.
-
-    Celery reports it as kombu's OperationalError, which ``queue.worker`` lets through.
-    """
-    from kombu.exceptions import OperationalError
-
-    try:
-        return action()
-    except OperationalError as error:
-        from ..config import redact_url
-
-        url = redact_url(str(config.celery.get("broker_url")))
-        raise LightflowError(f"cannot reach the broker at {url}: {error}") from None

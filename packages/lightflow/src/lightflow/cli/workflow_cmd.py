@@ -2,8 +2,9 @@
 
 ``list`` and ``graph`` read workflow files only. ``start``, ``stop``, ``status``,
 ``logs`` and ``prune`` work on the distributed engine and need a broker
-(``celery.broker_url``): :func:`distributed_config` is the one check, shared with
-``worker`` and ``monitor``.
+(``celery.broker_url``); :func:`distributed_config` asks the API for that check
+first, so a command fails on it before it asks anything else (such as a
+confirmation).
 """
 
 from __future__ import annotations
@@ -21,31 +22,21 @@ import click
 from ..exceptions import LightflowError
 
 if TYPE_CHECKING:
-    from ..api import RunResult
     from ..config import Config
-    from ..events import RunEvent
     from .main import CliState
 
-NO_BROKER = (
-    "no broker configured: set celery.broker_url in lightflow.cfg or "
-    "LIGHTFLOW_CELERY__BROKER_URL (`lightflow run` runs a workflow here without one)"
-)
 SHORT_ID = 8
-_UNFINISHED = ("queued", "running")
 
 
 def distributed_config(state: CliState) -> Config:
     """The configuration, for a command of the distributed engine.
 
     Raises:
-        LightflowError: No broker is configured. It is never assumed: without one, a
-            1.x habit like ``workflow start`` would otherwise queue work on whatever
-            listens on localhost.
+        NoBrokerError: No broker is configured (:func:`lightflow.api.require_broker`).
     """
-    config = state.config
-    if not config.broker_configured:
-        raise LightflowError(NO_BROKER)
-    return config
+    from .. import api
+
+    return api.require_broker(state.config)
 
 
 def short_id(run_id: str) -> str:
@@ -75,7 +66,7 @@ def workflow_list(state: CliState) -> None:
 
     A file that cannot be loaded is listed with the reason.
     """
-    from ..workflows import list_workflows
+    from .. import api
 
     config = state.config
     if not config.workflows:
@@ -84,17 +75,17 @@ def workflow_list(state: CliState) -> None:
             "lightflow.cfg or set LIGHTFLOW_WORKFLOWS."
         )
         return
-    listings = list_workflows(config.workflows, config.libraries)
+    listings = api.list_workflows(config=config)
     if not listings:
         folders = ", ".join(str(p) for p in config.workflows)
         click.echo(f"No workflows found in {folders}.")
         return
-    width = max(len(listing.name) for listing in listings)
+    width = max(len(listing["name"]) for listing in listings)
     for listing in listings:
-        if listing.error is not None:
-            click.echo(f"{listing.name:<{width}}  [broken] {listing.error}")
+        if listing.get("error") is not None:
+            click.echo(f"{listing['name']:<{width}}  [broken] {listing['error']}")
         else:
-            click.echo(f"{listing.name:<{width}}  {listing.summary}".rstrip())
+            click.echo(f"{listing['name']:<{width}}  {listing['summary']}".rstrip())
 
 
 @workflow_group.command("graph")
@@ -116,9 +107,8 @@ def workflow_graph(state: CliState, workflow: str, fmt: str) -> None:
     not the default. Render with e.g. `lightflow workflow graph FILE | dot -Tpng -o g.png`.
     """
     from .. import api
-    from ..graph import render
 
-    click.echo(render(api.load(workflow, state.config), fmt), nl=False)
+    click.echo(api.render_graph(workflow, fmt, config=state.config), nl=False)
 
 
 # -- runs on the distributed engine --------------------------------------------------------
@@ -204,17 +194,11 @@ def _wait_for(run_id: str, config: Config, queue: str) -> None:
     from .run_cmd import ProgressPrinter, _stdout_takes_unicode, report
 
     progress = ProgressPrinter(unicode=_stdout_takes_unicode())
-    tally = _TaskTally()
     watch = _QueuedWatch(run_id, config, queue)
-
-    def on_event(event: RunEvent) -> None:
-        tally(event)
-        progress(event)
-
     watch.start()
     try:
         with _sigterm_interrupts():
-            record = api.follow_events(config=config, run_id=run_id, on_event=on_event)
+            result = api.wait_for_run(run_id, config=config, on_event=progress)
     except (KeyboardInterrupt, _Terminated) as interrupted:
         click.echo(
             f"Stopped following run {short_id(run_id)}; it goes on "
@@ -224,7 +208,6 @@ def _wait_for(run_id: str, config: Config, queue: str) -> None:
         sys.exit(128 + (signal.SIGTERM if isinstance(interrupted, _Terminated) else signal.SIGINT))
     finally:
         watch.stop()
-    result = tally.result(record or {"id": run_id})
     report(result)
 
 
@@ -259,14 +242,14 @@ class _QueuedWatch:
     def _watch(self) -> None:
         import shlex
 
+        from .. import api
+
         if self._done.wait(QUEUED_NOTE_AFTER):
             return
         try:
             if not self._queued():
                 return
-            from ..queue.worker import worker_status
-
-            workers = worker_status(self._config, timeout=1.0)
+            workers = api.list_workers(config=self._config, timeout=1.0)
             if any(
                 self._queue in (w.get("queues") or []) and w.get("state", "running") == "running"
                 for w in workers
@@ -281,43 +264,6 @@ class _QueuedWatch:
             "and no live worker consumes it; start one with "
             f"`lightflow worker start -q {shlex.quote(self._queue)}` (still waiting).",
             err=True,
-        )
-
-
-class _TaskTally:
-    """Collects how each task ended from the event stream, for the run summary."""
-
-    def __init__(self) -> None:
-        self.ended: dict[tuple[str, str], RunEvent] = {}
-
-    def __call__(self, event: RunEvent) -> None:
-        if event.task is not None and event.dag is not None and event.kind.value != "task_started":
-            self.ended[(event.dag, event.task)] = event
-
-    def result(self, record: dict[str, Any]) -> RunResult:
-        """The run's outcome in the form the summary of ``lightflow run`` takes."""
-        from ..api import RunResult, TaskRecord
-
-        tasks = [
-            TaskRecord(dag, task, event.kind.value.removeprefix("task_"), event.duration,
-                       event.message)
-            for (dag, task), event in self.ended.items()
-        ]  # fmt: skip
-        failed_dag = record.get("failed_dag") or None
-        failed_task = record.get("failed_task") or None
-        failure = self.ended.get((failed_dag or "", failed_task or ""))
-        outcome = str(record.get("state", "unknown"))
-        return RunResult(
-            workflow_id=record["id"],
-            workflow=record.get("workflow", "?"),
-            outcome=outcome,
-            duration=_run_duration(record) or 0.0,
-            # A run stopped from outside has no error of its own to show.
-            error=record.get("error") or ("stop requested" if outcome == "stopped" else None),
-            failed_task=failed_task,
-            failed_dag=failed_dag,
-            traceback=failure.traceback if failure is not None else None,
-            tasks=tasks,
         )
 
 
@@ -540,18 +486,11 @@ def _echo_failures(record: dict[str, Any]) -> None:
                 click.echo(f"  {line}")
 
 
-def _run_duration(record: dict[str, Any]) -> float | None:
-    """Seconds from start to end (to now while running); ``None`` before it started."""
-    started = record.get("started")
-    if not started:
-        return None
-    ended = record.get("ended") or time.time()
-    return max(0.0, float(ended) - float(started))
-
-
 def _format_run_duration(record: dict[str, Any]) -> str:
-    text = _format_seconds(_run_duration(record))
-    return f"{text}+" if text and record.get("state") in _UNFINISHED else text or "-"
+    from .. import api
+
+    text = _format_seconds(api.run_duration(record))
+    return f"{text}+" if text and record.get("state") in api.UNFINISHED_STATES else text or "-"
 
 
 def _format_seconds(seconds: float | None) -> str:

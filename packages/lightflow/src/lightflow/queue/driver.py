@@ -129,7 +129,8 @@ class Cluster:
         self._store: DataStore | None = None
         self._workflows: dict[str, Workflow] = {}
         self._documents: dict[str, DataStoreDocument] = {}
-        self._specs: dict[tuple[str, str], DagSpec] = {}
+        self._plans: dict[tuple[str, str], Plan] = {}
+        self._names: dict[str, str] = {}
         self._lock = threading.Lock()
         self._commit: Any = None  # the registered commit script
         self.hostname = socket.gethostname()
@@ -180,17 +181,35 @@ class Cluster:
             _remember(self._documents, run_id, document)
         return document
 
-    def spec(self, run_id: str, instance: str, dag: Dag) -> DagSpec:
-        """The scheduling spec of a DAG instance (cached per process)."""
-        spec = self._specs.get((run_id, instance))
-        if spec is None:
-            spec = DagSpec.from_dag(dag, instance)
-            _remember(self._specs, (run_id, instance), spec)
-        return spec
+    def plan(self, run_id: str, instance: str, dag_name: str) -> Plan:
+        """How a DAG instance is scheduled (cached per process).
 
-    def cached_spec(self, run_id: str, instance: str) -> DagSpec | None:
-        """The spec of a DAG instance if this process already built it, else ``None``."""
-        return self._specs.get((run_id, instance))
+        Read from the state server, where :func:`create_instance` put it as plain
+        data: whoever advances an instance (a client stopping the run too) needs
+        neither the workflow's code nor its dependencies. Runs recorded before plans
+        were stored get theirs from the workflow.
+        """
+        plan = self._plans.get((run_id, instance))
+        if plan is None:
+            raw = self.redis.get(rs.run_key(run_id, "plan", instance))
+            if isinstance(raw, bytes):
+                plan = pickle.loads(raw)
+            else:
+                plan = Plan.of(self.dag(run_id, dag_name), instance)
+            _remember(self._plans, (run_id, instance), plan)
+        return plan
+
+    def cached_plan(self, run_id: str, instance: str) -> Plan | None:
+        """The plan of a DAG instance if this process already has it, else ``None``."""
+        return self._plans.get((run_id, instance))
+
+    def workflow_name(self, run_id: str) -> str:
+        """The name of the run's workflow, from its record (cached per process)."""
+        name = self._names.get(run_id)
+        if name is None:
+            name = rs.text(self.redis.hget(rs.run_key(run_id), "workflow") or b"")
+            _remember(self._names, run_id, name)
+        return name
 
     def commit(
         self, key: str, version_key: str, version: str, state: bytes, writes: _Writes
@@ -299,6 +318,22 @@ class _RecordDocument(_RunDocument):
                 raise
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A DAG instance's scheduling spec and the queue of each of its tasks.
+
+    Plain data (no task objects), stored with the instance so that its state machine
+    can be advanced without the workflow (see :meth:`Cluster.plan`).
+    """
+
+    spec: DagSpec
+    queues: dict[str, str]
+
+    @classmethod
+    def of(cls, dag: Dag, instance: str) -> Plan:
+        return cls(DagSpec.from_dag(dag, instance), {n: t.queue for n, t in dag.tasks.items()})
+
+
 def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int = 64) -> None:
     """Insert into a small per-process cache, dropping the oldest entry when full."""
     if len(cache) >= size:
@@ -396,10 +431,12 @@ def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
     client = cluster.redis
     copy = client.incr(rs.run_key(run_id, "seq", dag.name))
     name = dag.name if copy == 1 else f"{dag.name}:{copy}"
-    spec = DagSpec.from_dag(dag, name)
+    plan = Plan.of(dag, name)
+    spec = plan.spec
     starts = [t for t in spec.order if not spec.predecessors[t]]
     unconsumed = {task: len(successors) for task, successors in spec.successors.items()}
     pipe = client.pipeline()
+    pipe.set(rs.run_key(run_id, "plan", name), pickle.dumps(plan, protocol=5))
     if dag.name not in cluster.workflow(run_id).dags:
         pipe.set(rs.run_key(run_id, "dagdef", dag.name), cloudpickle.dumps(dag))
     if data is not None:
@@ -509,9 +546,9 @@ def _run_task(
     # "started": a task recorded failed by another process (its worker died) keeps
     # its real duration.
     beat = {"attempt": attempt, "worker": worker, "heartbeat": rs.now(), "started": start_time}
-    known = cluster.cached_spec(run_id, instance)
+    known = cluster.cached_plan(run_id, instance)
     have = handoff.blobs if handoff is not None else {}
-    reads = [] if known is None else _input_keys(run_id, instance, known, task_name)
+    reads = [] if known is None else _input_keys(run_id, instance, known.spec, task_name)
 
     def begin(machine: DagRun, state: dict[str, Any]) -> Step | None:
         if (
@@ -790,6 +827,10 @@ class _Writes:
     def publish(self, channel: str, message: Any) -> None:
         self.commands.append(("PUBLISH", channel, message))
 
+    def xadd(self, key: str, fields: Mapping[str, Any], maxlen: int) -> None:
+        pairs = [item for name, value in fields.items() for item in (name, value)]
+        self.commands.append(("XADD", key, "MAXLEN", "~", maxlen, "*", *pairs))
+
     def arguments(self) -> list[Any]:
         """The commands flattened for :data:`_COMMIT`."""
         flat: list[Any] = []
@@ -857,8 +898,8 @@ def _advance(
         else:
             current, snapshot = snapshot, None
         state = rs.load_dag_state(current[0])
-        dag = cluster.dag(run_id, state["dag"])
-        machine = DagRun.from_dict(cluster.spec(run_id, instance, dag), state["machine"])
+        plan = cluster.plan(run_id, instance, state["dag"])
+        machine = DagRun.from_dict(plan.spec, state["machine"])
         step = event(machine, state)
         if step is None:
             return None
@@ -881,7 +922,7 @@ def _advance(
         jobs = []
         for task in step.ready:
             state["attempts"][task] = attempt = uuid.uuid4().hex
-            jobs.append(_job(TASK_JOB, (run_id, instance, task, attempt), dag.task(task).queue))
+            jobs.append(_job(TASK_JOB, (run_id, instance, task, attempt), plan.queues[task]))
         state["machine"] = machine.to_dict()
         consumed = [n for n, count in state["unconsumed"].items() if count <= 0]
         for name in consumed:
@@ -915,7 +956,7 @@ def _record_step(
     if not (step.skipped or step.cancelled or step.done):
         return
     events: list[RunEvent] = []
-    record = cluster.recorder(run_id, cluster.workflow(run_id).name, events, deferred=True)
+    record = cluster.recorder(run_id, cluster.workflow_name(run_id), events, deferred=True)
     for task in step.skipped:
         record.task_not_run(instance, task, TaskState.SKIPPED.value)
     for task in step.cancelled:
@@ -1086,7 +1127,12 @@ def _close_record(cluster: Cluster, run_id: str, outcome: str, *, started: bool)
 def _clean_up(cluster: Cluster, run_id: str, *, keep_data: bool, started: bool) -> None:
     """Drop the bulky per-run keys; keep the record, events and logs for status."""
     client = cluster.redis
-    keys = list(client.scan_iter(match=rs.run_key(run_id, "out", "*"), count=500))
+    parts = (rs.run_key(run_id, "out", ""), rs.run_key(run_id, "plan", ""))
+    keys = [
+        key
+        for key in map(rs.text, client.scan_iter(match=rs.run_key(run_id, "*"), count=500))
+        if key.startswith(parts)
+    ]
     keys += [rs.run_key(run_id, "workflow"), rs.run_key(run_id, "meta")]
     client.delete(*keys)
     if started and not keep_data:

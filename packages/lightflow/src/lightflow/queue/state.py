@@ -25,8 +25,11 @@ Every key of a run starts with ``lf:run:<id>``:
 ``lf:run:<id>:meta`` (list) and ``lf:run:<id>:meta:lock``
     META values (pickled dicts of dot-notation keys) queued by commits for the store,
     and the lock of the one process writing them out.
-``lf:run:<id>:events`` (list) and channel ``lf:events``
-    The run's event history and the live event stream (JSON RunEvents).
+``lf:run:<id>:events`` (list) and ``lf:eventlog`` (stream)
+    The run's event history (JSON RunEvents), and the live stream of every run's
+    events (fields ``run`` and ``event``), capped at about :data:`EVENT_LOG_KEPT`
+    entries: followers read on from the last entry they saw, so a client that
+    reconnects with it (``Last-Event-ID``) misses nothing.
 ``lf:run:<id>:logs`` (stream)
     Log lines of the run's tasks (field ``line``), in the order they were written;
     the newest :data:`LOG_LINES_KEPT` (about) are kept. A stream, so a follower
@@ -49,17 +52,20 @@ from __future__ import annotations
 import json
 import pickle
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import redis
+
+T = TypeVar("T")
 
 RUNS = "lf:runs"
 RUNNING = "lf:running"
 WORKERS = "lf:workers"
 OUTBOX = "lf:outbox"
-EVENTS_CHANNEL = "lf:events"
+EVENT_LOG = "lf:eventlog"
+EVENT_LOG_KEPT = 100_000
 LOG_LINES_KEPT = 10_000
 
 
@@ -85,11 +91,57 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=5, health_check_interval=30)
 
 
+def server_errors(url: str, action: Callable[[], T]) -> T:
+    """Run ``action`` against the state server at ``url``; its failures become one line.
+
+    Raises:
+        StateServerError: The server cannot be reached, refuses the credentials, or
+            failed (the URL in the message has its password hidden).
+    """
+    import redis
+
+    from ..config import redact_url
+    from ..exceptions import StateServerError
+
+    where = redact_url(url)
+    try:
+        return action()
+    except redis.exceptions.AuthenticationError as error:
+        raise StateServerError(
+            f"the Redis state server at {where} refused the credentials: "
+            f"{str(error).rstrip('.')}; check the password in 'signal'"
+        ) from None
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+        raise StateServerError(
+            f"cannot reach the Redis state server at {where}: {str(error).rstrip('.')}; "
+            "check the 'signal'/'celery.broker_url' settings and that the server runs"
+        ) from None
+    except redis.exceptions.RedisError as error:
+        raise StateServerError(
+            f"the Redis state server at {where} failed: {str(error).rstrip('.')}; check "
+            "that 'signal'/'celery.broker_url' point at a Redis server"
+        ) from None
+
+
 def read_run(client: redis.Redis, run_id: str) -> dict[str, Any] | None:
     """The run record as a dict (arguments decoded), or ``None``."""
     raw = client.hgetall(run_key(run_id))
-    if not raw:
-        return None
+    return _record(run_id, raw) if raw else None
+
+
+def read_runs(client: redis.Redis, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The records of ``run_ids`` in one round trip (runs no longer there left out)."""
+    pipe = client.pipeline(transaction=False)
+    for run_id in run_ids:
+        pipe.hgetall(run_key(run_id))
+    records = []
+    for run_id, raw in zip(run_ids, pipe.execute(), strict=True):
+        if raw:
+            records.append(_record(run_id, raw))
+    return records
+
+
+def _record(run_id: str, raw: dict[Any, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {text(k): text(v) for k, v in raw.items()}
     record["id"] = run_id
     record["arguments"] = json.loads(record.get("arguments", "{}"))
@@ -100,18 +152,52 @@ def read_run(client: redis.Redis, run_id: str) -> dict[str, Any] | None:
     return record
 
 
-def iter_runs(client: redis.Redis, newest_first: bool = True) -> Iterator[str]:
-    """Ids of every recorded run."""
-    ids = client.zrevrange(RUNS, 0, -1) if newest_first else client.zrange(RUNS, 0, -1)
+def iter_runs(
+    client: redis.Redis, newest_first: bool = True, since: float | None = None
+) -> Iterator[str]:
+    """Ids of every recorded run (created at or after ``since``, if given)."""
+    low = "-inf" if since is None else since
+    ids = (
+        client.zrevrangebyscore(RUNS, "+inf", low)
+        if newest_first
+        else client.zrangebyscore(RUNS, low, "+inf")
+    )
     for raw in ids:
         yield text(raw)
 
 
 def publish_event(pipe: Any, run_id: str, event: dict[str, Any]) -> None:
-    """Append an event to the run's history and publish it live (on a pipeline)."""
+    """Append an event to the run's history and to the live stream (on a pipeline)."""
     payload = json.dumps(event, default=str)
     pipe.rpush(run_key(run_id, "events"), payload)
-    pipe.publish(EVENTS_CHANNEL, payload)
+    pipe.xadd(EVENT_LOG, {"run": run_id, "event": payload}, maxlen=EVENT_LOG_KEPT)
+
+
+def read_events(client: redis.Redis, run_id: str, start: int = 0) -> list[dict[str, Any]]:
+    """The run's events from position ``start`` of its history on, oldest first."""
+    return [json.loads(raw) for raw in client.lrange(run_key(run_id, "events"), start, -1)]
+
+
+def event_log_end(client: redis.Redis) -> str:
+    """The id of the newest entry of the live stream (``0-0`` if it is empty)."""
+    newest: Any = client.xrevrange(EVENT_LOG, count=1)
+    return text(newest[0][0]) if newest else "0-0"
+
+
+def read_event_log(
+    client: redis.Redis, after: str, *, block: float | None = None, count: int = 1000
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Entries of the live stream after entry ``after``: ``(id, run id, event)``.
+
+    With ``block``, waits up to that many seconds for an entry when there is none yet.
+    """
+    timeout = None if block is None else max(1, int(block * 1000))
+    reply: Any = client.xread({EVENT_LOG: after}, count=count, block=timeout)
+    entries = reply[0][1] if reply else []
+    return [
+        (text(entry), text(fields[b"run"]), json.loads(fields[b"event"]))
+        for entry, fields in entries
+    ]
 
 
 def dump_dag_state(state: dict[str, Any]) -> bytes:

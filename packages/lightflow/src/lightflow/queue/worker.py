@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from ..api import check_state_server, finished_run_retention
+from ..config import finished_run_retention
 from ..models.dag import DEFAULT_QUEUE as DAG_QUEUE
 from ..workflows import add_libraries
 from . import driver, state
@@ -296,7 +296,8 @@ def start_worker(
 
     finished_run_retention(config)
     # A worker cut off from the state server could record nothing of its jobs.
-    check_state_server(config)
+    cluster = driver.Cluster(config)
+    state.server_errors(driver.state_url(config), cluster.redis.ping)
     # Before Celery's set-up, so that Celery sees the section's root handlers (and
     # adds none of its own) and redirects print() only after the section's stream
     # handlers took hold of the real stderr.

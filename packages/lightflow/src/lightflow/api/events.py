@@ -1,0 +1,194 @@
+"""Following runs for API callers: their events and their log lines, live or after.
+
+Events are :class:`~lightflow.events.RunEvent` objects with an ``id`` that orders
+them, so a follower that reconnects (an SSE client's ``Last-Event-ID``) gives the last
+id it saw and misses nothing: an event of one run has its position in the run's
+history as id (``"0"``, ``"1"``, ...); an event of the stream of all runs has its
+entry id in that stream (``"1764000000000-0"``). Nothing here polls: followers block
+on the state server until something arrives, waking at least every second to honour
+timeouts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import LightflowError
+from ._cluster import cluster, resolve_run_id, with_server_errors
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..events import RunEvent
+    from ..records import EventListener
+
+#: Seconds a follower blocks on the state server at most before it looks at the time.
+WAKE_EVERY = 1.0
+
+
+def follow_events(
+    *,
+    config: Config,
+    run_id: str | None = None,
+    on_event: EventListener,
+    stop_when_finished: bool = True,
+    timeout: float | None = None,
+    after: str | None = None,
+    until: Callable[[], bool] | None = None,
+) -> dict[str, Any] | None:
+    """Deliver run events as they happen: of one run, or of all runs.
+
+    For one run, its past events come first (so nothing is missed between
+    :func:`~lightflow.api.start_workflow` and this call), then the live ones; with
+    ``stop_when_finished`` following ends with the run's ``workflow_finished`` event.
+    For all runs, only events from now on (or after ``after``) come.
+
+    Args:
+        config: The configuration.
+        run_id: The run to follow (a unique prefix will do); ``None``: every run.
+        on_event: Called with each event, in order; ``event.id`` is its position.
+        stop_when_finished: For one run, return when it has finished.
+        timeout: Give up after this many seconds (for all runs: return then).
+        after: The id of the last event already seen; only later ones come.
+        until: Checked at least every second: following ends when it returns true
+            (a client that went away).
+
+    Returns:
+        The run's final record when following one run ended with it, else ``None``.
+
+    Raises:
+        RunNotFoundError: No such run.
+        LightflowError: ``timeout`` passed before the run finished (it goes on).
+    """
+    from ..queue import state as rs
+
+    client = cluster(config).redis
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def expired() -> bool:
+        """Whether to end following (a client gone, the time up for all runs)."""
+        if until is not None and until():
+            return True
+        if deadline is None or time.monotonic() <= deadline:
+            return False
+        if run_id is None:
+            return True  # following every run has no end of its own: time is up
+        raise LightflowError(
+            f"run {run_id} did not finish within {timeout:g} s; it goes on: "
+            "`lightflow workflow status` shows it"
+        )
+
+    def follow_all() -> None:
+        position = after or rs.event_log_end(client)
+        while not expired():
+            for entry, _run, data in rs.read_event_log(client, position, block=WAKE_EVERY):
+                position = entry
+                on_event(_event(data, entry))
+
+    def follow_one(full_id: str) -> dict[str, Any] | None:
+        # Where the live stream is before the history is read: an event written in
+        # between is in both, and is recognised by its place in the history.
+        position = rs.event_log_end(client)
+        seen = int(after) + 1 if after is not None else 0
+        for data in rs.read_events(client, full_id, seen):
+            seen += 1
+            if deliver(data, seen - 1):
+                return rs.read_run(client, full_id)
+        while not expired():
+            entries = rs.read_event_log(client, position, block=WAKE_EVERY)
+            if entries:
+                position = entries[-1][0]
+            if not any(run == full_id for _entry, run, _data in entries):
+                continue
+            # The history is the order of record: deliver what it holds beyond `seen`.
+            for data in rs.read_events(client, full_id, seen):
+                seen += 1
+                if deliver(data, seen - 1):
+                    return rs.read_run(client, full_id)
+        return None
+
+    def deliver(data: dict[str, Any], index: int) -> bool:
+        """Hand the event on; True when following should end."""
+        event = _event(data, str(index))
+        on_event(event)
+        return stop_when_finished and event.kind.value == "workflow_finished"
+
+    def follow() -> dict[str, Any] | None:
+        if run_id is None:
+            follow_all()
+            return None
+        return follow_one(resolve_run_id(client, run_id))
+
+    return with_server_errors(config, follow)
+
+
+def _event(data: dict[str, Any], event_id: str) -> RunEvent:
+    from ..events import EventKind, RunEvent
+
+    fields = {**data, "kind": EventKind(data["kind"]), "id": event_id}
+    return RunEvent(**fields)
+
+
+def run_logs(
+    run_id: str, *, config: Config, offset: int = 0, limit: int | None = None
+) -> list[str]:
+    """The log lines the run's tasks wrote (print and logging), oldest first.
+
+    Args:
+        run_id: The run (a unique prefix will do).
+        config: The configuration.
+        offset: Skip this many lines first (paging).
+        limit: At most this many lines.
+
+    Raises:
+        RunNotFoundError: No such run.
+    """
+    from ..queue import state as rs
+
+    client = cluster(config).redis
+
+    def read() -> list[str]:
+        lines = rs.read_log(client, resolve_run_id(client, run_id))[0]
+        return lines[offset : None if limit is None else offset + limit]
+
+    return with_server_errors(config, read)
+
+
+def follow_logs(
+    run_id: str, *, config: Config, on_line: Callable[[str], None], timeout: float | None = None
+) -> dict[str, Any]:
+    """Deliver a run's log lines as its tasks write them, until the run has ended.
+
+    The lines written so far come first. Returns the run's final record once it has
+    ended and every line of it was delivered (at once for a finished run).
+
+    Raises:
+        RunNotFoundError: No such run.
+        LightflowError: ``timeout`` seconds passed before it ended.
+    """
+    from ..queue import state as rs
+
+    client = cluster(config).redis
+    deadline = None if timeout is None else time.monotonic() + timeout
+
+    def follow() -> dict[str, Any]:
+        full_id = resolve_run_id(client, run_id)
+        last = "0-0"
+        while True:
+            # Read the state first: a task's lines are written before its end, so once
+            # the run has ended, the read after it holds every remaining line.
+            record = rs.read_run(client, full_id) or {}
+            ended = record.get("state") in rs.FINISHED_STATES
+            lines, last = rs.read_log(client, full_id, last, block=None if ended else 0.5)
+            for line in lines:
+                on_line(line)
+            if ended and not lines:
+                return record
+            if deadline is not None and time.monotonic() > deadline:
+                raise LightflowError(
+                    f"run {full_id} did not end within {timeout:g} s; it goes on: "
+                    "`lightflow workflow status` shows it"
+                )
+
+    return with_server_errors(config, follow)
