@@ -1,0 +1,315 @@
+"""Filesystem benchmark: from a file landing in a folder to its workflow run starting.
+
+Runs real ``lightflow fs watch`` processes on a real folder (inotify), each starting
+``workflows/fs_record.py``, whose task appends ``time.time()`` at its start and the
+files it got to a record file. Cases:
+
+* **latency, embedded**: the watch on the embedded engine (each run in a process of
+  its own). Files are written one at a time, ``--pause`` seconds apart; for each,
+  the time from ``close()`` returning to the run's first task starting. Median and
+  p95 of ``--files`` files; target: median <= 50 ms.
+* **latency, cluster**: the same through a private cluster (redis-server, SecantusDB,
+  one ``lightflow worker`` of concurrency 2) started here; target: median <= 100 ms.
+* **burst**: ``--burst`` small files written as fast as possible, handed off in runs
+  of ``--aggregate`` files (embedded engine, ``--workers`` runs at once). Reports how
+  fast they were written, and files per second from the first write until the last
+  file's run started; checks that every file reached exactly one run.
+
+Everything started is stopped at the end, also on errors and Ctrl-C.
+
+Run it:  hatch run bench:python benchmarks/bench_filesystem.py   or
+         python benchmarks/bench_filesystem.py [--files 50] [--burst 10000] [--no-cluster]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+RECORD_WORKFLOW = BENCH / "workflows" / "fs_record.py"
+if str(REPO) not in sys.path:  # tests.servers: the private servers
+    sys.path.insert(0, str(REPO))
+
+import yaml  # noqa: E402
+
+from tests.servers import WorkerProcess, redis, secantus  # noqa: E402
+
+LATENCY_TARGETS = {"embedded": 0.050, "cluster": 0.100}
+
+
+@dataclass
+class Latency:
+    engine: str
+    samples: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+@dataclass
+class Burst:
+    files: int
+    aggregate: int
+    workers: int
+    write_seconds: float
+    total_seconds: float
+    handed: int
+    unique: int
+
+
+# -- processes ---------------------------------------------------------------------------------
+class Watch:
+    """A ``lightflow fs watch`` process; stopped with SIGTERM."""
+
+    def __init__(self, config: Path, folder: Path, record: Path, *options: str) -> None:
+        self.log = config.parent / f"watch-{folder.name}.log"
+        self._log = open(self.log, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lightflow.cli", "-c", str(config), "fs", "watch",
+             str(folder), "--workflow", str(RECORD_WORKFLOW), "--arg", f"record={record}",
+             "--state-dir", str(config.parent / "state"), *options],
+            stdout=self._log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while "watching folder" not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the watch did not start:\n{self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write(path: Path) -> float:
+    """Write a small file; return ``time.time()`` once it is closed."""
+    with open(path, "w") as file:
+        file.write("frame\n")
+    return time.time()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.002) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError("timed out waiting for the runs")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def private_cluster(folder: Path) -> Iterator[Path]:
+    """redis-server, SecantusDB and one worker; yields the cluster's config file."""
+    with contextlib.ExitStack() as stack:
+        redis_server = stack.enter_context(redis())
+        mongo = stack.enter_context(secantus())
+        url = f"redis://{redis_server.address}/1"
+        config = folder / "lightflow.cfg"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "celery": {"broker_url": url},
+                    "signal": {"url": url},
+                    "store": {"uri": f"mongodb://{mongo.address}/", "database": "bench_fs"},
+                }
+            )
+        )
+        worker = WorkerProcess(
+            "fs-worker",
+            [sys.executable, "-m", "lightflow.cli", "-c", str(config), "worker", "start",
+             "-n", f"bench-fs@{socket.gethostname()}", "--concurrency", "2"],
+        )  # fmt: skip
+        stack.callback(worker.stop)
+        worker.start()
+        yield config
+
+
+# -- cases -------------------------------------------------------------------------------------
+def measure_latency(engine: str, config: Path, files: int, pause: float) -> Latency:
+    folder = config.parent / f"latency-{engine}"
+    folder.mkdir()
+    record = config.parent / f"latency-{engine}.jsonl"
+    watch = Watch(config, folder, record, f"--{engine}")
+    try:
+        write(folder / "warm-up.h5")  # the first run pays for imports
+        wait_until(lambda: len(read_records(record)) == 1, 120)
+        closed: dict[str, float] = {}
+        for i in range(files):
+            path = folder / f"file_{i:04d}.h5"
+            closed[str(path)] = write(path)
+            wait_until(lambda count=i + 2: len(read_records(record)) == count, 60)
+            time.sleep(pause)
+    finally:
+        watch.stop()
+    samples = [
+        entry["started"] - closed[entry["files"][0]]
+        for entry in read_records(record)
+        if entry["files"][0] in closed
+    ]
+    return Latency(engine, samples)
+
+
+def measure_burst(config: Path, count: int, aggregate: int, workers: int) -> Burst:
+    folder = config.parent / "burst"
+    folder.mkdir()
+    record = config.parent / "burst.jsonl"
+    watch = Watch(
+        config, folder, record, "--embedded", "--aggregate", str(aggregate),
+        "--workers", str(workers),
+    )  # fmt: skip
+    try:
+        began = time.time()
+        for i in range(count):
+            write(folder / f"burst_{i:05d}.h5")
+        written = time.time()
+        expected = count // aggregate
+
+        def all_started() -> bool:
+            return len(read_records(record)) >= expected
+
+        wait_until(all_started, 600, 0.05)
+    finally:
+        watch.stop()
+    entries = read_records(record)
+    handed = [file for entry in entries for file in entry["files"]]
+    return Burst(
+        files=count,
+        aggregate=aggregate,
+        workers=workers,
+        write_seconds=written - began,
+        total_seconds=max(entry["started"] for entry in entries) - began,
+        handed=len(handed),
+        unique=len(set(handed)),
+    )
+
+
+# -- report ------------------------------------------------------------------------------------
+def render(latencies: list[Latency], burst: Burst | None, header: str) -> str:
+    lines = [header, ""]
+    lines.append(f"{'case':<28}{'median':>10}{'p95':>10}{'target':>12}  result")
+    for latency in latencies:
+        target = LATENCY_TARGETS[latency.engine]
+        result = "ok" if latency.median <= target else "MISSED"
+        lines.append(
+            f"{'close -> task, ' + latency.engine:<28}{latency.median * 1000:>8.1f}ms"
+            f"{latency.p95 * 1000:>8.1f}ms{'<= ' + format(target * 1000, 'g') + ' ms':>12}"
+            f"  {result} ({len(latency.samples)} files)"
+        )
+    if burst is not None:
+        lost = burst.files - burst.unique
+        twice = burst.handed - burst.unique
+        lines += [
+            "",
+            f"burst of {burst.files} files, runs of {burst.aggregate}, {burst.workers} at once "
+            "(embedded):",
+            f"  written in {burst.write_seconds:.2f} s "
+            f"({burst.files / burst.write_seconds:,.0f} files/s)",
+            f"  all handed off and started in {burst.total_seconds:.2f} s "
+            f"({burst.files / burst.total_seconds:,.0f} files/s)",
+            f"  lost: {lost}, handed off twice: {twice}",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=50, help="latency samples (default 50)")
+    parser.add_argument(
+        "--pause", type=float, default=0.2, help="seconds between two latency files (0.2)"
+    )
+    parser.add_argument("--burst", type=int, default=10_000, help="burst size (10000; 0: skip)")
+    parser.add_argument("--aggregate", type=int, default=100, help="files per burst run (100)")
+    parser.add_argument("--workers", type=int, default=2, help="burst runs at once (2)")
+    parser.add_argument("--no-cluster", action="store_true", help="skip the cluster case")
+    parser.add_argument("--json", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    if args.burst and args.burst % args.aggregate:
+        parser.error("--burst must be a multiple of --aggregate")
+
+    def terminate(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminate)
+    latencies: list[Latency] = []
+    burst = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-fs-") as scratch:
+            embedded = Path(scratch) / "embedded"
+            embedded.mkdir()
+            (embedded / "lightflow.cfg").write_text("{}\n")
+            print("latency, embedded engine", file=sys.stderr, flush=True)
+            latencies.append(
+                measure_latency("embedded", embedded / "lightflow.cfg", args.files, args.pause)
+            )
+            if not args.no_cluster:
+                print("latency, cluster (starting redis, secantus, a worker)", file=sys.stderr)
+                cluster = Path(scratch) / "cluster"
+                cluster.mkdir()
+                with private_cluster(cluster) as config:
+                    latencies.append(measure_latency("cluster", config, args.files, args.pause))
+            if args.burst:
+                print(f"burst of {args.burst} files", file=sys.stderr, flush=True)
+                burst = measure_burst(
+                    embedded / "lightflow.cfg", args.burst, args.aggregate, args.workers
+                )
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        return 130
+    header = (
+        f"lightflow-filesystem, Python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), "
+        f"{args.files} files {args.pause:g} s apart"
+    )
+    print(render(latencies, burst, header))
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "latency": {
+                        lat.engine: {"median": lat.median, "p95": lat.p95, "samples": lat.samples}
+                        for lat in latencies
+                    },
+                    "burst": burst.__dict__ if burst else None,
+                },
+                indent=2,
+            )
+        )
+    missed = any(lat.median > LATENCY_TARGETS[lat.engine] for lat in latencies)
+    lossy = burst is not None and not (burst.handed == burst.unique == burst.files)
+    return 1 if missed or lossy else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
