@@ -37,6 +37,7 @@ from lightflow_filesystem import (
     WalkTask,
 )
 
+from tests.cluster import Cluster
 from tests.tasks.helpers import make_args
 
 from .conftest import WORKFLOWS, lightflow, one_error_line, write_file
@@ -463,3 +464,30 @@ def test_common_keywords_and_pickling(tmp_path: Path) -> None:
     assert (tmp_path / "new").is_dir()
     run(task)
     assert calls == ["init", TaskStatus.Success]
+
+
+# -- failures as runs report them -----------------------------------------------------------
+def test_copy_into_a_folder_without_write_permission_fails_the_run(
+    tmp_path: Path, unprivileged: tuple[str, ...]
+) -> None:
+    source = write_file(tmp_path / "scan.h5")
+    locked = tmp_path / "archive"
+    locked.mkdir(mode=0o555)
+    result = lightflow(
+        "run", str(WORKFLOWS / "copy_path.py"), f"source={source}", f"destination={locked}",
+        prefix=unprivileged,
+    )  # fmt: skip
+    line = one_error_line(result)
+    assert f"task 'copy': cannot copy {source}" in line and "Permission denied" in line
+    assert not (locked / "scan.h5").exists()
+
+
+def test_a_failing_file_task_fails_its_run_on_the_cluster(
+    tmp_path: Path, redis_cluster: Cluster
+) -> None:
+    missing = tmp_path / "never-written.h5"
+    record, _ = redis_cluster.run(
+        str(WORKFLOWS / "copy_path.py"), {"source": str(missing), "destination": str(tmp_path)}
+    )
+    assert record["state"] == "failed"
+    assert f"cannot copy {missing}: No such file or directory" in record["error"]
