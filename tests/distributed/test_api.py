@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from lightflow import api
 from lightflow.config import Config
-from lightflow.exceptions import NoBrokerError, ParameterError, RunNotFoundError
+from lightflow.exceptions import NoBrokerError, NotFoundError, ParameterError, RunNotFoundError
 
 from tests.cluster import WORKFLOWS, Cluster
 
@@ -158,3 +158,27 @@ def test_the_distributed_functions_refuse_without_a_broker() -> None:
     ):
         with pytest.raises(NoBrokerError, match=r"no broker configured: set celery\.broker_url"):
             call()
+
+
+def test_run_data_browses_a_kept_store_read_only(redis_cluster: Cluster) -> None:
+    config = redis_cluster.config
+    run_id = api.start_workflow(
+        str(WORKFLOWS / "stores_values.py"), {}, config=config, keep_data=True
+    )
+    wait(redis_cluster, run_id)
+    top = api.run_data(run_id[:10], config=config)
+    assert top == {"run": run_id, "section": "data", "key": None,
+                   "keys": ["scan", "raw"], "value": None}  # fmt: skip
+    scan = api.run_data(run_id, config=config, key="scan")
+    assert scan["keys"] == ["id", "sample", "image"] and scan["value"] is None
+    assert api.run_data(run_id, config=config, key="scan.id")["value"] == 42
+    assert api.run_data(run_id, config=config, key="scan.sample")["value"] == "lysozyme"
+    image = api.run_data(run_id, config=config, key="scan.image")["value"]
+    assert image == {"type": "ndarray", "repr": "array([[0, 1, 2],\n       [3, 4, 5]])"}
+    assert api.run_data(run_id, config=config, key="raw")["value"]["type"] == "bytes"
+    meta = api.run_data(run_id, config=config, section="meta")
+    assert "log" in meta["keys"]
+    with pytest.raises(NotFoundError, match=r"stores nothing at 'scan\.nope'"):
+        api.run_data(run_id, config=config, key="scan.nope")
+    with pytest.raises(ParameterError, match="unknown store section 'logs'"):
+        api.run_data(run_id, config=config, section="logs")

@@ -328,3 +328,21 @@ def test_set_many_round_trips_values_of_any_type(store) -> None:
     document.set_many({"a.array": array, "a.tuple": (1, "x")})
     assert np.array_equal(document.get("a.array"), array)
     assert document.get("a.tuple") == (1, "x")
+
+
+def test_keys_list_the_names_under_a_key_in_order(doc: DataStoreDocument) -> None:
+    doc.set("scan.id", 7)
+    doc.set("scan.frames", np.arange(10))
+    doc.set("beamline", "p11")
+    doc.set("big", np.zeros(3_000_000))  # out of the document on MongoDB
+    doc.set("log.main.duration", 1.5, section=META)
+    assert doc.keys() == ["scan", "beamline", "big"]
+    assert doc.keys("scan") == ["id", "frames"]
+    assert doc.keys("scan.id") == []  # a value, not a mapping
+    assert doc.keys("scan.frames") == []
+    assert doc.keys("big") == []
+    assert doc.keys("absent") == [] and doc.keys("absent.deeper") == []
+    assert doc.keys(section=META) == ["log"]
+    assert doc.keys("log.main", section=META) == ["duration"]
+    with pytest.raises(StoreError, match="invalid store key"):
+        doc.keys("a..b")

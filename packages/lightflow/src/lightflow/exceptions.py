@@ -33,11 +33,15 @@ class NoBrokerError(ConfigError):
     """A command of the distributed engine, and no broker is configured."""
 
 
-class WorkflowNotFoundError(LightflowError):
+class NotFoundError(LightflowError):
+    """What was asked for does not exist (a REST API answers 404)."""
+
+
+class WorkflowNotFoundError(NotFoundError):
     """No workflow file matches the given name or path."""
 
 
-class RunNotFoundError(LightflowError):
+class RunNotFoundError(NotFoundError):
     """No workflow run has the given id (or it was pruned)."""
 
 

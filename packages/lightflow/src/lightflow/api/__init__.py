@@ -16,7 +16,7 @@ dataclasses.
   :func:`describe`, :func:`workflow_graph`, :func:`render_graph`;
 * runs (:mod:`.runs`): :func:`run_workflow` (embedded engine), :func:`start_workflow`,
   :func:`wait_for_run`, :func:`stop_workflows`, :func:`list_runs`,
-  :func:`run_status`, :func:`run_store`, :func:`prune_runs`;
+  :func:`run_status`, :func:`run_store`, :func:`run_data`, :func:`prune_runs`;
 * following (:mod:`.events`): :func:`follow_events` (resumable by event id),
   :func:`run_logs`, :func:`follow_logs`;
 * workers (:mod:`.workers`): :func:`list_workers`, :func:`stop_workers`,
@@ -39,6 +39,7 @@ from .runs import (
     list_runs,
     parse_arguments,
     prune_runs,
+    run_data,
     run_duration,
     run_status,
     run_store,
@@ -72,6 +73,7 @@ __all__ = [
     "prune_runs",
     "render_graph",
     "require_broker",
+    "run_data",
     "run_duration",
     "run_logs",
     "run_status",

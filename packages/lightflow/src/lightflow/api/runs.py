@@ -404,6 +404,74 @@ def run_store(run_id: str, *, config: Config) -> DataStoreDocument:
     return handle.store.get(full_id)
 
 
+#: Characters of a value's ``repr`` that :func:`run_data` shows for a non-JSON value.
+REPR_LIMIT = 200
+
+
+def run_data(
+    run_id: str, *, config: Config, key: str | None = None, section: str = "data"
+) -> dict[str, Any]:
+    """A read-only, JSON-able view of one place in a run's store (kept with ``-k``).
+
+    Args:
+        run_id: The run (a unique prefix will do).
+        config: The configuration.
+        key: A dot-notation key; ``None`` for the section's top level.
+        section: ``data`` (what tasks and parameters stored) or ``meta`` (the run's
+            1.x records).
+
+    Returns:
+        ``{"run", "section", "key", "keys", "value"}``: ``keys`` are the names under
+        ``key`` when its value is a mapping (browse with ``key.name``), else empty;
+        ``value`` is the value as JSON data when it is that (numbers, text, lists and
+        mappings of them), else ``{"type": <type name>, "repr": <its repr, cut at
+        REPR_LIMIT characters>}`` (a numpy array, bytes, a set...). At the top level
+        ``value`` is ``None``: the section is browsed by its keys.
+
+    Raises:
+        RunNotFoundError: No such run.
+        NotFoundError: Nothing is stored at ``key``.
+        LightflowError: The run kept no data, the section is unknown, or the key is
+            malformed.
+    """
+    from ..exceptions import NotFoundError
+
+    document = run_store(run_id, config=config)
+    if section not in ("data", "meta"):
+        raise ParameterError(f"unknown store section '{section}': use 'data' or 'meta'")
+    names = document.keys(key, section=section)
+    value = None
+    if key is not None:
+        missing = object()
+        found = document.get(key, missing, section=section)
+        if found is missing:
+            raise NotFoundError(
+                f"run {document.workflow_id} stores nothing at '{key}' in its {section} section"
+            )
+        value = None if names else _as_json(found)
+    return {
+        "run": document.workflow_id,
+        "section": section,
+        "key": key,
+        "keys": names,
+        "value": value,
+    }
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` if it is JSON data, else its type and (cut) repr."""
+    import json
+
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+        if len(text) > REPR_LIMIT:
+            text = text[: REPR_LIMIT - 1] + "…"
+        return {"type": type(value).__name__, "repr": text}
+    return value
+
+
 def prune_runs(
     *, config: Config, older_than: float | None = None, dry_run: bool = False
 ) -> list[str]:

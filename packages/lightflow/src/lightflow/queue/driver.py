@@ -279,6 +279,10 @@ class _RunDocument(DataStoreDocument):
         self._before_read(section)
         return self._open().get(key, default, section=section)
 
+    def keys(self, key: str | None = None, *, section: str = DATA) -> list[str]:
+        self._before_read(section)
+        return self._open().keys(key, section=section)
+
     def set(self, key: str, value: Any, *, section: str = DATA) -> None:
         self._write(lambda document: document.set(key, value, section=section))
 

@@ -42,6 +42,15 @@ class DataStoreDocument(ABC):
         """Return the value at dot-notation ``key``, or ``default`` if it is absent."""
 
     @abstractmethod
+    def keys(self, key: str | None = None, *, section: str = DATA) -> list[str]:
+        """The names under ``key`` (the section's top level if ``None``), in order.
+
+        Empty when ``key`` is absent or its value is not a dict. Lets a reader browse
+        a run's store (the REST API's read-only view) without fetching every value:
+        large values stay where they are until asked for by their key.
+        """
+
+    @abstractmethod
     def set(self, key: str, value: Any, *, section: str = DATA) -> None:
         """Store ``value`` at ``key``, replacing what was there."""
 

@@ -178,6 +178,18 @@ class MemoryDataStoreDocument(DataStoreDocument):
         super().__init__(workflow_id)
         self._store = store
 
+    def keys(self, key: str | None = None, *, section: str = DATA) -> list[str]:
+        """The names under ``key`` (top level if ``None``); empty if it is no dict."""
+        parts = [] if key is None else split_key(key)
+        check_section(section)
+        with self._store._lock:
+            current: Any = self._store._section(self.workflow_id, section)
+            for part in parts:
+                if type(current) is not dict or part not in current:
+                    return []
+                current = current[part]
+            return list(current) if type(current) is dict else []
+
     def get(self, key: str, default: Any = None, *, section: str = DATA) -> Any:
         """Return a copy of the value at ``key``, or ``default`` if it is absent."""
         parts = split_key(key)

@@ -332,6 +332,25 @@ class MongoDataStoreDocument(DataStoreDocument):
         super().__init__(workflow_id)
         self._store = store
 
+    def keys(self, key: str | None = None, *, section: str = DATA) -> list[str]:
+        """The names under ``key`` (top level if ``None``); empty if it is no dict.
+
+        Only the stored forms are read: values kept in GridFS are not fetched.
+        """
+        parts = [] if key is None else split_key(key)
+        check_section(section)
+        path = section if key is None else f"{section}.{key}"
+        store = self._store
+        where = f"the {section} section of run '{self.workflow_id}'"
+        with store._errors(f"list '{key or ''}' in {where}"):
+            raw = store._collection.find_one({"_id": self.workflow_id}, {path: 1})
+        if raw is None:
+            raise missing_run(self.workflow_id)
+        value = _walk(raw, section, parts)
+        if type(value) is not dict or TAG in value:
+            return []
+        return list(value)
+
     def get(self, key: str, default: Any = None, *, section: str = DATA) -> Any:
         """Return the value at ``key`` (decoded), or ``default`` if it is absent."""
         from gridfs.errors import NoFile
