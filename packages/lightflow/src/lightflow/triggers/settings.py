@@ -94,6 +94,7 @@ class TriggerSpec:
             isinstance(key, str) for key in self.arguments
         ):
             raise ConfigError(f"{where}: arguments must map parameter names to values")
+        self.arguments = dict(self.arguments)
 
 
 def specs_from_config(
@@ -142,19 +143,16 @@ def _spec(name: str, settings: Any, kinds: Mapping[str, type[TriggerSource]]) ->
         source = kinds[kind].from_settings(source_settings)
     except ConfigError as error:
         raise ConfigError(f"{where}: {error}") from None
-    try:
-        return TriggerSpec(
-            name=name,
-            source=source,
-            workflow=str(settings.get("workflow") or ""),
-            arguments=dict(settings.get("arguments") or {}),
-            aggregate=settings.get("aggregate"),
-            debounce=settings.get("debounce") or 0.0,
-            queue=settings.get("queue") or "workflow",
-            keep_data=bool(settings.get("keep_data", False)),
-        )
-    except (ConfigError, TypeError, ValueError) as error:
-        raise ConfigError(f"{where}: {error}") from None
+    return TriggerSpec(
+        name=name,
+        source=source,
+        workflow=str(settings.get("workflow") or ""),
+        arguments=settings.get("arguments") or {},
+        aggregate=settings.get("aggregate"),
+        debounce=settings.get("debounce") or 0.0,
+        queue=settings.get("queue") or "workflow",
+        keep_data=bool(settings.get("keep_data", False)),
+    )
 
 
 def default_state_dir(environ: Mapping[str, str] = os.environ) -> Path:
