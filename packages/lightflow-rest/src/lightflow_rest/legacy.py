@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from lightflow import api
+from lightflow.config import SECRET
 from lightflow.exceptions import RunNotFoundError
 
 from . import records
@@ -203,8 +204,14 @@ def stop_worker_1x(name: str) -> Any:
     replies={200: Reply("The configuration", ref("Config"))},
 )
 def show_config_1x() -> Any:
-    """Passwords in URLs and password settings are shown as ``********``."""
-    return records.json_data(state().config.redacted())
+    """Passwords in URLs, password settings and the REST tokens are shown as
+    ``********``."""
+    shown = records.json_data(state().config.redacted())
+    rest = shown.get("extensions", {}).get("rest", {})
+    for entry in rest.get("tokens") or []:
+        if isinstance(entry, dict) and entry.get("token"):
+            entry["token"] = SECRET
+    return shown
 
 
 def _active() -> dict[str, Any]:

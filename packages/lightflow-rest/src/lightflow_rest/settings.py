@@ -124,24 +124,24 @@ def load_settings(
             "extensions.rest.cors_origins must be a list of origins such as "
             f"https://beamline.example.org, got {origins!r}"
         )
-    tokens = tuple(_token(entry, index, environ) for index, entry in enumerate(_tokens(values)))
-    if auth and not tokens:
-        raise ConfigError(
-            "the REST server needs at least one token (extensions.rest.tokens: "
-            "[{token_env: LIGHTFLOW_REST_TOKEN, role: operate}]), or auth: false to serve "
-            "without authentication"
-        )
-    return RestSettings(
+    settings = RestSettings(
         host=host,
         port=_integer(values, "port", 1, 65535),
         workers=_integer(values, "workers", 1, 64),
         threads=_integer(values, "threads", 2, 4096),
         auth=auth,
-        tokens=tokens,
+        tokens=tuple(_token(entry, index, environ) for index, entry in enumerate(_tokens(values))),
         max_body_bytes=_integer(values, "max_body_bytes", 1, 2**31),
         cors_origins=tuple(origins),
         heartbeat=_seconds(values, "heartbeat"),
     )
+    if auth and not settings.tokens:
+        raise ConfigError(
+            "the REST server needs at least one token (extensions.rest.tokens: "
+            "[{token_env: LIGHTFLOW_REST_TOKEN, role: operate}]), or auth: false to serve "
+            "without authentication"
+        )
+    return settings
 
 
 def _integer(values: Mapping[str, Any], key: str, low: int, high: int) -> int:
