@@ -27,7 +27,8 @@ section is merged into the defaults.
 What a file or an override sets is checked when :meth:`Config.load` reads it, so a
 typo is one error line naming the file or the variable, never a silent default: an
 unknown section (sections that installed extensions contribute defaults for count as
-known), an unknown ``signal`` key, or a ``signal`` value of the wrong type or range.
+known), an unknown ``signal`` key, a ``signal`` value of the wrong type or range, or a
+``celery.broker_url`` that is not a URL at all (:func:`check_broker_url`).
 The ``celery`` section's keys are checked against Celery's own list of settings (and
 the types of its number and boolean settings) when Celery is loaded, by the first
 read of :attr:`Config.celery` after that: importing Celery costs more than a client
@@ -46,6 +47,7 @@ import math
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,13 @@ from .exceptions import ConfigError
 #: What a password is shown as in listings and error messages.
 SECRET = "********"
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@/\s]+@")
+# A password in a URL's query string (redis-py takes ``?password=``), or a token.
+_QUERY_SECRET = re.compile(r"([?&;][\w.-]*(?:pass(?:word|wd)?|secret|token)=)[^&;#\s]+", re.I)
+# What a broker URL looks like to kombu: TRANSPORT://..., several joined by ';'.
+_BROKER_URL = re.compile(r"[a-zA-Z][\w+.-]*://\S*")
+_BROKER_URL_FORM = "TRANSPORT://[USER:PASSWORD@]HOST[:PORT]/[DB or VHOST]"
+#: What kombu reads from the URL itself and so refuses in its query as well.
+_BROKER_URL_PARTS = ("transport", "hostname", "port", "userid", "password", "virtual_host")
 
 CONFIG_ENV = "LIGHTFLOW_CONFIG"
 CONFIG_NAME = "lightflow.cfg"
@@ -118,8 +127,10 @@ workflows: []
 # Folders put on the Python path so that workflows can import shared code.
 libraries: []
 
-# Passed through to Celery. Without a broker_url, `lightflow run` and friends use the
-# embedded engine (no Redis, no MongoDB needed). Set it to run on Celery workers.
+# Passed through to Celery. `lightflow run` never needs it: it runs a workflow in its
+# own process (no Redis, no MongoDB). Set broker_url to run workflows on Celery
+# workers: `workflow start`, `worker start` and the other cluster commands refuse to
+# run without it.
 celery:
   # broker_url: redis://localhost:6379/0
   # result_backend: redis://localhost:6379/0
@@ -130,7 +141,8 @@ celery:
   worker_send_task_events: false
 
 # Redis holding run state and signals on the distributed engine. Without a `url` or
-# a `host`, the broker is used when it is Redis (else redis://localhost:6379/0).
+# a `host`, the broker is used when it is Redis; with another broker (RabbitMQ) the
+# cluster commands refuse to run until this section names the Redis server.
 signal:
   url: null
   host: null
@@ -274,6 +286,7 @@ class Config:
                         check_signal_setting(key, setting, str(source))
                 elif name == "celery":
                     celery_origins.update(dict.fromkeys(section, str(source)))
+                    check_broker_url(section.get("broker_url"), str(source))
                 if name in PATH_SECTIONS:
                     data[name] = _resolve_paths(section, source.parent)
                 elif name in WHOLE_SECTIONS:
@@ -411,6 +424,14 @@ class Config:
         """Whether a Celery broker is set; without one the embedded engine is used."""
         return bool(self.celery.get("broker_url"))
 
+    @property
+    def file_name(self) -> str:
+        """The file to name in advice ("set X in FILE"): the one read, else ``lightflow.cfg``.
+
+        So that a user who gave ``-c other.cfg`` is not sent to edit another file.
+        """
+        return str(self.source) if self.source is not None else CONFIG_NAME
+
     def section(self, name: str) -> dict[str, Any]:
         """Any mapping section by name (extensions may add their own), ``{}`` if absent."""
         return self._section(name)
@@ -447,8 +468,15 @@ def _redacted(value: Any, key: str = "") -> Any:
 
 
 def redact_url(text: str) -> str:
-    """Hide the passwords of URLs in ``text`` (``redis://:pw@host`` -> ``:********@``)."""
-    return _URL_PASSWORD.sub(rf"\g<1>{SECRET}@", text)
+    """Hide the credentials of URLs in ``text``, wherever they sit in the URL.
+
+    The password of the user part (``redis://:pw@host`` -> ``:********@``) and the
+    values of query settings naming a password, secret or token
+    (``redis://host/1?password=pw`` -> ``?password=********``), which redis-py and
+    others accept.
+    """
+    text = _URL_PASSWORD.sub(rf"\g<1>{SECRET}@", text)
+    return _QUERY_SECRET.sub(rf"\g<1>{SECRET}", text)
 
 
 def default_search_paths(environ: Mapping[str, str] = os.environ) -> list[Path]:
@@ -530,6 +558,42 @@ def check_signal_setting(key: Any, value: Any, where: str) -> None:
     expected = _signal_problem(key, value)
     if expected is not None:
         raise ConfigError(f"signal.{key} must be {expected}, got {_shown(value)} (in {where})")
+
+
+def check_broker_url(value: Any, where: str) -> None:
+    """Check that ``celery.broker_url`` is a URL (or URLs joined by ``;``) at all.
+
+    A typo such as ``redis//host`` would otherwise reach kombu as a host name, and the
+    state server's lookup would call the broker "not Redis": the user must hear that
+    the URL is malformed. Which transports exist is kombu's to say, on connecting.
+
+    Raises:
+        ConfigError: ``value`` is set and is not such a URL; the message names
+            ``where`` (the file or the variable).
+    """
+    if value is None or value == "":  # no broker: the embedded engine
+        return
+    urls = value if isinstance(value, list) else [value]
+    for url in urls:
+        if not isinstance(url, str):
+            raise ConfigError(
+                f"celery.broker_url must be a URL such as redis://host:6379/0, got "
+                f"{_shown(url)} (in {where})"
+            )
+        for part in url.split(";"):
+            if not _BROKER_URL.fullmatch(part.strip()):
+                raise ConfigError(
+                    f"celery.broker_url {_shown(part.strip())} is a malformed URL: write "
+                    f"{_BROKER_URL_FORM}, e.g. redis://host:6379/0 or "
+                    f"amqp://user:password@host:5672/vhost (in {where})"
+                )
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(part.strip()).query)
+            clash = sorted(set(query) & set(_BROKER_URL_PARTS))
+            if clash:  # kombu's parse_url fails on them with a TypeError
+                raise ConfigError(
+                    f"celery.broker_url cannot give '{clash[0]}' in its query (?{clash[0]}=): "
+                    f"the broker takes it in the URL itself, {_BROKER_URL_FORM} (in {where})"
+                )
 
 
 def _signal_problem(key: str, value: Any) -> str | None:
@@ -735,6 +799,8 @@ def _apply_environment(
             check_signal_setting(keys[1], value, variable)
         elif section == "celery":
             celery_origins[keys[1]] = variable
+            if keys[1:] == ["broker_url"]:
+                check_broker_url(value, variable)
         if (section, keys[1]) in DEPRECATED_KEYS:
             deprecations.append(f"{variable}: {DEPRECATED_KEYS[(section, keys[1])]}")
         target = data[section]

@@ -124,7 +124,7 @@ def find_workflow(name_or_path: str, paths: Iterable[str | Path] = ()) -> tuple[
             )
         return candidate.stem, candidate.resolve()
     relative = Path(*name_or_path.split(".")).with_suffix(".py")
-    searched = [Path(p).expanduser() for p in paths]
+    searched = workflow_folders(paths)
     for folder in searched:
         path = folder / relative
         if path.is_file():
@@ -134,6 +134,26 @@ def find_workflow(name_or_path: str, paths: Iterable[str | Path] = ()) -> tuple[
         f"no workflow named '{name_or_path}' (searched: {where}); give a file path or "
         "add its folder to 'workflows' in lightflow.cfg"
     )
+
+
+def workflow_folders(paths: Iterable[str | Path]) -> list[Path]:
+    """The configured workflow folders, each checked to be an existing folder.
+
+    A folder that is not there is a typo or an unmounted share, never "no workflows":
+    1.x refused it too.
+
+    Raises:
+        WorkflowNotFoundError: One of ``paths`` is not an existing folder (named).
+    """
+    folders = [Path(p).expanduser() for p in paths]
+    for folder in folders:
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            raise WorkflowNotFoundError(
+                f"workflow folder {folder} {what}: fix 'workflows' in the configuration "
+                "or LIGHTFLOW_WORKFLOWS"
+            )
+    return folders
 
 
 def load_workflow(
@@ -198,9 +218,7 @@ def list_workflows(
     """
     libraries = list(libraries)
     listings = []
-    for folder in (Path(p).expanduser() for p in paths):
-        if not folder.is_dir():
-            continue
+    for folder in workflow_folders(paths):
         for path in sorted(folder.rglob("*.py")):
             if path.name.startswith("_"):
                 continue

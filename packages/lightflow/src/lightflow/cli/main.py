@@ -200,8 +200,8 @@ def report_plugin_problems(echo: bool = True) -> None:
     "--config",
     "config_path",
     metavar="FILE",
-    help="Configuration file (default: $LIGHTFLOW_CONFIG, ./lightflow.cfg, "
-    "~/.config/lightflow/lightflow.cfg).",
+    help="Configuration file (default: the first of $LIGHTFLOW_CONFIG, ./lightflow.cfg, "
+    "~/.config/lightflow/lightflow.cfg, ~/lightflow.cfg).",
 )
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:

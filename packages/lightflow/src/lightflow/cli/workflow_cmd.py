@@ -72,7 +72,7 @@ def workflow_list(state: CliState) -> None:
     if not config.workflows:
         click.echo(
             "No workflow folders are configured: add them to 'workflows' in "
-            "lightflow.cfg or set LIGHTFLOW_WORKFLOWS."
+            f"{config.file_name} or set LIGHTFLOW_WORKFLOWS."
         )
         return
     listings = api.list_workflows(config=config)

@@ -71,6 +71,23 @@ class Option:
                 f"parameter '{self.name}' expects {type_name}, got {value!r}"
             ) from exc
 
+    def default_value(self) -> Any:
+        """The default converted to the option's type, as an argument would be.
+
+        Raises:
+            ParameterError: The workflow's own default cannot be converted: a fault of
+                the workflow file, said as such (the user typed nothing wrong).
+        """
+        try:
+            return self.convert(self.default)
+        except ParameterError:
+            type_name = getattr(self.type, "__name__", str(self.type))
+            raise ParameterError(
+                f"the workflow's default of parameter '{self.name}' ({self.default!r}) is "
+                f"not a valid {type_name}: fix Option('{self.name}', default=...) in the "
+                f"workflow file, or give {self.name}=VALUE"
+            ) from None
+
     def __repr__(self) -> str:
         return f"Option({self.name!r}, default={self.default!r}, type={self.type!r})"
 
@@ -107,7 +124,10 @@ class Parameters(list):
             raise ParameterError(
                 f"missing required parameter '{missing[0]}': add {missing[0]}=VALUE"
             )
-        # Defaults go through convert() too: Option('n', default='5', type=int) is 5.
+        # Defaults are converted too: Option('n', default='5', type=int) is 5.
         return {
-            option.name: option.convert(args.get(option.name, option.default)) for option in self
+            option.name: option.convert(args[option.name])
+            if option.name in args
+            else option.default_value()
+            for option in self
         }
