@@ -8,15 +8,19 @@ never refuses a chmod or an unlink), so permission errors are real ones.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+
+from tests.cli import clean_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "packages" / "lightflow-filesystem" / "examples"
@@ -29,6 +33,17 @@ UNPRIVILEGED = (
     "-dac_override,-dac_read_search,-fowner,-chown,-fsetid",
     "--",
 )
+
+
+@functools.cache
+def user_environment() -> dict[str, str]:
+    """The environment of ``lightflow`` subprocesses: a user's, without their settings.
+
+    No ``LIGHTFLOW_*`` variables and an empty HOME of this test process, so no
+    configuration file is read but the one a test gives.
+    """
+    home = Path(tempfile.mkdtemp(prefix="lightflow-fs-home-"))
+    return clean_environment(home, PYTHONUNBUFFERED="1")
 
 
 def lightflow(
@@ -46,7 +61,7 @@ def lightflow(
         text=True,
         timeout=timeout,
         cwd=cwd,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=user_environment(),
     )
 
 

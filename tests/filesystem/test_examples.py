@@ -22,7 +22,7 @@ from lightflow import api
 
 from tests.cluster import Cluster
 
-from .conftest import EXAMPLES, lightflow, wait_for, write_file
+from .conftest import EXAMPLES, lightflow, user_environment, wait_for, write_file
 
 EXAMPLE_NAMES = sorted(path.stem for path in EXAMPLES.glob("*.py"))
 
@@ -60,7 +60,7 @@ class Background:
             [sys.executable, "-m", "lightflow.cli", "run", *args],
             stdout=self._file,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=user_environment(),
         )
 
     @property
@@ -189,7 +189,7 @@ def test_watch_dir_embedded(tmp_path: Path) -> None:
     finally:
         run.kill()
     assert code == 130 and took < 5.0, run.text  # Ctrl-C ends the trigger within 1 s
-    assert "2 file(s) not handed to the callback when the task stopped" in run.text
+    assert "2 file(s) not handed to the callback when the task stopped" in run.text, run.text
     assert f"{tmp_path}/input/f10.h5" in run.text and f"{tmp_path}/input/f11.h5" in run.text
     assert "files_dag:2/chmod_output_task" in run.text
 

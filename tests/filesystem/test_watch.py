@@ -25,7 +25,7 @@ import yaml
 
 from tests.cluster import Cluster
 
-from .conftest import WORKFLOWS, lightflow, one_error_line, wait_for, write_file
+from .conftest import WORKFLOWS, lightflow, one_error_line, user_environment, wait_for, write_file
 
 STARTED = re.compile(r"started run (\w+) for (\d+) file\(s\)")
 
@@ -40,7 +40,7 @@ class Watcher:
             [sys.executable, "-m", "lightflow.cli", "-c", str(config), *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=user_environment(),
         )
         assert wait_for(lambda: "watching folder" in self.log or not self.alive, 60), self.log
         assert self.alive, self.log
