@@ -133,7 +133,7 @@ def test_one_run_per_batch_in_order_and_a_restart_catches_up(setup: dict[str, Pa
     assert [count for _, count in started] == [3, 3]  # one line per started run
     assert [run for run, _ in started] == [r["run"] for r in records(record)]
     took = watcher.stop(signal.SIGTERM)
-    assert took < 3.0  # the runtime stops within 1 s; the rest is the process ending
+    assert took < 2.0  # measured ~0.1 s; the margin is for a loaded 2-core machine
     assert watcher.process.returncode == 0
     assert "stopped with 2 file(s) not handed off" in watcher.log
     assert f"{folder}/f06.h5, {folder}/f07.h5" in watcher.log
