@@ -13,7 +13,9 @@ files it got to a record file. Cases:
 * **burst**: ``--burst`` small files written as fast as possible, handed off in runs
   of ``--aggregate`` files (embedded engine, ``--workers`` runs at once). Reports how
   fast they were written, and files per second from the first write until the last
-  file's run started; checks that every file reached exactly one run.
+  file's run started; checks that every file reached exactly one run. The same burst
+  into a bare :class:`~lightflow_filesystem.FolderSource` in this process shows what
+  the source alone keeps up with.
 
 Everything started is stopped at the end, also on errors and Ctrl-C.
 
@@ -76,6 +78,8 @@ class Burst:
     total_seconds: float
     handed: int
     unique: int
+    source_seconds: float  # the same burst into a bare FolderSource: until the last event
+    source_events: int
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -182,7 +186,26 @@ def measure_latency(engine: str, config: Path, files: int, pause: float) -> Late
     return Latency(engine, samples)
 
 
+def measure_source(folder: Path, count: int) -> tuple[float, int]:
+    """Seconds from the first write to the last event of a bare source; events seen."""
+    from lightflow_filesystem import FolderSource
+
+    folder.mkdir()
+    seen: list[float] = []
+    source = FolderSource(str(folder))
+    source.start(lambda event: seen.append(time.time()))
+    try:
+        began = time.time()
+        for i in range(count):
+            write(folder / f"burst_{i:05d}.h5")
+        wait_until(lambda: len(seen) >= count, 120, 0.01)
+    finally:
+        source.stop()
+    return seen[-1] - began, len(seen)
+
+
 def measure_burst(config: Path, count: int, aggregate: int, workers: int) -> Burst:
+    source_seconds, source_events = measure_source(config.parent / "burst-source", count)
     folder = config.parent / "burst"
     folder.mkdir()
     record = config.parent / "burst.jsonl"
@@ -213,6 +236,8 @@ def measure_burst(config: Path, count: int, aggregate: int, workers: int) -> Bur
         total_seconds=max(entry["started"] for entry in entries) - began,
         handed=len(handed),
         unique=len(set(handed)),
+        source_seconds=source_seconds,
+        source_events=source_events,
     )
 
 
@@ -240,6 +265,9 @@ def render(latencies: list[Latency], burst: Burst | None, header: str) -> str:
             f"  all handed off and started in {burst.total_seconds:.2f} s "
             f"({burst.files / burst.total_seconds:,.0f} files/s)",
             f"  lost: {lost}, handed off twice: {twice}",
+            f"  a bare FolderSource saw {burst.source_events} of them "
+            f"{burst.source_seconds:.2f} s after the first write "
+            f"({burst.source_events / burst.source_seconds:,.0f} files/s: the writer's pace)",
         ]
     return "\n".join(lines)
 
