@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lightflow.models.task import DEFAULT_QUEUE
-
 from .exceptions import LightflowFilesystemCopyError, LightflowFilesystemPathError
-from .file_task import Argument, FileTask, logger
+from .file_task import TransferTask, logger
 
 if TYPE_CHECKING:
     from lightflow.models import Action, MultiTaskData, TaskContext, TaskParameters
 
 
-class CopyTask(FileTask):
+class CopyTask(TransferTask):
     """Copies files and folders to a destination.
 
     When ``destination`` is an existing folder each source is copied into it under its
@@ -43,29 +40,6 @@ class CopyTask(FileTask):
             denied, disk full...); the message names the path and the reason.
     """
 
-    def __init__(
-        self,
-        name: str,
-        sources: Argument,
-        destination: Argument,
-        *,
-        queue: str = DEFAULT_QUEUE,
-        callback_init: Callable[..., Any] | None = None,
-        callback_finally: Callable[..., Any] | None = None,
-        force_run: bool = False,
-        propagate_skip: bool = True,
-    ) -> None:
-        super().__init__(
-            name,
-            queue=queue,
-            callback_init=callback_init,
-            callback_finally=callback_finally,
-            force_run=force_run,
-            propagate_skip=propagate_skip,
-            sources=sources,
-            destination=destination,
-        )
-
     def apply(
         self,
         params: TaskParameters,
@@ -75,9 +49,7 @@ class CopyTask(FileTask):
         context: TaskContext,
     ) -> Action | None:
         """Copy every source, in order."""
-        sources = self.path_list(params.sources, "sources")
-        destination = self.absolute_path(params.destination, "destination")
-        for source, target in self.destinations(sources, destination):
+        for source, target in self.destinations(params):
             logger.info("task '%s': copy %s to %s", self.name, source, target)
             try:
                 if os.path.isdir(source):

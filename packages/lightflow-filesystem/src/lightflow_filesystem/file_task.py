@@ -8,7 +8,10 @@ depend on the worker's working directory). This module owns that contract once:
 :class:`FileTask` evaluates the arguments and hands them to the subclass's
 :meth:`FileTask.apply`; :meth:`FileTask.path_list` / :meth:`FileTask.absolute_path`
 check paths; :meth:`FileTask.failure` turns an ``OSError`` into the task's one-line
-error naming the path and the reason. Nothing is ever swallowed.
+error naming the path and the reason. Nothing is ever swallowed. Two families share
+their 1.x signature too: :class:`PathsTask` (``paths`` alone: MakeDir, Remove) and
+:class:`TransferTask` (``sources`` to a ``destination``, where each one goes as
+``cp``/``mv`` decide: Copy, Move).
 """
 
 from __future__ import annotations
@@ -148,29 +151,6 @@ class FileTask(BaseTask):
         except OSError as error:
             raise self.failure(LightflowFilesystemPathError, "read folder", path, error) from None
 
-    def destinations(self, sources: list[str], destination: str) -> list[tuple[str, str]]:
-        """Where each source goes when copied or moved to ``destination`` (as ``cp``/``mv``).
-
-        Into ``destination`` under its own name when that is an existing folder;
-        otherwise ``destination`` is the new path of the one source.
-
-        Raises:
-            LightflowFilesystemPathError: Several sources but ``destination`` is not an
-                existing folder.
-        """
-        if os.path.isdir(destination):
-            return [
-                (source, os.path.join(destination, os.path.basename(source.rstrip(os.sep))))
-                for source in sources
-            ]
-        if len(sources) > 1:
-            raise LightflowFilesystemPathError(
-                f"task '{self.name}': destination {destination} is not an existing folder, "
-                f"and {len(sources)} sources can only go into a folder; create it first "
-                "(MakeDirTask)"
-            )
-        return [(source, destination) for source in sources]
-
     def failure(
         self,
         error_type: type[LightflowFilesystemError],
@@ -187,3 +167,101 @@ class FileTask(BaseTask):
         culprit = getattr(error, "filename", None)
         where = f" (at {culprit})" if culprit and os.fspath(culprit) != path else ""
         return error_type(f"task '{self.name}': cannot {action} {path}{where}: {reason}")
+
+
+class PathsTask(FileTask):
+    """Base of the tasks that act on ``paths`` alone (MakeDirTask, RemoveTask).
+
+    Args:
+        name: The task's name, unique within a DAG.
+        paths: An absolute path or a list of them (or ``f(data, store)`` returning one).
+        queue: The queue the task is routed to on the distributed engine.
+        callback_init: ``f(data, store, signal, context)`` called first.
+        callback_finally: ``f(status, data, store, signal, context)`` called last.
+        force_run: Run the task even when its predecessors would skip it.
+        propagate_skip: When this task is skipped, skip its successors too.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        paths: Argument,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        callback_init: Callable[..., Any] | None = None,
+        callback_finally: Callable[..., Any] | None = None,
+        force_run: bool = False,
+        propagate_skip: bool = True,
+    ) -> None:
+        super().__init__(
+            name,
+            queue=queue,
+            callback_init=callback_init,
+            callback_finally=callback_finally,
+            force_run=force_run,
+            propagate_skip=propagate_skip,
+            paths=paths,
+        )
+
+
+class TransferTask(FileTask):
+    """Base of CopyTask and MoveTask: ``sources`` go to a ``destination``, as ``cp``/``mv``.
+
+    Args:
+        name: The task's name, unique within a DAG.
+        sources: An absolute path or a list of them (or ``f(data, store)``).
+        destination: An absolute path (or ``f(data, store)``).
+        queue: The queue the task is routed to on the distributed engine.
+        callback_init: ``f(data, store, signal, context)`` called first.
+        callback_finally: ``f(status, data, store, signal, context)`` called last.
+        force_run: Run the task even when its predecessors would skip it.
+        propagate_skip: When this task is skipped, skip its successors too.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        sources: Argument,
+        destination: Argument,
+        *,
+        queue: str = DEFAULT_QUEUE,
+        callback_init: Callable[..., Any] | None = None,
+        callback_finally: Callable[..., Any] | None = None,
+        force_run: bool = False,
+        propagate_skip: bool = True,
+    ) -> None:
+        super().__init__(
+            name,
+            queue=queue,
+            callback_init=callback_init,
+            callback_finally=callback_finally,
+            force_run=force_run,
+            propagate_skip=propagate_skip,
+            sources=sources,
+            destination=destination,
+        )
+
+    def destinations(self, params: TaskParameters) -> list[tuple[str, str]]:
+        """Where each source goes when copied or moved to ``destination`` (as ``cp``/``mv``).
+
+        Into ``destination`` under its own name when that is an existing folder;
+        otherwise ``destination`` is the new path of the one source.
+
+        Raises:
+            LightflowFilesystemPathError: A path is not absolute, or several sources but
+                ``destination`` is not an existing folder.
+        """
+        sources = self.path_list(params.sources, "sources")
+        destination = self.absolute_path(params.destination, "destination")
+        if os.path.isdir(destination):
+            return [
+                (source, os.path.join(destination, os.path.basename(source.rstrip(os.sep))))
+                for source in sources
+            ]
+        if len(sources) > 1:
+            raise LightflowFilesystemPathError(
+                f"task '{self.name}': destination {destination} is not an existing folder, "
+                f"and {len(sources)} sources can only go into a folder; create it first "
+                "(MakeDirTask)"
+            )
+        return [(source, destination) for source in sources]

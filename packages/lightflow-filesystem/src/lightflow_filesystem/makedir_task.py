@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lightflow.models.task import DEFAULT_QUEUE
-
 from .exceptions import LightflowFilesystemMkdirError
-from .file_task import Argument, FileTask, logger
+from .file_task import PathsTask, logger
 
 if TYPE_CHECKING:
     from lightflow.models import Action, MultiTaskData, TaskContext, TaskParameters
 
 
-class MakeDirTask(FileTask):
+class MakeDirTask(PathsTask):
     """Creates one or more folders, with their missing parents.
 
     A folder that already exists is left as it is. A path that exists but is not a
@@ -35,27 +32,6 @@ class MakeDirTask(FileTask):
         LightflowFilesystemMkdirError: A folder cannot be created (permission denied,
             a file in the way...); the message names it and the reason.
     """
-
-    def __init__(
-        self,
-        name: str,
-        paths: Argument,
-        *,
-        queue: str = DEFAULT_QUEUE,
-        callback_init: Callable[..., Any] | None = None,
-        callback_finally: Callable[..., Any] | None = None,
-        force_run: bool = False,
-        propagate_skip: bool = True,
-    ) -> None:
-        super().__init__(
-            name,
-            queue=queue,
-            callback_init=callback_init,
-            callback_finally=callback_finally,
-            force_run=force_run,
-            propagate_skip=propagate_skip,
-            paths=paths,
-        )
 
     def apply(
         self,

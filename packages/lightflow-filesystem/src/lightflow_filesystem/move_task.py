@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lightflow.models.task import DEFAULT_QUEUE
-
 from .exceptions import LightflowFilesystemMoveError
-from .file_task import Argument, FileTask, logger
+from .file_task import TransferTask, logger
 
 if TYPE_CHECKING:
     from lightflow.models import Action, MultiTaskData, TaskContext, TaskParameters
 
 
-class MoveTask(FileTask):
+class MoveTask(TransferTask):
     """Moves files and folders to a destination.
 
     When ``destination`` is an existing folder each source moves into it under its own
@@ -42,29 +39,6 @@ class MoveTask(FileTask):
             denied...); the message names the path and the reason.
     """
 
-    def __init__(
-        self,
-        name: str,
-        sources: Argument,
-        destination: Argument,
-        *,
-        queue: str = DEFAULT_QUEUE,
-        callback_init: Callable[..., Any] | None = None,
-        callback_finally: Callable[..., Any] | None = None,
-        force_run: bool = False,
-        propagate_skip: bool = True,
-    ) -> None:
-        super().__init__(
-            name,
-            queue=queue,
-            callback_init=callback_init,
-            callback_finally=callback_finally,
-            force_run=force_run,
-            propagate_skip=propagate_skip,
-            sources=sources,
-            destination=destination,
-        )
-
     def apply(
         self,
         params: TaskParameters,
@@ -74,9 +48,7 @@ class MoveTask(FileTask):
         context: TaskContext,
     ) -> Action | None:
         """Move every source, in order."""
-        sources = self.path_list(params.sources, "sources")
-        destination = self.absolute_path(params.destination, "destination")
-        for source, target in self.destinations(sources, destination):
+        for source, target in self.destinations(params):
             logger.info("task '%s': move %s to %s", self.name, source, target)
             try:
                 if os.path.isdir(target) and not os.path.samefile(source, target):

@@ -5,19 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lightflow.models.task import DEFAULT_QUEUE
-
 from .exceptions import LightflowFilesystemRemoveError
-from .file_task import Argument, FileTask, logger
+from .file_task import PathsTask, logger
 
 if TYPE_CHECKING:
     from lightflow.models import Action, MultiTaskData, TaskContext, TaskParameters
 
 
-class RemoveTask(FileTask):
+class RemoveTask(PathsTask):
     """Removes files and folders (a folder with everything in it).
 
     A symbolic link is removed itself, never what it points to. A path that does not
@@ -37,27 +34,6 @@ class RemoveTask(FileTask):
         LightflowFilesystemPathError: A path is not absolute.
         LightflowFilesystemRemoveError: A path is missing or cannot be removed.
     """
-
-    def __init__(
-        self,
-        name: str,
-        paths: Argument,
-        *,
-        queue: str = DEFAULT_QUEUE,
-        callback_init: Callable[..., Any] | None = None,
-        callback_finally: Callable[..., Any] | None = None,
-        force_run: bool = False,
-        propagate_skip: bool = True,
-    ) -> None:
-        super().__init__(
-            name,
-            queue=queue,
-            callback_init=callback_init,
-            callback_finally=callback_finally,
-            force_run=force_run,
-            propagate_skip=propagate_skip,
-            paths=paths,
-        )
 
     def apply(
         self,
