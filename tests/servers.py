@@ -138,12 +138,18 @@ def secantus(port: int | None = None, *, auth: bool = False) -> ServerProcess:
     return ServerProcess(cmd, port, "secantus")
 
 
-def redis(port: int | None = None, *, password: str | None = None) -> ServerProcess:
-    """A private redis-server that keeps nothing on disk.
+def redis(
+    port: int | None = None, *, password: str | None = None, append_only: Path | None = None
+) -> ServerProcess:
+    """A private redis-server that keeps nothing on disk, unless asked to.
 
     Args:
         port: Port to listen on; a free one if ``None``.
         password: Require this password (``requirepass``).
+        append_only: A folder for an append-only file (``appendonly yes``, written
+            every second), so a server stopped and started again on it (on the same
+            port: :meth:`ServerProcess.start` once more) has its data back, as a
+            state server set up as docs/cluster.md says would.
     """
     port = free_port() if port is None else port
     cmd = [
@@ -155,10 +161,12 @@ def redis(port: int | None = None, *, password: str | None = None) -> ServerProc
         "--save",
         "",
         "--appendonly",
-        "no",
+        "no" if append_only is None else "yes",
         "--protected-mode",
         "no",
     ]
+    if append_only is not None:
+        cmd += ["--dir", str(append_only), "--appendfsync", "everysec"]
     if password:
         cmd += ["--requirepass", password]
     return ServerProcess(cmd, port, "redis-server")

@@ -213,7 +213,8 @@ def test_worker_start_passes_queues_name_and_celery_arguments(
     args = ["-q", "task, gpu", "-n", "gpu1@%h", "--concurrency", "4", "-O", "fair"]
     assert invoke("worker", "start", *args).exit_code == 0
     assert calls == [{"queues": ["task", "gpu"], "name": "gpu1@%h",
-                      "celery_args": ["--concurrency", "4", "-O", "fair"]}]  # fmt: skip
+                      "celery_args": ["--concurrency", "4", "-O", "fair"],
+                      "wait_for_broker": False}]  # fmt: skip
     calls.clear()
     assert invoke("worker", "start").exit_code == 0
     assert calls[0]["queues"] == ["workflow", "dag", "task"] and calls[0]["name"] is None

@@ -1,8 +1,8 @@
 """Workers for API callers: who is there, stopping them, checking the state server.
 
 Worker control goes through the broker (Celery's control messages); an unreachable
-broker is one :class:`~lightflow.exceptions.LightflowError` line, never kombu's
-traceback.
+broker or refused credentials are one :class:`~lightflow.exceptions.LightflowError`
+line (:mod:`lightflow.queue.broker`), never kombu's traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..exceptions import LightflowError
 from ._cluster import cluster, require_broker, with_server_errors
 
 if TYPE_CHECKING:
@@ -65,13 +64,18 @@ def check_state_server(config: Config) -> None:
 
 
 def _on_broker(config: Config, action: Callable[[], T]) -> T:
-    """Run a worker-control call; an unreachable broker becomes one line."""
-    from kombu.exceptions import OperationalError
+    """Run a worker-control call; a broker problem becomes one line.
+
+    Celery's control calls let a refused password out as a traceback
+    (``AccessRefused``) and wrap the rest in kombu's errors: every one of them is
+    said in one line (:func:`~lightflow.queue.broker.broker_failure`).
+    """
+    from ..queue.broker import broker_failure
 
     try:
         return action()
-    except OperationalError as error:
-        from ..config import redact_url
-
-        url = redact_url(str(config.celery.get("broker_url")))
-        raise LightflowError(f"cannot reach the broker at {url}: {error}") from None
+    except Exception as error:
+        failure = broker_failure(config, error)
+        if failure is None:
+            raise
+        raise failure from None

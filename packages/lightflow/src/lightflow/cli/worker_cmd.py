@@ -7,6 +7,7 @@ configured broker (:func:`~lightflow.cli.workflow_cmd.distributed_config`).
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -32,15 +33,27 @@ def worker_group() -> None:
     help="Comma-separated queues this worker consumes.",
 )
 @click.option("--name", "-n", default=None, help="Worker name (Celery's -n, e.g. gpu1@%h).")
+@click.option(
+    "--wait-for-broker",
+    is_flag=True,
+    help="Wait until the broker answers, logging each try, instead of refusing to start.",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def worker_start(
-    state: CliState, queues: str, name: str | None, celery_args: tuple[str, ...]
+    state: CliState,
+    queues: str,
+    name: str | None,
+    wait_for_broker: bool,
+    celery_args: tuple[str, ...],
 ) -> None:
     """Run a worker here until it is stopped (Ctrl-C, or `lightflow worker stop`).
 
     CELERY_ARGS are passed to the Celery worker, e.g.
-    `lightflow worker start -q task,gpu --concurrency 4`.
+    `lightflow worker start -q task,gpu --concurrency 4`. A worker refuses to start
+    when the state server or the broker does not answer within the connect timeout
+    (celery.broker_connection_timeout, 4 s); once running it waits out outages of
+    either. It exits with a non-zero status only when it failed.
     """
     from ..queue.worker import start_worker
 
@@ -49,7 +62,20 @@ def worker_start(
     if not names:
         raise click.BadParameter("name at least one queue", param_hint="'--queues'")
     state.apply_logging()
-    start_worker(config, queues=names, name=name, celery_args=list(celery_args))
+    status = start_worker(
+        config,
+        queues=names,
+        name=name,
+        celery_args=list(celery_args),
+        wait_for_broker=wait_for_broker,
+    )
+    if status:
+        # The real stderr: Celery's redirection of sys.stderr would log it as INFO.
+        click.echo(
+            f"Error: the worker stopped with exit status {status}; its log above says why",
+            file=sys.__stderr__,
+        )
+        sys.exit(status)
 
 
 @worker_group.command("stop")

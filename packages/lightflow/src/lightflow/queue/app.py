@@ -37,7 +37,13 @@ DEFAULTS: dict[str, Any] = {
     "worker_prefetch_multiplier": 1,
     "task_default_queue": TASK_QUEUE,
     "task_create_missing_queues": True,
-    "broker_connection_retry_on_startup": True,
+    # A worker checks the broker before Celery starts (lightflow.queue.broker), so a
+    # failure at Celery's own first connection is rare and ends the worker at once
+    # (``worker start --wait-for-broker`` turns retrying on). A connection lost
+    # later is retried for as long as it takes: a broker restarted after an hour
+    # must find its workers still there.
+    "broker_connection_retry_on_startup": False,
+    "broker_connection_max_retries": None,
     "worker_hijack_root_logger": False,
     "worker_redirect_stdouts_level": "INFO",
     "worker_send_task_events": False,

@@ -15,7 +15,7 @@ import socket
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from .app import DEFAULT_BROKER, DEFAULTS
+from .broker import broker_connection
 from .serializer import NAME as SERIALIZER
 from .serializer import register_serializer
 
@@ -26,12 +26,12 @@ if TYPE_CHECKING:
 def publish_job(config: Config, job: str, args: tuple[Any, ...], queue: str) -> str:
     """Send one Celery job to ``queue`` on the configured broker; return its id.
 
-    Fails at once (no retries) when the broker cannot be reached.
+    Fails at once (no retries) when the broker cannot be reached, within the connect
+    timeout even when the broker's host accepts the connection and then says nothing.
     """
-    from kombu import Connection, Exchange, Queue
+    from kombu import Exchange, Queue
 
     register_serializer()
-    celery = config.celery
     job_id = str(uuid.uuid4())
     headers = {
         "lang": "py",
@@ -55,15 +55,7 @@ def publish_job(config: Config, job: str, args: tuple[Any, ...], queue: str) -> 
         {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
     )
     exchange = Exchange(queue, type="direct")
-    with Connection(
-        celery.get("broker_url", DEFAULT_BROKER),
-        ssl=celery.get("broker_use_ssl") or False,
-        transport_options=celery.get(
-            "broker_transport_options", DEFAULTS["broker_transport_options"]
-        ),
-        login_method=celery.get("broker_login_method"),
-        connect_timeout=celery.get("broker_connection_timeout", 4),
-    ) as connection:
+    with broker_connection(config, bounded=True) as connection:
         connection.ensure_connection(max_retries=1)
         connection.Producer().publish(
             body,

@@ -27,13 +27,16 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import click
 from redis.exceptions import RedisError
 
-from ..config import finished_run_retention
+from ..config import finished_run_retention, redact_url
+from ..exceptions import LightflowError
 from ..models.dag import DEFAULT_QUEUE as DAG_QUEUE
 from ..workflows import add_libraries
 from . import driver, state
 from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
+from .broker import check_broker
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -277,18 +280,33 @@ def start_worker(
     queues: Sequence[str] = DEFAULT_QUEUES,
     name: str | None = None,
     celery_args: Sequence[str] = (),
-) -> None:
-    """Run a worker in this process until it is stopped (blocks).
+    wait_for_broker: bool = False,
+) -> int:
+    """Run a worker in this process until it is stopped (blocks); return its exit status.
 
     The config's ``logging`` section is applied first. Celery then sets up its own
     logging around it: it adds its console handler to the root logger only when the
     section gave that logger none, and sets the root logger's level from
     ``--loglevel`` (INFO unless ``celery_args`` say otherwise).
 
+    Before Celery starts, the state server must answer and the broker must accept
+    a connection within ``celery.broker_connection_timeout``: Celery itself would
+    retry an unreachable broker for hours and report refused credentials with a
+    traceback. With ``wait_for_broker`` the worker waits for the broker instead,
+    logging each try. Once running, the worker reconnects after a broker outage of
+    any length. A state server that keeps nothing on disk is logged as a warning:
+    its restart would lose every run in progress.
+
+    Returns:
+        The worker's exit status: 0 after a shutdown it was asked for, non-zero when
+        Celery gave up (a service manager must see that as a failure).
+
     Raises:
         ConfigError: ``signal.keep_finished_runs`` is invalid (checked here, as the
             sweeper would only log it), or the ``logging`` section cannot be applied.
-        LightflowError: The Redis state server cannot be reached.
+        LightflowError: The Redis state server cannot be reached, or the broker
+            cannot be reached (without ``wait_for_broker``) or refused the
+            credentials.
     """
     from celery import signals
 
@@ -302,11 +320,15 @@ def start_worker(
     # adds none of its own) and redirects print() only after the section's stream
     # handlers took hold of the real stderr.
     apply_logging(config)
+    check_broker(config, wait=wait_for_broker)
+    _warn_without_persistence(config, cluster)
 
     # Workflows import shared code from the configured libraries on workers too (the
     # pool's processes inherit the path).
     add_libraries(config.libraries)
     app = create_app(config)
+    if wait_for_broker:  # it answered just now; should it go away again, keep waiting
+        app.conf.broker_connection_retry_on_startup = True
     logging.getLogger("celery.app.trace").addFilter(_RequeueWithoutTraceback())
     signals.after_setup_logger.connect(_install_log_filter, weak=False)
     signals.after_setup_task_logger.connect(_install_log_filter, weak=False)
@@ -320,7 +342,58 @@ def start_worker(
     argv = ["worker", "-Q", ",".join(queues), "--loglevel", "INFO"]
     if name:
         argv += ["-n", name]
-    app.worker_main([*argv, *celery_args])
+    # Celery's app.worker_main() and app.start() drop the worker's exit status (a
+    # worker that died of an unrecoverable error exited 0): read it off the worker.
+    workers: list[Any] = []
+    signals.worker_init.connect(lambda sender=None, **_: workers.append(sender), weak=False)
+    try:
+        app.start([*argv, *celery_args])
+    except click.ClickException as error:  # CELERY_ARGS Celery does not take
+        raise LightflowError(f"celery worker: {error.format_message()}") from None
+    if not workers:
+        return 1
+    return int(getattr(workers[-1], "exitcode", None) or 0)
+
+
+def _warn_without_persistence(config: Config, cluster: driver.Cluster) -> None:
+    """Log a warning when the Redis state server (or broker) keeps nothing on disk.
+
+    A restart of such a server loses every run in progress and the run history
+    without a trace; docs/cluster.md makes ``appendonly yes`` part of the set-up.
+    A server that does not let us ask (``CONFIG`` renamed away) is not warned about.
+    """
+    from urllib.parse import urlsplit
+
+    state_url = driver.state_url(config)
+    servers: list[tuple[str, str, Any]] = [("state server", state_url, cluster.redis)]
+    broker = str(config.celery.get("broker_url") or "")
+    if (
+        broker.startswith(("redis://", "rediss://"))
+        and urlsplit(broker).netloc != urlsplit(state_url).netloc
+    ):
+        servers.append(("broker", broker, None))
+    for what, url, client in servers:
+        try:
+            client = client or state.connect(url)
+            if client.info("persistence").get("aof_enabled"):
+                continue
+            snapshots = str(client.config_get("save").get("save") or "").strip()
+        except RedisError:
+            continue
+        kept = f"only snapshots ({snapshots})" if snapshots else "nothing on disk"
+        lost = (
+            "every queued job"
+            if what == "broker"
+            else ("every run in progress and the run history")
+        )
+        logger.warning(
+            "the Redis %s at %s keeps %s: a restart loses %s without a trace; turn on "
+            "its persistence (appendonly yes), see docs/cluster.md",
+            what,
+            redact_url(url),
+            kept,
+            lost,
+        )
 
 
 _MARK_STOPPING = """
@@ -333,7 +406,12 @@ def stop_workers(config: Config, names: Sequence[str] = ()) -> list[str]:
 
     A worker does not answer a shutdown (it is on its way out), so the live ones are
     found with a ping first and only they are told to stop.
+
+    Raises:
+        BrokerError: The broker cannot be reached within the connect timeout, or it
+            refused the credentials (tried once first: Celery would retry).
     """
+    check_broker(config)
     app = create_app(config)
     replies = app.control.ping(destination=list(names) or None, timeout=2.0)
     alive = [name for reply in replies or [] for name in reply]
@@ -356,6 +434,10 @@ def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
 
     The entries also say how many workers should answer, so the question ends with
     the last answer instead of waiting out ``timeout`` (each of its three rounds).
+
+    Raises:
+        BrokerError: The broker cannot be reached within the connect timeout, or it
+            refused the credentials (tried once first: Celery would retry).
     """
     # Read first: a stopping worker may exit while the others answer. Best effort: the
     # answers from the broker are the list, the entries only add the stopping workers
@@ -365,6 +447,7 @@ def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
     except RedisError:
         registered = {}
     expected = sum(entry.get("state") != "stopping" for entry in registered.values())
+    check_broker(config)
     app = create_app(config)
     stats = app.control.inspect(timeout=timeout, limit=expected or None).stats() or {}
     inspect = app.control.inspect(list(stats), timeout=timeout, limit=len(stats))
