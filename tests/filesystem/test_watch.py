@@ -271,7 +271,8 @@ def test_killed_in_a_burst_of_1000_files_each_is_handed_off_exactly_once(
 
 
 # -- triggers declared in lightflow.cfg -------------------------------------------------------
-def test_triggers_section_serves_several_folders(tmp_path: Path) -> None:
+def two_detectors(tmp_path: Path) -> tuple[Path, dict[str, Path], Path]:
+    """A config declaring a folder trigger for each of two detectors: (config, folders, record)."""
     folders = {name: tmp_path / name for name in ("eiger", "pilatus")}
     for folder in folders.values():
         folder.mkdir()
@@ -288,10 +289,16 @@ def test_triggers_section_serves_several_folders(tmp_path: Path) -> None:
         for name, folder in folders.items()
     }
     config.write_text(yaml.safe_dump({"workflows": [str(WORKFLOWS)], "triggers": triggers}))
+    return config, folders, record
+
+
+@pytest.mark.parametrize("command", [("triggers", "run"), ("fs", "watch")])
+def test_triggers_section_serves_several_folders(tmp_path: Path, command: tuple[str, str]) -> None:
+    config, folders, record = two_detectors(tmp_path)
     state = tmp_path / "state"
     listed = lightflow("triggers", "list", "--state-dir", str(state), config=config)
     assert listed.returncode == 0 and "eiger" in listed.stdout and "folder" in listed.stdout
-    watcher = Watcher(tmp_path / "log", config, "triggers", "run", "--state-dir", str(state))
+    watcher = Watcher(tmp_path / "log", config, *command, "--state-dir", str(state))
     write_file(folders["eiger"] / "e.h5")
     write_file(folders["pilatus"] / "p.h5")
     write_file(folders["pilatus"] / "p.txt")
@@ -344,3 +351,16 @@ def test_bad_input_is_one_error_line(setup: dict[str, Path], tmp_path: Path) -> 
     line = one_error_line(typo)
     assert "triggers.t: folder trigger: unknown setting 'recursve'" in line
     assert "did you mean 'recursive'" in line
+
+
+def test_watch_without_a_folder_needs_folder_triggers_and_no_folder_options(
+    tmp_path: Path, setup: dict[str, Path]
+) -> None:
+    none_declared = lightflow("fs", "watch", config=setup["config"])
+    assert "no folder triggers in the 'triggers' section" in one_error_line(none_declared)
+    config, _, _ = two_detectors(tmp_path)
+    misplaced = lightflow("fs", "watch", "--pattern", "*.cbf", config=config)
+    assert misplaced.returncode == 2
+    assert "--pattern describes a FOLDER given on the command line" in misplaced.stderr
+    no_workflow = lightflow("fs", "watch", str(setup["folder"]), config=config)
+    assert no_workflow.returncode == 2 and "Missing option '--workflow'" in no_workflow.stderr

@@ -4,6 +4,7 @@
 section of ``lightflow.cfg``, built from options: a :class:`FolderSource` and a
 :class:`~lightflow.triggers.TriggerSpec`, run by the core's trigger runtime with the
 runtime's own options (``--cluster/--embedded``, ``--workers``, ``--state-dir``).
+Without ``DIR`` it runs the ``folder`` triggers declared in ``lightflow.cfg``.
 Nothing is imported from watchdog or the runtime until the command runs.
 """
 
@@ -18,6 +19,7 @@ from lightflow.cli.triggers_cmd import run_specs, runtime_options
 
 if TYPE_CHECKING:
     from lightflow.cli.main import CliState
+    from lightflow.triggers import TriggerSpec
 
 
 @click.group("fs")
@@ -26,8 +28,8 @@ def fs_group() -> None:
 
 
 @fs_group.command("watch")
-@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--workflow", required=True, help="The workflow to start (a name or a file).")
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path), required=False)
+@click.option("--workflow", help="The workflow to start (a name or a file); needed with FOLDER.")
 @click.option(
     "--pattern",
     "-p",
@@ -85,7 +87,7 @@ def fs_group() -> None:
 def watch_command(
     state: CliState,
     folder: Path,
-    workflow: str,
+    workflow: str | None,
     patterns: tuple[str, ...],
     exclude: tuple[str, ...],
     recursive: bool,
@@ -109,7 +111,73 @@ def watch_command(
     Files that arrived while no watch ran are handed off when it starts, and nothing
     already handed off under the same --name is started again. Runs until Ctrl-C or
     SIGTERM, logging one line per started run.
+
+    Without FOLDER, watches every folder trigger ('source: folder') of the
+    'triggers' section of lightflow.cfg, in this one process.
     """
+    if folder is None:
+        given = {"--workflow": workflow, "--pattern": patterns, "--exclude": exclude,
+                 "--recursive": recursive, "--aggregate": aggregate, "--settle": settle,
+                 "--arg": arguments, "--poll/--no-poll": poll is not None,
+                 "--poll-interval": poll_interval, "--name": name}  # fmt: skip
+        misplaced = [option for option, value in given.items() if value]
+        if misplaced:
+            raise click.UsageError(
+                f"{misplaced[0]} describes a FOLDER given on the command line; without "
+                "FOLDER the folder triggers of lightflow.cfg are watched as declared there"
+            )
+        specs = _configured_triggers(state)
+    else:
+        if not workflow:
+            raise click.UsageError("Missing option '--workflow': the workflow FOLDER starts.")
+        specs = [
+            _command_line_trigger(
+                state, folder, workflow, patterns, exclude, recursive, aggregate, settle,
+                arguments, poll, poll_interval, name, queue, keep_data,
+            )
+        ]  # fmt: skip
+    run_specs(state, specs, engine=engine, workers=workers, state_dir=state_dir)
+
+
+def _configured_triggers(state: CliState) -> list[TriggerSpec]:
+    """The ``folder`` triggers of the ``triggers`` section."""
+    from lightflow.exceptions import ConfigError
+    from lightflow.triggers import specs_from_config
+
+    from .folder_source import FolderSource
+
+    config = state.config
+    names = [
+        name
+        for name, settings in config.triggers.items()
+        if isinstance(settings, dict) and settings.get("source") == FolderSource.kind
+    ]
+    if not names:
+        raise ConfigError(
+            f"no folder triggers in the 'triggers' section of "
+            f"{config.source or 'the configuration'}: give a FOLDER and --workflow, or "
+            "declare them there (source: folder)"
+        )
+    return specs_from_config(config, names)
+
+
+def _command_line_trigger(
+    state: CliState,
+    folder: Path,
+    workflow: str,
+    patterns: tuple[str, ...],
+    exclude: tuple[str, ...],
+    recursive: bool,
+    aggregate: int | None,
+    settle: float | None,
+    arguments: tuple[str, ...],
+    poll: bool | None,
+    poll_interval: float | None,
+    name: str | None,
+    queue: str,
+    keep_data: bool,
+) -> TriggerSpec:
+    """The trigger the options describe; defaults from ``extensions.filesystem``."""
     from lightflow.api import parse_arguments
     from lightflow.triggers import TriggerSpec
 
@@ -128,7 +196,7 @@ def watch_command(
             "poll_interval": poll_interval or defaults.get("poll_interval", 1.0),
         }
     )
-    spec = TriggerSpec(
+    return TriggerSpec(
         name=name or f"{workflow}@{path}",
         source=source,
         workflow=workflow,
@@ -137,4 +205,3 @@ def watch_command(
         queue=queue,
         keep_data=keep_data,
     )
-    run_specs(state, [spec], engine=engine, workers=workers, state_dir=state_dir)
