@@ -218,6 +218,7 @@ COMPONENTS: dict[str, Any] = {
             "state_server": {"type": "string", "description": "ok, or why it cannot be reached"},
         }
     ),
+    "TokenRole": _object({"role": {"type": "string", "enum": ["read", "operate"]}}),
     "Run": _object(_RUN),
     "RunDetail": _object({**_RUN, "dags": {"type": "array", "items": ref("Dag")}}),
     "Dag": _object(_DAG),

@@ -4,7 +4,7 @@ Every endpoint is an :class:`Operation` registered with :meth:`ApiBlueprint.oper
 its method and path, the role it needs, its parameters (:class:`Param`: query, path
 or header, each with a JSON schema), its request body schema and its responses. The
 decorator wraps the view so that, before the view runs, the token's role is checked
-(:mod:`.auth`), each parameter is converted from text and checked against its schema,
+(:mod:`.auth`; the token's role is then ``flask.g.role``), each parameter is converted from text and checked against its schema,
 and the body is parsed and checked; the view receives the values as keyword
 arguments. :func:`openapi_document` writes the OpenAPI 3.0 document from the same
 registry, so the document cannot drift from what the server accepts.
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from .errors import ApiError
 
@@ -198,7 +198,7 @@ class ApiBlueprint(Blueprint):
             @wraps(view)
             def handle(**path_values: str) -> Any:
                 if role is not None:
-                    current_app.extensions["lightflow_rest"].auth.require(
+                    g.role = current_app.extensions["lightflow_rest"].auth.require(
                         request.headers.get("Authorization"), role
                     )
                 values = {param.keyword: param.read(_raw(param, path_values)) for param in params}

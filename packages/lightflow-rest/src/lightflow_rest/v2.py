@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request, url_for
+from flask import g, request, url_for
 from lightflow import api
 from lightflow.exceptions import LightflowError
 from lightflow.models.datastore import DataStoreDocumentSection
@@ -91,6 +91,18 @@ def openapi() -> Any:
     from .legacy import legacy
 
     return openapi_document([v2, legacy], __version__)
+
+
+@v2.operation(
+    "GET",
+    "/token",
+    summary="The role of the token sent",
+    role=READ,
+    replies={200: Reply("The token's role", ref("TokenRole"))},
+)
+def token_role() -> Any:
+    """The dashboard asks, to offer starting and stopping only to the operate role."""
+    return {"role": g.role}
 
 
 # -- runs --------------------------------------------------------------------------------
