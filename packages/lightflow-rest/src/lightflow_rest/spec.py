@@ -4,10 +4,11 @@ Every endpoint is an :class:`Operation` registered with :meth:`ApiBlueprint.oper
 its method and path, the role it needs, its parameters (:class:`Param`: query, path
 or header, each with a JSON schema), its request body schema and its responses. The
 decorator wraps the view so that, before the view runs, the token's role is checked
-(:mod:`.auth`; the token's role is then ``flask.g.role``), each parameter is converted from text and checked against its schema,
-and the body is parsed and checked; the view receives the values as keyword
-arguments. :func:`openapi_document` writes the OpenAPI 3.0 document from the same
-registry, so the document cannot drift from what the server accepts.
+(:mod:`.auth`; the role is then ``flask.g.role``), each parameter is converted from
+text and checked against its schema, and the body is parsed and checked; the view
+receives the values as keyword arguments. :func:`openapi_document` writes the
+OpenAPI 3.0 document from the same registry, so the document cannot drift from what
+the server accepts.
 
 Schemas use the subset of JSON Schema that :func:`check` understands: ``type`` (with
 OpenAPI's ``nullable``), ``enum``, ``minimum``/``maximum``, ``minLength``/``maxLength``,
