@@ -251,6 +251,27 @@ def test_start_data_reaches_a_started_dag():
     assert seen == {"sub": 7, "sub:2": 8, "sub:3": 9, "sub:4": None}
 
 
+def test_start_data_is_taken_when_start_dag_is_called():
+    # The 1.x idiom: one data object changed and passed again for every DAG started.
+    # Each DAG gets the data as it was at its start_dag call, as on the cluster.
+    seen = []
+
+    def starter(data, store, signal, context):
+        names = []
+        for batch in (["a.h5"], ["b.h5"], ["c.h5"]):
+            data["files"] = batch
+            names.append(signal.start_dag("sub", data=data))
+        data["files"] = ["changed after the last start"]
+        signal.join_dags(names)
+
+    def record(data, store, signal, context):
+        seen.append(data["files"])
+
+    sub = Dag("sub", autostart=False, schema={task("read", record): None})
+    assert run(Dag("main", schema={task("start", starter): None}), sub, workers=1).succeeded
+    assert sorted(seen) == [["a.h5"], ["b.h5"], ["c.h5"]]
+
+
 def test_start_tasks_of_a_started_dag_get_independent_data():
     seen: dict[str, list[str]] = {}
     both_appended = threading.Barrier(2, timeout=5)

@@ -224,7 +224,8 @@ class LocalRun:
             name,
             dag,
             run,
-            data=data,
+            # Taken now, as the cluster does: the caller may change `data` right after.
+            data=None if data is None else initial_data(data),
             unconsumed={task: len(successors) for task, successors in run.spec.successors.items()},
         )
         self._instances[name] = instance
