@@ -11,7 +11,8 @@ Before it runs the workflow it creates the run's start marker exclusively and re
 on the file descriptor ``--report-fd``: ``STARTED``, or ``DUPLICATE`` if the marker
 existed (an earlier process started this run, and this one ends without running it:
 exactly-once after a crash); see :mod:`.launcher`. A process that ends without
-reporting did not start the run.
+reporting did not start the run; one whose trigger died meanwhile runs it all the same
+(the marker says it started).
 
 Exit status: 0 the run succeeded (or there was nothing to do), 1 it did not, 2 the
 configuration, the workflow or its arguments cannot be used here (one line on
@@ -21,6 +22,7 @@ stderr). SIGINT and SIGTERM stop the run as they stop ``lightflow run``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pickle
 import signal
@@ -76,13 +78,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    with os.fdopen(options.report_fd, "wb", buffering=0) as report:
-        try:
-            os.close(os.open(options.markers / run_id, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-        except FileExistsError:
-            report.write(DUPLICATE)
-            return 0
-        report.write(STARTED)
+    try:
+        os.close(os.open(options.markers / run_id, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        _report(options.report_fd, DUPLICATE)
+        return 0
+    _report(options.report_fd, STARTED)  # the marker exists: the run must happen now
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     with stop_on_signals():
         try:
@@ -96,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     return 0 if result.succeeded else 1
+
+
+def _report(fd: int, what: bytes) -> None:
+    """Tell the launcher; a trigger that died meanwhile is no reason not to run."""
+    with contextlib.suppress(OSError):
+        os.write(fd, what)
+    os.close(fd)
 
 
 if __name__ == "__main__":
