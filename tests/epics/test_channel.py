@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -31,6 +32,21 @@ def test_a_write_is_read_back_on_both_protocols(ioc: Ioc) -> None:
     assert channel.read([ioc.pv("LO")], timeout=10)[ioc.pv("LO")]["value"] == 17
     channel.write(ioc.pv("WF"), [1.0, 2.0, 3.0, 4.0], wait=True, timeout=10)
     assert list(channel.read([ioc.pv("WF")], timeout=10)[ioc.pv("WF")]["value"]) == [1, 2, 3, 4]
+
+
+def test_reads_and_writes_work_from_any_thread(ioc: Ioc) -> None:
+    # Tasks run in pool threads: each must use the process's CA context, not a new one.
+    results: list[object] = []
+
+    def read_and_write(value: int) -> None:
+        channel.write(ioc.pv("LO"), value, wait=True, timeout=10)
+        results.append(channel.read([ioc.pv("LO")], timeout=10)[ioc.pv("LO")]["value"])
+
+    for value in (31, 32, 33):
+        thread = threading.Thread(target=read_and_write, args=(value,))
+        thread.start()
+        thread.join(30)
+    assert results == [31, 32, 33]
 
 
 def test_an_unknown_pv_fails_within_the_timeout_naming_the_pv_and_the_settings(ioc: Ioc) -> None:

@@ -93,6 +93,9 @@ def _connect(pvs: Sequence[str], deadline: float, timeout: float) -> dict[str, A
     Raises:
         PvError: Some did not connect by ``deadline``; the line names them.
     """
+    # A thread that has no CA context would get a new, non-preemptive one of its own
+    # from libca, whose callbacks never run: join the process's context first.
+    ca.use_initial_context()
     # One module-level callback: pyepics keeps each callback once per channel, so
     # repeated reads do not pile callbacks up in its cache.
     channels = {pv: ca.create_channel(pv, auto_cb=True, callback=_changes.notify) for pv in pvs}
