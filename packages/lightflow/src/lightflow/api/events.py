@@ -7,13 +7,21 @@ history as id (``"0"``, ``"1"``, ...); an event of the stream of all runs has it
 entry id in that stream (``"1764000000000-0"``). Nothing here polls: followers block
 on the state server until something arrives, waking at least every second to honour
 timeouts.
+
+A follower that loses the state server once it is following (a Redis restart) does
+not give up: the run goes on without it, and a script trusting ``workflow start
+--wait`` would be misled. It logs one warning per outage (``lightflow.api``), tries
+again every second and gives up only after :data:`OUTAGE_LIMIT` seconds, with the
+one-line error it would have raised at once. A state server that cannot be reached
+when following starts is that error at once.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..exceptions import LightflowError
 from ._cluster import cluster, resolve_run_id, with_server_errors
@@ -23,8 +31,78 @@ if TYPE_CHECKING:
     from ..events import RunEvent
     from ..records import EventListener
 
+T = TypeVar("T")
+
 #: Seconds a follower blocks on the state server at most before it looks at the time.
 WAKE_EVERY = 1.0
+#: Seconds a follower waits through an outage of the state server before it gives up
+#: (a Redis restart with a large append-only file takes a while to load).
+OUTAGE_LIMIT = 600.0
+
+logger = logging.getLogger("lightflow.api")
+
+
+class _Outage:
+    """Rides out an outage of the state server while following: says so once per
+    outage, waits a second per try, and re-raises after :data:`OUTAGE_LIMIT`."""
+
+    def __init__(self, config: Config, what: str) -> None:
+        self._config = config
+        self._what = what
+        self._since: float | None = None
+
+    def wait(self, error: Exception) -> None:
+        """The state server failed: wait a second, or raise ``error`` if it is over.
+
+        Raises:
+            Exception: ``error`` itself, when it is no outage (refused credentials,
+                a failing command) or the outage has lasted too long.
+        """
+        import redis
+
+        outage = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        if isinstance(error, redis.exceptions.AuthenticationError) or not isinstance(error, outage):
+            raise error
+        now = time.monotonic()
+        if self._since is None:
+            from ..config import redact_url
+            from ..queue.driver import state_url
+
+            self._since = now
+            logger.warning(
+                "lost the Redis state server at %s (%s); still %s, for up to %g s",
+                redact_url(state_url(self._config)),
+                str(error).rstrip("."),
+                self._what,
+                OUTAGE_LIMIT,
+            )
+        if now - self._since > OUTAGE_LIMIT:
+            raise error
+        time.sleep(WAKE_EVERY)
+
+    @property
+    def ongoing(self) -> bool:
+        """Whether the last read failed (the state server may have lost recent writes)."""
+        return self._since is not None
+
+    def retry(self, read: Callable[[], T]) -> T:
+        """``read()``, tried again through an outage (see :meth:`wait`)."""
+        while True:
+            try:
+                result = read()
+            except Exception as error:
+                self.wait(error)
+                continue
+            self.over()
+            return result
+
+    def over(self) -> None:
+        """The state server answered: an outage, if there was one, has ended."""
+        if self._since is not None:
+            logger.info(
+                "the Redis state server answers again after %.0f s", time.monotonic() - self._since
+            )
+            self._since = None
 
 
 def follow_events(
@@ -60,11 +138,15 @@ def follow_events(
     Raises:
         RunNotFoundError: No such run.
         LightflowError: ``timeout`` passed before the run finished (it goes on).
+        StateServerError: The state server cannot be reached when following starts,
+            or an outage lasted longer than :data:`OUTAGE_LIMIT` (one shorter than
+            that is waited out, with one warning).
     """
     from ..queue import state as rs
 
     client = cluster(config).redis
     deadline = None if timeout is None else time.monotonic() + timeout
+    outage = _Outage(config, f"following run {run_id}" if run_id else "following the runs")
 
     def expired() -> bool:
         """Whether to end following (a client gone, the time up for all runs)."""
@@ -82,7 +164,13 @@ def follow_events(
     def follow_all() -> None:
         position = after or rs.event_log_end(client)
         while not expired():
-            for entry, _run, data in rs.read_event_log(client, position, block=WAKE_EVERY):
+            try:
+                entries = rs.read_event_log(client, position, block=WAKE_EVERY)
+            except Exception as error:
+                outage.wait(error)
+                continue
+            outage.over()
+            for entry, _run, data in entries:
                 position = entry
                 on_event(_event(data, entry))
 
@@ -96,16 +184,23 @@ def follow_events(
             if deliver(data, seen - 1):
                 return rs.read_run(client, full_id)
         while not expired():
-            entries = rs.read_event_log(client, position, block=WAKE_EVERY)
+            try:
+                entries = rs.read_event_log(client, position, block=WAKE_EVERY)
+                # A restarted server may have lost the stream's newest entries (one
+                # second of an append-only file): after an outage, read the history.
+                mine = outage.ongoing or any(run == full_id for _entry, run, _data in entries)
+                history = rs.read_events(client, full_id, seen) if mine else []
+            except Exception as error:
+                outage.wait(error)
+                continue
+            outage.over()
             if entries:
                 position = entries[-1][0]
-            if not any(run == full_id for _entry, run, _data in entries):
-                continue
             # The history is the order of record: deliver what it holds beyond `seen`.
-            for data in rs.read_events(client, full_id, seen):
+            for data in history:
                 seen += 1
                 if deliver(data, seen - 1):
-                    return rs.read_run(client, full_id)
+                    return outage.retry(lambda: rs.read_run(client, full_id))
         return None
 
     def deliver(data: dict[str, Any], index: int) -> bool:
@@ -166,21 +261,31 @@ def follow_logs(
     Raises:
         RunNotFoundError: No such run.
         LightflowError: ``timeout`` seconds passed before it ended.
+        StateServerError: The state server cannot be reached when following starts,
+            or an outage lasted longer than :data:`OUTAGE_LIMIT` (one shorter than
+            that is waited out, with one warning).
     """
     from ..queue import state as rs
 
     client = cluster(config).redis
     deadline = None if timeout is None else time.monotonic() + timeout
+    outage = _Outage(config, f"following the log of run {run_id}")
 
     def follow() -> dict[str, Any]:
         full_id = resolve_run_id(client, run_id)
         last = "0-0"
         while True:
-            # Read the state first: a task's lines are written before its end, so once
-            # the run has ended, the read after it holds every remaining line.
-            record = rs.read_run(client, full_id) or {}
-            ended = record.get("state") in rs.FINISHED_STATES
-            lines, last = rs.read_log(client, full_id, last, block=None if ended else 0.5)
+            try:
+                # Read the state first: a task's lines are written before its end, so
+                # once the run has ended, the read after it holds every remaining line.
+                record = rs.read_run(client, full_id) or {}
+                ended = record.get("state") in rs.FINISHED_STATES
+                lines, last = rs.read_log(client, full_id, last, block=None if ended else 0.5)
+            except Exception as error:
+                outage.wait(error)
+                ended, lines = False, []
+            else:
+                outage.over()
             for line in lines:
                 on_line(line)
             if ended and not lines:

@@ -392,16 +392,45 @@ def run_store(run_id: str, *, config: Config) -> DataStoreDocument:
 
     Raises:
         RunNotFoundError: No such run.
-        LightflowError: Its data was removed when it ended.
+        LightflowError: The store has no document for it; the message says why: the
+            run has not started yet, its data was removed when it ended (no
+            ``--keep-data``), or the store lost a document it was told to keep.
     """
+    from ..queue import state as rs
+
     handle = cluster(config)
-    full_id = with_server_errors(config, lambda: resolve_run_id(handle.redis, run_id))
-    if not handle.store.exists(full_id):
+
+    def record() -> dict[str, Any]:
+        full_id = resolve_run_id(handle.redis, run_id)
+        return rs.read_run(handle.redis, full_id) or {"id": full_id}
+
+    run = with_server_errors(config, record)
+    full_id = run["id"]
+    if handle.store.exists(full_id):
+        return handle.store.get(full_id)
+    if run.get("state") == "queued":
         raise LightflowError(
-            f"run {full_id} kept no data; start it with --keep-data "
-            "(`workflow start -k`) to read its store afterwards"
+            f"run {full_id} has not started yet: its store document is made when a worker starts it"
         )
-    return handle.store.get(full_id)
+    if run.get("keep_data"):
+        raise LightflowError(
+            f"run {full_id} was started with --keep-data, but {_store_name(config)} has "
+            "no document for it: it was removed there, or the store lost it (a "
+            "restart without persistence, another store or database than the workers')"
+        )
+    raise LightflowError(
+        f"run {full_id} kept no data; start it with --keep-data "
+        "(`workflow start -k`) to read its store afterwards"
+    )
+
+
+def _store_name(config: Config) -> str:
+    """The configured store for a message: ``MongoDB at HOST:PORT, database 'NAME'``."""
+    from ..config import redact_url
+
+    settings = config.store
+    where = settings.get("uri") or f"{settings.get('host')}:{settings.get('port')}"
+    return f"MongoDB at {redact_url(str(where))}, database '{settings.get('database')}'"
 
 
 #: Characters of a value's ``repr`` that :func:`run_data` shows for a non-JSON value.
