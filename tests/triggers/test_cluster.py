@@ -5,12 +5,11 @@ server, a real ``lightflow worker``): the cluster launcher's runs complete on th
 worker and a start repeated under the same id records nothing new; ``lightflow
 triggers run --cluster`` publishes its state to the Redis status board, where
 ``api.list_triggers`` and ``lightflow triggers list`` read it from any host, and holds
-its trigger against a second process.
+its trigger against a second process until another host takes it over.
 """
 
 from __future__ import annotations
 
-import signal
 import uuid
 from pathlib import Path
 
@@ -96,9 +95,15 @@ def test_a_cluster_trigger_publishes_its_state_and_holds_its_trigger(
         assert second.stderr.startswith(f"Error: trigger '{name}' is already watched by ")
         assert len(second.stderr.splitlines()) == 1
 
-        process.signal(signal.SIGTERM)
-        assert process.wait(10) == 0
+        # another host takes the trigger over (this one's ownership lapsed): it stops
+        client = ClusterHandle(redis_cluster.config).redis
+        client.set(f"lf:trigger:{name}:owner", "beamline-pc-2/4242#abcdef", px=15000)
+        assert process.wait(15) == 1
+        assert process.stderr.splitlines()[-1] == (
+            f"Error: trigger '{name}' was taken over by beamline-pc-2/4242#abcdef"
+        )
     assert listed()["state"] == "stopped"
-    client = ClusterHandle(redis_cluster.config).redis
-    assert client.get(f"lf:trigger:{name}:owner") is None  # given up for the next one
+    # what the other process holds is not given up by this one
+    assert client.get(f"lf:trigger:{name}:owner") == b"beamline-pc-2/4242#abcdef"
+    client.delete(f"lf:trigger:{name}:owner")
     client.hdel(STATUS_KEY, name)

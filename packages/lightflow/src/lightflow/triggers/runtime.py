@@ -426,6 +426,7 @@ class TriggerRuntime:
         #: Why the runtime stopped on its own (a trigger taken over), else ``None``.
         self.failure: str | None = None
         self._stop_lock = threading.Lock()
+        self._publish_lock = threading.Lock()
         self._stopped = False
         self._triggers: list[_Trigger] = []
         self._client: Any = None
@@ -499,11 +500,17 @@ class TriggerRuntime:
         return [trigger.state() for trigger in self._triggers]
 
     def publish(self, trigger: _Trigger) -> None:
-        """Publish a trigger's state; a failure is logged, never raised."""
+        """Publish a trigger's state; a failure is logged, never raised.
+
+        Three threads publish (the trigger's, the launcher's, the housekeeper's): one
+        at a time, so a state taken earlier never overwrites a later one, and a state
+        file is never written by two at once.
+        """
         if self._board is None:
             return
         try:
-            self._board.publish(trigger.spec.name, trigger.state())
+            with self._publish_lock:
+                self._board.publish(trigger.spec.name, trigger.state())
         except Exception as error:  # the state server may be down; the trigger goes on
             logger.debug("trigger %s: cannot publish its state: %s", trigger.spec.name, error)
 

@@ -56,7 +56,10 @@ class RedisStatusBoard(StatusBoard):
 
 
 class FileStatusBoard(StatusBoard):
-    """States as ``<folder>/<file name of the trigger>.state.json`` files."""
+    """States as ``<folder>/<file name of the trigger>.state.json`` files.
+
+    One writer per trigger at a time (the runtime publishes one state at a time).
+    """
 
     def __init__(self, folder: Path) -> None:
         self._folder = folder
