@@ -4,6 +4,16 @@ This module owns the life of the command's processes: starting ``bash -c`` in a
 session (and so a process group) of its own, feeding its stdin, reading stdout and
 stderr line by line in reader threads, watching the stop signal, and making sure that
 no process of the group outlives the task, however the task ends.
+
+"However" includes the task's process being killed (a worker SIGKILLed, the OOM
+killer): no ``finally`` runs then, and the command would go on, reparented to PID 1,
+while the re-run of the task starts a second copy. So each command has a watchdog: a
+tiny ``bash`` in a session of its own, reading a pipe whose other end only the task's
+process holds. The task writes ``done`` to it when the command is over; if the pipe
+closes without that (the kernel closes it when the process dies, however it dies),
+the watchdog kills the command's whole process group. A parent-death signal
+(``PR_SET_PDEATHSIG``) would not do: it reaches only the process it is set in (bash,
+not what bash started), and fires when the forking *thread* ends, not the process.
 """
 
 from __future__ import annotations
@@ -39,6 +49,11 @@ _GROUP_POLL_INTERVAL = 0.05
 #: How long (seconds) to wait for the reader threads once the group is dead. Only a
 #: process that left the group but still holds a pipe open can make them take longer.
 _READER_JOIN_TIMEOUT = 2.0
+
+#: The watchdog's script ($1: the group id). ``read`` fails at end of file without a
+#: line: the task's process died, so the group is killed; ``done`` means the task saw
+#: the group end (its id may be reused by then: nothing is killed).
+_WATCHDOG = 'read -r word; [ "$word" = done ] || kill -KILL -- "-$1" 2>/dev/null; exit 0'
 
 
 class BashTask(BaseTask):
@@ -219,6 +234,7 @@ class BashTask(BaseTask):
                 stderr_file is not None or self._callback_stderr is not None,
             )
             run = _CommandRun(process, (data, store, signal, context), self.terminate_timeout)
+            run.watch(_watchdog(process.pid))
             try:
                 if self._callback_process is not None:
                     self._callback_process(process.pid, data, store, signal, context)
@@ -279,6 +295,47 @@ class BashTask(BaseTask):
             ) from exc
 
 
+class _Watchdog:
+    """The watchdog of one command: its process and the pipe only this process holds."""
+
+    def __init__(self, process: subprocess.Popen[bytes], pipe: int) -> None:
+        self.process = process
+        self.pipe = pipe
+
+    def dismiss(self) -> None:
+        """The command's group is over: tell the watchdog so it exits, and reap it."""
+        with contextlib.suppress(OSError):  # it died: nothing is left to dismiss
+            os.write(self.pipe, b"done\n")
+        with contextlib.suppress(OSError):
+            os.close(self.pipe)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=_READER_JOIN_TIMEOUT)
+
+
+def _watchdog(pgid: int) -> _Watchdog | None:
+    """Start the watchdog of the process group ``pgid`` (see the module docstring).
+
+    ``None`` where bash cannot be started again (the command has started, so that is
+    a passing shortage of processes): the task runs unguarded rather than fails.
+    """
+    bash = shutil.which("bash") or "bash"
+    read_end, write_end = os.pipe()  # not inherited by other children: O_CLOEXEC
+    try:
+        process = subprocess.Popen(
+            [bash, "-c", _WATCHDOG, "lightflow-watchdog", str(pgid)],
+            stdin=read_end,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # outlives a kill of the worker's process group
+        )
+    except OSError:
+        os.close(write_end)
+        return None
+    finally:
+        os.close(read_end)
+    return _Watchdog(process, write_end)
+
+
 class _CommandRun:
     """The run state of one command: its process, reader threads and first error.
 
@@ -314,6 +371,11 @@ class _CommandRun:
         # gives this task up: killing its group (the group id is bash's pid) is how to
         # let go of it then.
         self._held = hold(lambda: _kill_group(process.pid))
+        self._watchdog: _Watchdog | None = None
+
+    def watch(self, watchdog: _Watchdog | None) -> None:
+        """Keep ``watchdog`` until the group is over (:meth:`close` dismisses it)."""
+        self._watchdog = watchdog
 
     def start_io(
         self,
@@ -392,6 +454,8 @@ class _CommandRun:
         with self._lock:
             self._closed = True
         self._terminate_group()
+        if self._watchdog is not None:
+            self._watchdog.dismiss()
         let_go(self._held)
         deadline = time.monotonic() + _READER_JOIN_TIMEOUT
         for thread in self._threads:
