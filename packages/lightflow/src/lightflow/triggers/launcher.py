@@ -242,33 +242,53 @@ class EmbeddedLauncher(Launcher):
 
     # -- the dispatcher thread ----------------------------------------------------------
     def _dispatch(self) -> None:
-        """Hand jobs to ready processes as slots free up; follow and reap the runs."""
+        """Hand jobs to ready processes as slots free up; follow and reap the runs.
+
+        An unexpected failure (a full disk, where the ledger is written) is logged and
+        the loop goes on after a pause; a batch it could not start stays unfinished in
+        the ledger, and the trigger's next start starts it.
+        """
         waiting: list[_Job] = []
         while True:
-            while True:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
+            try:
+                if not self._dispatch_step(waiting):
                     return
-                waiting.append(job)
-            now = time.monotonic()
-            while waiting and self.running < self._workers and now >= self._retry_after:
-                job = waiting.pop(0)
-                if (self._markers / job.batch.id).exists():  # an earlier process started it
-                    job.started(job.batch.id)
-                else:
-                    self._start(job, waiting)
-            if now >= self._spawn_after:
-                self._keep_one_ready()
-            for key, _ in self._selector.select(self._next_timer(waiting)):
-                if key.fd == self._wake_read:
-                    os.read(self._wake_read, 4096)
-                elif key.fd in self._reports:
-                    self._read_report(key.fd, waiting)
-                elif key.fd in self._children:
-                    self._reap(key.fd, waiting)
+            except Exception as error:
+                logger.error(
+                    "trigger %s: starting runs failed, trying again in %g s: %s",
+                    self._name,
+                    RETRY_WAIT,
+                    error,
+                )
+                time.sleep(RETRY_WAIT)
+
+    def _dispatch_step(self, waiting: list[_Job]) -> bool:
+        """Take new jobs, start what may start, wait for something; False once closed."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                return False
+            waiting.append(job)
+        now = time.monotonic()
+        while waiting and self.running < self._workers and now >= self._retry_after:
+            job = waiting.pop(0)
+            if (self._markers / job.batch.id).exists():  # an earlier process started it
+                job.started(job.batch.id)
+            else:
+                self._start(job, waiting)
+        if now >= self._spawn_after:
+            self._keep_one_ready()
+        for key, _ in self._selector.select(self._next_timer(waiting)):
+            if key.fd == self._wake_read:
+                os.read(self._wake_read, 4096)
+            elif key.fd in self._reports:
+                self._read_report(key.fd, waiting)
+            elif key.fd in self._children:
+                self._reap(key.fd, waiting)
+        return True
 
     def _next_timer(self, waiting: list[_Job]) -> float | None:
         """Seconds until a back-off ends that something waits for (``None``: none)."""
