@@ -21,16 +21,14 @@ from tests.rest.test_runs import start, wait_for_task
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
-pytestmark = pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="chromium and chromium-driver are not installed (scripts/ensure-services.sh installs them)",
-)
-
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("chromium and chromium-driver are missing: run scripts/ensure-services.sh")
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
