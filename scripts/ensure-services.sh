@@ -13,3 +13,13 @@ if ! command -v redis-server >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
+# lightflow-rest: the browser tests drive Debian's headless Chromium through chromedriver.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "chromium/chromedriver not found: installing them (apt-get install chromium chromium-driver)" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "error: installing chromium needs root; run: sudo apt-get install -y chromium chromium-driver" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
