@@ -13,11 +13,15 @@ import copy
 import functools
 import inspect
 import linecache
+import re
+import sysconfig
 import traceback as _traceback
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import cloudpickle
 
 from .engine.dag_run import TaskState
 from .exceptions import AbortWorkflow, LightflowError, StopTask
@@ -27,6 +31,8 @@ from .models.task import BaseTask
 from .models.task_data import MultiTaskData, TaskData
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+_STDLIB_DIR = Path(sysconfig.get_paths()["stdlib"]).resolve()
+_CLOUDPICKLE_DIR = Path(cloudpickle.__file__).resolve().parent
 _DYNAMIC_CODE = "<dynamic-code>"  # cloudpickle's file name for code pickled by value
 
 
@@ -167,12 +173,19 @@ def user_traceback(
 ) -> str | None:
     """Format ``error`` keeping only frames outside Lightflow's own code.
 
-    Users need the frames of their callback, not of the engine that called it; if the
-    error arose inside Lightflow itself (all frames are ours) the full traceback stays,
-    unless it is one of Lightflow's own checks of the user's code (a
-    :class:`~lightflow.exceptions.LightflowError`, e.g. a callback that returned
-    neither ``None`` nor an ``Action``): its one-line message says it all, so the report
-    is only where the task's code is (``None`` when that is not known).
+    Users need the frames of their callback, not of the engine that called it, nor of
+    what Lightflow called for them (``store.set`` copying or pickling a value: the
+    frames of ``copy``, ``pickle``, cloudpickle): a frame of user code ends where it
+    calls Lightflow, and the standard library's and cloudpickle's frames right under
+    Lightflow's are not the user's. If the error arose inside Lightflow itself (no
+    frame is the user's) the full traceback stays, unless it is one of Lightflow's
+    own checks of the user's code (a :class:`~lightflow.exceptions.LightflowError`,
+    e.g. a callback that returned neither ``None`` nor an ``Action``) or the call of
+    the task's callback itself failed (a callback with the wrong signature): the
+    one-line message says it all, so the report is only where the task's code is
+    (``None`` when that is not known). An exception of the chain that was raised
+    from or during another one shows its line alone when no frame of it is the
+    user's.
     Frames of code unpickled by cloudpickle (file ``<dynamic-code>``) are attributed
     to ``source``, with the source line when that file is readable here.
 
@@ -182,11 +195,11 @@ def user_traceback(
     """
     chain = _exception_chain(error)
     where = _user_code(task, source) if task is not None else None
-    if len(chain) == 1 and isinstance(error, LightflowError) and not _user_frames(error, source):
+    if len(chain) == 1 and _own_check(error, where) and not _user_frames(error, source):
         return "".join(_traceback.StackSummary.from_list([where]).format()) if where else None
     parts: list[str] = []
     for exc, separator in chain:
-        parts.append(_format_exception(exc, source, where))
+        parts.append(_format_exception(exc, source, where, last=exc is error))
         if separator:
             parts.append(separator)
     return "".join(parts)
@@ -219,21 +232,48 @@ def _frames(error: BaseException, source: Path | None) -> list[_traceback.FrameS
 
 
 def _user_frames(error: BaseException, source: Path | None) -> list[_traceback.FrameSummary]:
-    return [frame for frame in _frames(error, source) if not _is_ours(frame.filename)]
+    """The frames of ``error`` in the user's code, in order (see :func:`user_traceback`)."""
+    kept: list[_traceback.FrameSummary] = []
+    for frame in _frames(error, source):
+        if _is_ours(frame.filename):
+            if kept:  # the user's code called Lightflow: what follows is not theirs
+                break
+        elif kept or not _is_library(frame.filename):
+            kept.append(frame)
+    return kept
+
+
+def _own_check(error: BaseException, where: _traceback.FrameSummary | None) -> bool:
+    """Whether ``error`` is Lightflow's check of the task's code or the failed call of it.
+
+    A callback with the wrong signature fails in Lightflow's frame that calls it, with
+    Python's ``cb() takes 2 positional arguments but 4 were given``.
+    """
+    if isinstance(error, LightflowError):
+        return True
+    if where is None or not isinstance(error, TypeError):
+        return False
+    return re.match(rf"([\w.]+\.)?{re.escape(where.name)}\(\) ", str(error)) is not None
 
 
 def _format_exception(
-    error: BaseException, source: Path | None, where: _traceback.FrameSummary | None
+    error: BaseException,
+    source: Path | None,
+    where: _traceback.FrameSummary | None,
+    *,
+    last: bool,
 ) -> str:
     """One exception of a chain: its user frames (all, if none is the user's) and line.
 
-    One of Lightflow's own checks (a ``LightflowError`` with no user frame) shows
-    ``where`` the task's code is instead, when that is known.
+    One of Lightflow's own checks (a ``LightflowError`` with no user frame) or a failed
+    call of the task's code shows ``where`` the task's code is instead, when that is
+    known. An exception before the ``last`` with no user frame is its line alone.
     """
     frames = _user_frames(error, source)
     if not frames:
-        own_check = isinstance(error, LightflowError) and where is not None
-        frames = [where] if own_check and where else _frames(error, source)
+        if not last:
+            return "".join(_traceback.format_exception_only(type(error), error))
+        frames = [where] if where and _own_check(error, where) else _frames(error, source)
     lines = [
         "Traceback (most recent call last):\n",
         *_traceback.StackSummary.from_list(frames).format(),
@@ -244,6 +284,15 @@ def _format_exception(
 
 def _is_ours(filename: str) -> bool:
     return Path(filename).resolve().is_relative_to(_PACKAGE_DIR)
+
+
+def _is_library(filename: str) -> bool:
+    """Whether ``filename`` is the standard library's or cloudpickle's (what Lightflow
+    calls to copy and pickle the user's values)."""
+    path = Path(filename).resolve()
+    return (path.is_relative_to(_STDLIB_DIR) and "site-packages" not in path.parts) or (
+        path.is_relative_to(_CLOUDPICKLE_DIR)
+    )
 
 
 def _attributed(frame: _traceback.FrameSummary, source: Path | None) -> _traceback.FrameSummary:
