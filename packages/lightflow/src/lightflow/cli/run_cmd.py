@@ -38,7 +38,9 @@ _STATE_ORDER = ("succeeded", "skipped", "stopped", "failed", "aborted", "cancell
     default=None,
     help="Tasks that may run at once (default: CPU count + 4, at most 32).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="Print only the summary, no progress.")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress lines: only what tasks print, and the summary."
+)
 @click.pass_obj
 def run_command(
     state: CliState, workflow: str, arguments: tuple[str, ...], workers: int | None, quiet: bool
