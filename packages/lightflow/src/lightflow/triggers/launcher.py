@@ -172,8 +172,8 @@ class EmbeddedLauncher(Launcher):
         self._spawn_after = 0.0  # monotonic time: the last ready process died young
         self._retry_after = 0.0  # monotonic time: the last run's process died unstarted
         self._failing = False  # a failure was logged and nothing has started since
-        # By pidfd: the processes given a job, and retired ready ones (job None), which
-        # are only waited for. By report fd: the processes that have not reported yet.
+        # By pidfd: the processes given a job, until reaped (job None once one died
+        # before starting its run). By report fd: those that have not reported yet.
         self._children: dict[int, _Child] = {}
         self._reports: dict[int, _Child] = {}
         self._lock = threading.Lock()
@@ -223,8 +223,9 @@ class EmbeddedLauncher(Launcher):
         with self._lock:
             runs = [child.process for child in self._children.values() if child.job]
             ready, self._ready = self._ready, None
-        if ready is not None:
+        if ready is not None:  # it ends at the end of its input
             _close_stdin(ready.process)
+            self._forget_report(ready)
         for process in runs:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)  # the run stops as `workflow stop` does

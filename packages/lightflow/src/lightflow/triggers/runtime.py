@@ -29,10 +29,10 @@ so the next start hands them off (if the source reports them as already there).
 **Stopping.** :meth:`TriggerRuntime.stop` (SIGINT/SIGTERM under
 :func:`run_triggers`) ends every trigger within 1 s: sources are stopped in parallel,
 the threads look at the stop flag at least every 0.25 s. Runs already started on the
-cluster go on; on the embedded engine they are asked to stop (:mod:`.launcher`). Events of
-a partial batch, or held back by the debouncer, are logged by key. A trigger that
-another process took over (its Redis ownership lapsed) stops the runtime, and
-:func:`run_triggers` ends with that error.
+cluster go on; on the embedded engine they are asked to stop (:mod:`.launcher`).
+Events of a partial batch, or held back by the debouncer, are logged by key. A
+trigger that another process took over (its Redis ownership lapsed) stops the
+runtime, and :func:`run_triggers` ends with that error.
 
 **A start that fails** because the state server or broker is unreachable is retried
 every second (logged once per outage) while events wait; arguments the workflow
