@@ -124,7 +124,7 @@ def test_an_update_a_condition_cannot_judge_does_not_count_and_is_logged_once(
     greater = build(when="value > 3")
     rising = build(rising=1)
     assert greater is not None and rising is not None
-    with caplog.at_level(logging.WARNING, logger="lightflow.epics"):
+    with caplog.at_level(logging.WARNING, logger="lightflow.triggers.pv"):
         assert not greater.test({"value": "text"}, None)
         assert not greater.test({"value": "more text"}, None)
         assert not greater.test({"value": np.array([1.0, 5.0])}, None)

@@ -146,7 +146,7 @@ def test_an_unknown_pv_is_logged_once_with_the_address_settings_and_waited_for(
     ioc: Ioc, caplog: pytest.LogCaptureFixture
 ) -> None:
     source = PvSource(ioc.pv("NOPE"), connection_timeout=0.3)
-    with caplog.at_level(logging.WARNING, logger="lightflow.epics"):
+    with caplog.at_level(logging.WARNING, logger="lightflow.triggers.pv"):
         source.start(Events())
         try:
             assert wait_for(lambda: caplog.records, 5)
@@ -175,7 +175,7 @@ def test_an_ioc_restart_is_logged_and_the_watch_goes_on(
     pv = restartable_ioc.pv("AO")
     caput(pv, 5.0)
     source = PvSource(pv)
-    with caplog.at_level(logging.WARNING, logger="lightflow.epics"):
+    with caplog.at_level(logging.WARNING, logger="lightflow.triggers.pv"):
         events = watching(source)
         try:
             # The IOC dies and comes back with another value (0.0): that is news.

@@ -40,7 +40,7 @@ from lightflow.exceptions import ConfigError
 
 from .values import same
 
-logger = logging.getLogger("lightflow.epics")
+logger = logging.getLogger("lightflow.triggers.pv")
 
 #: The names an expression may read: what the update says, and the value before it.
 NAMES = ("value", "previous", "severity", "status", "timestamp")

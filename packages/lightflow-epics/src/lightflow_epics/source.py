@@ -41,7 +41,7 @@ from . import channel
 from .condition import Condition, build
 from .values import plain, same
 
-logger = logging.getLogger("lightflow.epics")
+logger = logging.getLogger("lightflow.triggers.pv")
 
 #: What ``on_timeout`` accepts.
 ON_TIMEOUT = ("wait", "fail")
