@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,12 +33,13 @@ import yaml
 from lightflow.config import Config
 
 from tests.cluster import Cluster
-from tests.servers import HOST, ServerProcess, WorkerProcess, free_port
+from tests.servers import ServerProcess
+
+from .servers import Ioc, client_environment, free_udp_and_tcp_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "packages" / "lightflow-epics" / "examples"
 WORKFLOWS = Path(__file__).resolve().parent / "workflows"
-IOC_PROGRAM = Path(__file__).resolve().parent / "ioc.py"
 #: The Redis database of the EPICS suite's cluster (the core's clusters use 1 and 2).
 CLUSTER_DATABASE = 8
 
@@ -54,64 +53,15 @@ class EpicsPorts:
     pva: int
 
 
-def free_udp_and_tcp_port() -> int:
-    """A port free on 127.0.0.1 for TCP and UDP (a CA server binds both)."""
-    while True:
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            try:
-                udp.bind((HOST, port))
-            except OSError:
-                continue
-        return port
-
-
 @pytest.fixture(scope="session", autouse=True)
 def epics_environment() -> Iterator[EpicsPorts]:
     """Choose the IOC ports and set the client settings before any CA or PVA call."""
     ports = EpicsPorts(free_udp_and_tcp_port(), free_udp_and_tcp_port(), free_udp_and_tcp_port())
+    settings = client_environment([ports.ca, ports.restart_ca], ports.pva)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("EPICS_CA_ADDR_LIST", f"{HOST}:{ports.ca} {HOST}:{ports.restart_ca}")
-        patch.setenv("EPICS_CA_AUTO_ADDR_LIST", "NO")
-        patch.setenv("EPICS_PVA_ADDR_LIST", f"{HOST}:{ports.pva}")
-        patch.setenv("EPICS_PVA_AUTO_ADDR_LIST", "NO")
-        patch.setenv("EPICS_PVA_BROADCAST_PORT", str(ports.pva))
+        for name, value in settings.items():
+            patch.setenv(name, value)
         yield ports
-
-
-class Ioc(WorkerProcess):
-    """``ioc.py PREFIX`` serving Channel Access on ``ca_port`` (and PVA on ``pva_port``)."""
-
-    def __init__(self, ca_port: int, pva_port: int | None = None) -> None:
-        self.prefix = f"LF{uuid.uuid4().hex[:6].upper()}"
-        env = {
-            "EPICS_CA_SERVER_PORT": str(ca_port),
-            "EPICS_CAS_INTF_ADDR_LIST": HOST,
-            "EPICS_CAS_BEACON_ADDR_LIST": HOST,
-            "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
-        }
-        if pva_port is not None:
-            env |= {
-                "LIGHTFLOW_TEST_PVA": "1",
-                "EPICS_PVAS_SERVER_PORT": str(pva_port),
-                "EPICS_PVAS_BROADCAST_PORT": str(pva_port),
-                "EPICS_PVAS_INTF_ADDR_LIST": HOST,
-                "EPICS_PVAS_BEACON_ADDR_LIST": HOST,
-                "EPICS_PVAS_AUTO_BEACON_ADDR_LIST": "NO",
-            }
-        super().__init__(
-            f"ioc-{self.prefix}", [sys.executable, str(IOC_PROGRAM), self.prefix], env=env
-        )
-
-    def pv(self, record: str) -> str:
-        """The full name of one of the IOC's records (``AO`` -> ``LFxxxx:AO``)."""
-        return f"{self.prefix}:{record}"
-
-    def kill(self) -> None:
-        """SIGKILL the IOC, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 @pytest.fixture(scope="session")
