@@ -177,10 +177,12 @@ def test_a_failed_run_shows_its_error_and_traceback(
     run_id = start(http, "broken")
     http.wait_for_run(run_id)
     sign_in(browser, rest_server, path=f"/#/runs/{run_id}")
+    # The errors are drawn again as the run's record arrives: read the text, not the node.
     traceback = wait(
-        lambda: browser.find_element(By.CSS_SELECTOR, "#errors pre.traceback"), what="traceback"
+        lambda: browser.find_element(By.CSS_SELECTOR, "#errors pre.traceback").text,
+        what="traceback",
     )
-    assert "return 1 / data" in traceback.text
+    assert "return 1 / data" in traceback
     assert (
         task_state(browser, "divide") == "failed" and task_state(browser, "prepare") == "succeeded"
     )
