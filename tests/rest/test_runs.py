@@ -264,10 +264,18 @@ def test_the_store_is_read_key_by_key(http: Http) -> None:
     run_id = start(http, "greet", arguments={"name": "Eve", "count": 2}, keep_data=True)
     http.wait_for_run(run_id)
     top = http.get(f"/api/v2/runs/{run_id}/data").json()
-    assert {"name", "count", "greetings", "scan"} <= set(top["value"])
-    assert top["section"] == "data"
+    assert {"name", "count", "greetings", "scan"} <= set(top["keys"])
+    assert (top["run"], top["section"], top["key"], top["value"]) == (run_id, "data", None, None)
+    scan = http.get(f"/api/v2/runs/{run_id}/data", params={"key": "scan"}).json()
+    assert scan["keys"] == ["energy"] and scan["value"] is None
     nested = http.get(f"/api/v2/runs/{run_id}/data", params={"key": "scan.energy"}).json()
-    assert nested == {"id": run_id, "section": "data", "key": "scan.energy", "value": 12.4}
+    assert nested == {
+        "run": run_id,
+        "section": "data",
+        "key": "scan.energy",
+        "keys": [],
+        "value": 12.4,
+    }
     meta = http.get(
         f"/api/v2/runs/{run_id}/data",
         params={"section": "meta", "key": "log.main.tasks.greet.status"},
@@ -275,7 +283,7 @@ def test_the_store_is_read_key_by_key(http: Http) -> None:
     assert meta.json()["value"] == "succeeded"
     missing = http.get(f"/api/v2/runs/{run_id}/data", params={"key": "scan.motor"})
     assert missing.status_code == 404
-    assert "no key 'scan.motor'" in missing.json()["error"]
+    assert "stores nothing at 'scan.motor'" in missing.json()["error"]
 
 
 def test_the_store_of_a_run_that_kept_no_data_says_how_to_keep_it(http: Http) -> None:

@@ -7,7 +7,7 @@ errors (:mod:`lightflow.exceptions`) and the server's own :class:`ApiError` to a
 error                                          status
 ============================================  =============================
 :class:`ApiError`                              its own (400, 401, 403, 415...)
-``RunNotFoundError``, ``WorkflowNotFoundError``  404
+``NotFoundError`` (no run, workflow, key...)  404
 ``ParameterError``                             422 (``/api/v2``), 400 (1.x)
 ``NoBrokerError``, ``StateServerError``        503
 any other ``LightflowError``                   400
@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING
 from lightflow.exceptions import (
     LightflowError,
     NoBrokerError,
+    NotFoundError,
     ParameterError,
-    RunNotFoundError,
     StateServerError,
-    WorkflowNotFoundError,
 )
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ class ApiError(Exception):
 
 def status_of(error: LightflowError, legacy: bool = False) -> int:
     """The HTTP status of one of the core's errors (``legacy``: a 1.x endpoint)."""
-    if isinstance(error, (RunNotFoundError, WorkflowNotFoundError)):
+    if isinstance(error, NotFoundError):
         return 404
     if isinstance(error, ParameterError):
         return 400 if legacy else 422

@@ -236,10 +236,14 @@ COMPONENTS: dict[str, Any] = {
     ),
     "StoreValue": _object(
         {
-            "id": {"type": "string"},
+            "run": {"type": "string"},
             "section": {"type": "string", "enum": ["data", "meta"]},
-            "key": {"type": "string"},
-            "value": {"description": "The stored value (text when it is not JSON data)"},
+            "key": _nullable("string"),
+            "keys": {"type": "array", "items": {"type": "string"}},
+            "value": {
+                "description": "The value at the key: JSON data, else {type, repr}; null for "
+                "a mapping (browse its keys)"
+            },
         }
     ),
     "Event": _object(_EVENT, required=["id", "kind", "workflow_id", "workflow", "time"]),

@@ -13,7 +13,6 @@ from typing import Any
 from flask import g, request, url_for
 from lightflow import api
 from lightflow.exceptions import LightflowError
-from lightflow.models.datastore import DataStoreDocumentSection
 
 from . import context, records, streams
 from .context import event_stream, workflow_name
@@ -296,19 +295,11 @@ def run_events(run_id: str, last_event_id: int | None) -> Any:
     errors=(404,),
 )
 def run_data(run_id: str, section: str, key: str | None) -> Any:
-    """Read-only. A run's store outlives it only when it was started with
-    ``keep_data``. Without ``key`` the value is the list of the section's top-level keys;
-    a value that is not JSON data is shown as text."""
-    full_id = _resolved_run(run_id)["id"]
-    document = api.run_store(full_id, config=_config())
-    where = DataStoreDocumentSection.Meta if section == "meta" else DataStoreDocumentSection.Data
-    if key is None:
-        return {"id": full_id, "section": section, "key": "", "value": document.keys(section=where)}
-    missing = object()
-    value = document.get(key, missing, section=where)
-    if value is missing:
-        raise ApiError(404, f"run {full_id} has no key '{key}' in its {section} section")
-    return {"id": full_id, "section": section, "key": key, "value": records.json_data(value)}
+    """Read-only, browsed key by key: ``keys`` are the names below ``key`` (the
+    section's top level without it), ``value`` the value at ``key`` when it is not a
+    mapping (a value that is not JSON data is shown by its type and repr). A run's store
+    outlives it only when it was started with ``keep_data``."""
+    return api.run_data(run_id, config=_config(), key=key, section=section)
 
 
 @v2.operation(
