@@ -13,12 +13,24 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from lightflow import api
 from lightflow.config import Config
+from lightflow.triggers.runtime import TriggerRuntime, run_triggers
+from lightflow.triggers.settings import TriggerSpec
 from lightflow.triggers.status import STALE_AFTER, describe
 
 from ..cli import clean_environment, run_lightflow
-from .helpers import Lightflow, items_written, lightflow, send, wait_until, write_config
+from .helpers import (
+    WORKFLOWS,
+    Lightflow,
+    LineSource,
+    items_written,
+    lightflow,
+    send,
+    wait_until,
+    write_config,
+)
 
 
 def config_file(folder: Path) -> Path:
@@ -120,3 +132,33 @@ def test_a_state_that_stopped_being_published_is_gone() -> None:
     assert describe(stopped, now + 3600)["state"] == "stopped"
     here = {**elsewhere, "host": socket.gethostname(), "pid": 1}  # pid 1 is alive
     assert describe(here, now)["state"] == "running"
+
+
+@pytest.mark.timeout(15)
+def test_a_signal_while_the_main_thread_holds_the_stop_flags_lock_still_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A handler runs between any two bytecodes of the main thread: it must take no lock.
+
+    Setting the runtime's stop flag (an Event) in the handler deadlocked a trigger
+    process whose main thread held that Event's lock when SIGTERM came.
+    """
+    real_start = TriggerRuntime.start
+
+    def start_then_signal_inside_the_lock(runtime: TriggerRuntime) -> None:
+        real_start(runtime)
+        with runtime.stopping._cond:  # what Event.wait() and Event.set() hold for a while
+            signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(TriggerRuntime, "start", start_then_signal_inside_the_lock)
+    config = Config.load(str(write_config(tmp_path / "lightflow.cfg", {})))
+    spec = TriggerSpec(
+        "t",
+        LineSource(str(tmp_path / "t.sock")),
+        str(WORKFLOWS / "collect.py"),
+        arguments={"out": str(tmp_path / "out.txt")},
+    )
+    began = time.monotonic()
+    run_triggers([spec], config=config, engine="embedded", state_dir=tmp_path / "state")
+    assert time.monotonic() - began < 10
+    assert not (tmp_path / "t.sock").exists()  # stopped

@@ -422,6 +422,8 @@ class TriggerRuntime:
         self.engine = engine
         self.workers = workers or 1
         self.state_dir = state_dir or default_state_dir()
+        #: Set when the runtime stops: by :meth:`stop`, or on its own when another
+        #: process took a trigger over (its host then calls :meth:`stop`).
         self.stopping = threading.Event()
         #: Why the runtime stopped on its own (a trigger taken over), else ``None``.
         self.failure: str | None = None
@@ -486,14 +488,6 @@ class TriggerRuntime:
                 trigger.join(deadline)
             for trigger in self._triggers:
                 self.publish(trigger)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the runtime is stopping (or ``timeout``); True if stopping.
-
-        It stops on :meth:`stop`, or on its own when another process took a trigger
-        over (:attr:`failure` says so): the caller then calls :meth:`stop`.
-        """
-        return self.stopping.wait(timeout)
 
     def status(self) -> list[dict[str, Any]]:
         """The state of every trigger of this runtime."""
@@ -597,7 +591,7 @@ class TriggerRuntime:
                 except LightflowError as error:
                     logger.error("trigger %s: %s; stopping", trigger.spec.name, error)
                     self.failure = str(error)
-                    self.stopping.set()  # wait() returns; its caller stops the runtime
+                    self.stopping.set()  # the triggers end; the host calls stop()
                     return
                 except Exception as error:  # a state server outage: keep trying
                     logger.debug("trigger %s: cannot renew: %s", trigger.spec.name, error)
@@ -623,24 +617,35 @@ def run_triggers(
     runtime = TriggerRuntime(
         specs, config=config, engine=engine, workers=workers, state_dir=state_dir
     )
-    with _stop_on_signals(runtime):
+    signalled: queue.SimpleQueue[int] = queue.SimpleQueue()
+    with _signals_to(signalled):
         runtime.start()
-        runtime.wait()
+        while not runtime.stopping.is_set():  # set by a take-over
+            try:
+                signalled.get(timeout=STOP_CHECK_INTERVAL)
+            except queue.Empty:
+                continue
+            break
     runtime.stop()
     if runtime.failure:
         raise LightflowError(runtime.failure)
 
 
 @contextlib.contextmanager
-def _stop_on_signals(runtime: TriggerRuntime) -> Iterator[None]:
-    """While active (main thread only), SIGINT and SIGTERM stop the runtime."""
+def _signals_to(signalled: queue.SimpleQueue[int]) -> Iterator[None]:
+    """While active (main thread only), SIGINT and SIGTERM are put on ``signalled``.
+
+    Only that: a handler runs between two bytecodes of the main thread, which may hold
+    the lock of an ``Event`` at that moment (setting one there deadlocked a stopping
+    trigger); ``SimpleQueue.put`` is safe there, it takes no lock.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     signals = (signal.SIGINT, signal.SIGTERM)
     previous = {signum: signal.getsignal(signum) for signum in signals}
     for signum in signals:
-        signal.signal(signum, lambda _signum, _frame: runtime.stopping.set())
+        signal.signal(signum, lambda number, _frame: signalled.put(number))
     try:
         yield
     finally:
