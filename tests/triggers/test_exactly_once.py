@@ -95,11 +95,19 @@ def run_ids(*processes: Lightflow) -> list[str]:
 
 
 def kill_in_the_middle_and_restart(
-    folder: Path, plugin: Path, make_config: Callable[[Path], tuple[Path, list[str]]]
-) -> tuple[Lightflow, Lightflow]:
+    folder: Path,
+    plugin: Path,
+    make_config: Callable[[Path], tuple[Path, list[str]]],
+    processes: list[Lightflow],
+) -> None:
+    """The burst, the first process killed in its middle, the second; every item written.
+
+    The processes go to ``processes`` as they start, for the test to close.
+    """
     config, options = make_config(folder)
     command = ["-c", str(config), "triggers", "run", *options]
     first = Lightflow(command, folder=folder, plugin=plugin)
+    processes.append(first)
     first.wait_for("trigger burst: watching")
     killed = threading.Event()
     sender = burst(folder, ITEMS, killed)
@@ -108,11 +116,11 @@ def kill_in_the_middle_and_restart(
     first.wait()
     killed.set()  # the rest of the burst meets no trigger, then a starting one
     second = Lightflow(command, folder=folder, plugin=plugin)
+    processes.append(second)
     second.wait_for("trigger burst: watching")
     sender.join(30)
     burst(folder, FILLERS).join(10)
     wait_until(lambda: set(ITEMS) <= set(written(folder)), timeout=60, what="every item written")
-    return first, second
 
 
 @pytest.mark.parametrize("engine", ["embedded", "cluster"])
@@ -124,8 +132,10 @@ def test_every_item_is_handed_off_exactly_once_across_a_sigkill(
     else:
         cluster: Cluster = request.getfixturevalue("redis_cluster")
         make_config = cluster_config(cluster)
-    first, second = kill_in_the_middle_and_restart(tmp_path, plugin_path, make_config)
+    processes: list[Lightflow] = []
     try:
+        kill_in_the_middle_and_restart(tmp_path, plugin_path, make_config, processes)
+        first, second = processes
         time.sleep(1.5)  # a run started twice would write its items again by now
         counts = written(tmp_path)
         assert {item: n for item, n in counts.items() if n != 1} == {}
@@ -140,5 +150,5 @@ def test_every_item_is_handed_off_exactly_once_across_a_sigkill(
         second.signal(signal.SIGTERM)
         assert second.wait(10) == 0
     finally:
-        first.close()
-        second.close()
+        for process in processes:
+            process.close()

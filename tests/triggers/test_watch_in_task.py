@@ -7,24 +7,29 @@ file, the run's output and the socket file (which the source removes when stoppe
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .helpers import WORKFLOWS, Lightflow, items_written, send, wait_until
+from .helpers import WORKFLOWS, Lightflow, items_written, lightflow, send, wait_until
 
 WATCH = str(WORKFLOWS / "watch.py")
 
 
-def start_watch(tmp_path: Path, plugin: Path, *arguments: str) -> tuple[Lightflow, Path, Path]:
+@contextlib.contextmanager
+def watching(
+    tmp_path: Path, plugin: Path, *arguments: str
+) -> Iterator[tuple[Lightflow, Path, Path]]:
+    """``lightflow run watch.py`` once its task listens (closed after the block)."""
     sock, out = tmp_path / "watch.sock", tmp_path / "batches.txt"
-    process = Lightflow(
-        ["run", WATCH, f"socket={sock}", f"out={out}", *arguments], folder=tmp_path, plugin=plugin
-    )
-    wait_until(sock.exists, what="the task listens on its socket")
-    return process, sock, out
+    command = ["run", WATCH, f"socket={sock}", f"out={out}", *arguments]
+    with lightflow(command, folder=tmp_path, plugin=plugin) as process:
+        wait_until(sock.exists, what="the task listens on its socket")
+        yield process, sock, out
 
 
 def test_batches_in_order_then_sigint_stops_within_a_second(
@@ -32,8 +37,7 @@ def test_batches_in_order_then_sigint_stops_within_a_second(
 ) -> None:
     backlog = tmp_path / "backlog"
     backlog.write_text("x\ny\nz\n")
-    process, sock, out = start_watch(tmp_path, plugin_path, f"backlog={backlog}")
-    try:
+    with watching(tmp_path, plugin_path, f"backlog={backlog}") as (process, sock, out):
         # what was there comes first, its partial batch flushed at once
         wait_until(lambda: items_written(out) == [["x", "y"], ["z"]], what="the backlog")
         send(sock, "a", "b", "c", "d", "e")
@@ -53,15 +57,12 @@ def test_batches_in_order_then_sigint_stops_within_a_second(
         assert not sock.exists()  # the source was stopped
         with pytest.raises(OSError):
             send(sock, "f")
-    finally:
-        process.close()
 
 
 def test_a_task_that_stops_its_workflow_ends_within_a_second(
     tmp_path: Path, plugin_path: Path
 ) -> None:
-    process, sock, out = start_watch(tmp_path, plugin_path, "aggregate=1")
-    try:
+    with watching(tmp_path, plugin_path, "aggregate=1") as (process, sock, out):
         send(sock, "one")
         wait_until(lambda: items_written(out) == [["one"]], what="the first batch")
         started = time.monotonic()
@@ -72,15 +73,12 @@ def test_a_task_that_stops_its_workflow_ends_within_a_second(
         assert items_written(out) == [["one"], ["stop"]]
         assert "stopped" in process.stdout
         assert not sock.exists()
-    finally:
-        process.close()
 
 
 def test_a_task_given_up_by_its_run_has_its_source_stopped(
     tmp_path: Path, plugin_path: Path
 ) -> None:
-    process, sock, out = start_watch(tmp_path, plugin_path, "aggregate=1")
-    try:
+    with watching(tmp_path, plugin_path, "aggregate=1") as (process, sock, out):
         send(sock, "block")  # the callback sleeps and never looks at the stop flag
         wait_until(lambda: items_written(out) == [["block"]], what="the blocking batch")
         process.signal(signal.SIGINT)
@@ -94,5 +92,3 @@ def test_a_task_given_up_by_its_run_has_its_source_stopped(
         # only the release protocol can have stopped the source: its loop never ended
         assert not sock.exists()
         assert "not handed" not in process.stderr
-    finally:
-        process.close()
