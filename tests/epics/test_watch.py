@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lightflow import api
+from lightflow.config import Config
 
 from tests.cluster import Cluster
 
@@ -188,11 +190,18 @@ def test_an_ioc_restart_mid_watch_is_logged_and_runs_start_again(
     wait_for_values(record, 1, run)
     restartable_ioc.kill()
     run.wait_for_output(f"PV {pv} disconnected", timeout=30)
+
+    def source_state() -> str:
+        states = api.list_triggers(config=Config.from_dict({}), state_dir=tmp_path / "state")
+        return states[0]["source_state"]["state"]
+
+    assert wait_for(lambda: source_state() == "disconnected", 15), source_state()
     restartable_ioc.start()  # back with 0.0: a change that happened while it was away
     assert wait_for_values(record, 2, run, timeout=120) == [1.0, 0.0]
     run.wait_for_output(f"PV {pv} reconnected after", timeout=10)
     caput(pv, 4.0)
     assert wait_for_values(record, 3, run) == [1.0, 0.0, 4.0]
+    assert wait_for(lambda: source_state() == "connected", 15), source_state()
 
 
 def test_triggers_declared_in_lightflow_cfg(
