@@ -107,3 +107,19 @@ def test_a_cluster_trigger_publishes_its_state_and_holds_its_trigger(
     assert client.get(f"lf:trigger:{name}:owner") == b"beamline-pc-2/4242#abcdef"
     client.delete(f"lf:trigger:{name}:owner")
     client.hdel(STATUS_KEY, name)
+
+
+def test_a_trigger_run_embedded_on_a_cluster_config_is_listed_too(
+    redis_cluster: Cluster, tmp_path: Path
+) -> None:
+    import time
+
+    from lightflow.triggers.status import FileStatusBoard
+
+    name = f"embedded-{uuid.uuid4().hex[:6]}"
+    state = {"name": name, "kind": "lines", "workflow": "collect", "state": "running",
+             "updated": time.time(), "runs": 3}  # fmt: skip
+    FileStatusBoard(tmp_path / "state").publish(name, state)
+    listed = {e["name"]: e for e in api.list_triggers(config=redis_cluster.config,
+                                                      state_dir=tmp_path / "state")}  # fmt: skip
+    assert listed[name]["state"] == "running" and listed[name]["runs"] == 3

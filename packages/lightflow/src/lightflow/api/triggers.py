@@ -23,9 +23,11 @@ def list_triggers(*, config: Config, state_dir: Path | None = None) -> list[dict
     """Triggers declared in the configuration and those running, with their state.
 
     A declared trigger that no process runs has state ``not running``; one whose
-    process stopped publishing (killed) is ``gone``. The states come from the state
-    server with a broker configured, else from the embedded engine's state folder
-    (``state_dir``, default :func:`lightflow.triggers.settings.default_state_dir`).
+    process stopped publishing (killed) is ``gone``. The states come from the embedded
+    engine's state folder (``state_dir``, default
+    :func:`lightflow.triggers.settings.default_state_dir`) and, with a broker
+    configured, from the state server (where cluster triggers publish; a trigger
+    run ``--embedded`` on the same configuration still publishes to the folder).
     Each entry holds at least ``name``, ``kind``, ``workflow`` and ``state``; a
     trigger that ran also its counts (``events``, ``runs``, ``folded``...), its
     ``last_run`` and ``error`` (see :mod:`lightflow.triggers.runtime`).
@@ -36,11 +38,10 @@ def list_triggers(*, config: Config, state_dir: Path | None = None) -> list[dict
     from ..triggers import status
     from ..triggers.settings import default_state_dir
 
+    states = status.FileStatusBoard(state_dir or default_state_dir()).read()
     if config.broker_configured:
         client = cluster(config).redis
-        states = with_server_errors(config, lambda: status.RedisStatusBoard(client).read())
-    else:
-        states = status.FileStatusBoard(state_dir or default_state_dir()).read()
+        states.update(with_server_errors(config, lambda: status.RedisStatusBoard(client).read()))
     listed: list[dict[str, Any]] = []
     for name, settings in config.triggers.items():
         entry: dict[str, Any] = {"name": name, "state": "not running"}
