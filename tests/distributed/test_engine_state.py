@@ -4,11 +4,11 @@ Most tests call the driver's functions directly (no worker): a run is submitted 
 private Redis database whose queues no worker consumes, and its jobs are played by
 hand, so each test can set up the exact interleaving it is about:
 
-* the compare-and-set commit of a DAG instance's state (:func:`driver._advance`,
-  :meth:`driver.Cluster.commit`);
-* the run's META queue and its writers (:func:`driver.write_meta`,
-  :class:`driver.MetaWriter`);
-* the stop flag set by the commit that halts an instance (:func:`driver.stop_instance`).
+* the compare-and-set commit of a DAG instance's state (:func:`dag_instance.advance`,
+  :func:`dag_instance._commit`);
+* the run's META queue and its writers (:func:`meta_queue.write_meta`,
+  :class:`meta_queue.MetaWriter`);
+* the stop flag set by the commit that halts an instance (:func:`halting.stop_instance`).
 
 The last test runs a fan-out workflow on the session's real worker.
 """
@@ -28,7 +28,9 @@ import redis
 from lightflow import api
 from lightflow.config import Config
 from lightflow.engine.dag_run import Outcome, Step
-from lightflow.queue import driver
+from lightflow.queue import closing, driver, halting
+from lightflow.queue import instance as dag_instance
+from lightflow.queue import meta as meta_queue
 from lightflow.queue import state as rs
 from lightflow.queue.app import create_app
 from lightflow.store.base import META
@@ -100,7 +102,7 @@ def begin(cluster: driver.Cluster, run_id: str, task: str, instance: str = "main
     def event(machine: Any, _state: dict[str, Any]) -> Step | None:
         return Step() if machine.task_started(task) else None
 
-    progress = driver._advance(cluster, run_id, instance, event)
+    progress = dag_instance.advance(cluster, run_id, instance, event)
     assert progress is not None
     return progress
 
@@ -122,7 +124,9 @@ def succeed(
         return machine.task_succeeded(task)
 
     output = {rs.run_key(run_id, "out", instance, task): pickle.dumps(f"output of {task}")}
-    progress = driver._advance(cluster, run_id, instance, event, outputs=output, snapshot=snapshot)
+    progress = dag_instance.advance(
+        cluster, run_id, instance, event, outputs=output, snapshot=snapshot
+    )
     assert progress is not None
     return progress
 
@@ -143,7 +147,7 @@ def new_document(cluster: driver.Cluster) -> str:
 
 
 def queue_meta(cluster: driver.Cluster, run_id: str, *entries: dict[str, Any]) -> None:
-    """Queue META entries the way a commit does (see driver._queue_meta)."""
+    """Queue META entries the way a commit does (see dag_instance.queue_meta)."""
     cluster.redis.rpush(rs.run_key(run_id, "meta"), *(pickle.dumps(entry) for entry in entries))
 
 
@@ -174,12 +178,12 @@ def test_a_commit_from_a_stale_version_writes_nothing(engine: driver.Cluster) ->
     out_key = rs.run_key(run_id, "out", "main", "first")
     history = rs.run_key(run_id, "events")
     before = client.llen(history)
-    writes = driver._Writes()
+    writes = dag_instance.Writes()
     writes.set(out_key, b"stale output")
     writes.rpush(history, "stale event")
     writes.hset(rs.RUNNING, f"{run_id}|main|first", "stale entry")
     writes.zadd(rs.OUTBOX, {"stale job": rs.now()})
-    assert not engine.commit(key, version_key, "0", stale, writes)
+    assert not dag_instance._commit(engine, key, version_key, "0", stale, writes)
 
     assert client.get(key) == newer
     assert version(engine, run_id) == 1
@@ -189,7 +193,7 @@ def test_a_commit_from_a_stale_version_writes_nothing(engine: driver.Cluster) ->
     assert client.zscore(rs.OUTBOX, "stale job") is None
 
     # The same writes from the current version go through, all of them.
-    assert engine.commit(key, version_key, "1", newer, writes)
+    assert dag_instance._commit(engine, key, version_key, "1", newer, writes)
     assert version(engine, run_id) == 2
     assert client.get(out_key) == b"stale output"
     assert rs.text(client.lindex(history, -1)) == "stale event"
@@ -218,12 +222,12 @@ def test_a_stale_dag_start_retries_and_writes_nothing_when_it_no_longer_applies(
         seen.append(machine.started)
         return None if machine.started else machine.start()
 
-    def record(writes: driver._Writes) -> None:
+    def record(writes: dag_instance.Writes) -> None:
         writes.set(probe, "written by the losing commit")
         writes.rpush(rs.run_key(run_id, "events"), json.dumps({"kind": "dag_started"}))
-        driver._queue_meta(writes, run_id, {"log.main.status": "losing"})
+        dag_instance.queue_meta(writes, run_id, {"log.main.status": "losing"})
 
-    result = driver._advance(engine, run_id, "main", start, also=record, snapshot=stale)
+    result = dag_instance.advance(engine, run_id, "main", start, also=record, snapshot=stale)
 
     assert result is None
     assert seen == [False, True]  # the stale snapshot, then the fresh state
@@ -234,7 +238,7 @@ def test_a_stale_dag_start_retries_and_writes_nothing_when_it_no_longer_applies(
     assert client.zcard(rs.OUTBOX) == 0  # no second job for "first"
     queued = [pickle.loads(raw) for raw in client.lrange(rs.run_key(run_id, "meta"), 0, -1)]
     assert {"log.main.status": "losing"} not in queued
-    driver.write_meta(engine, run_id, wait=True)
+    meta_queue.write_meta(engine, run_id, wait=True)
     assert meta(engine, run_id, "log.main.status") == "running"
 
 
@@ -283,7 +287,7 @@ def test_concurrent_advances_lose_no_update(engine: driver.Cluster) -> None:
 
     def worker() -> None:
         for _ in range(rounds):
-            assert driver._advance(engine, run_id, "main", bump) is not None
+            assert dag_instance.advance(engine, run_id, "main", bump) is not None
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     for thread in pool:
@@ -307,7 +311,7 @@ def test_write_meta_writes_queued_entries_in_order_and_empties_the_queue(
         {"log.main.tasks.a": {"status": "succeeded", "duration": 1.5}},
         {"log.main.tasks.b": {"status": "skipped"}, "log.main.status": "succeeded"},
     )
-    driver.write_meta(engine, run_id)
+    meta_queue.write_meta(engine, run_id)
     assert meta(engine, run_id, "log") == {
         "main": {
             "start_time": "t0",
@@ -321,9 +325,9 @@ def test_write_meta_writes_queued_entries_in_order_and_empties_the_queue(
 
 def test_write_meta_keeps_the_order_across_batches(engine: driver.Cluster) -> None:
     run_id = new_document(engine)
-    count = driver.META_BATCH * 2 + 100
+    count = meta_queue.META_BATCH * 2 + 100
     queue_meta(engine, run_id, *({"last": i, f"seen.k{i}": i} for i in range(count)))
-    driver.write_meta(engine, run_id)
+    meta_queue.write_meta(engine, run_id)
     assert meta(engine, run_id, "last") == count - 1
     assert meta(engine, run_id, "seen") == {f"k{i}": i for i in range(count)}
     assert meta_queue_length(engine, run_id) == 0
@@ -337,7 +341,7 @@ def test_write_meta_without_wait_returns_at_once_while_another_process_holds_the
     engine.redis.set(lock, "another process", px=30_000)
     queue_meta(engine, run_id, {"status": "running"})
     start = time.monotonic()
-    driver.write_meta(engine, run_id)
+    meta_queue.write_meta(engine, run_id)
     assert time.monotonic() - start < 0.5
     assert meta(engine, run_id, "status") is None
     assert meta_queue_length(engine, run_id) == 1
@@ -360,7 +364,7 @@ def test_write_meta_with_wait_writes_once_the_other_holder_lets_go(
     holder = threading.Thread(target=release)
     start = time.monotonic()
     holder.start()
-    driver.write_meta(engine, run_id, wait=True)
+    meta_queue.write_meta(engine, run_id, wait=True)
     elapsed = time.monotonic() - start
     holder.join()
     assert 0.25 <= elapsed < 5
@@ -393,7 +397,7 @@ def test_write_meta_with_wait_returns_once_the_other_holder_drained_the_queue(
     holder = threading.Thread(target=drain)
     start = time.monotonic()
     holder.start()
-    driver.write_meta(engine, run_id, wait=True)
+    meta_queue.write_meta(engine, run_id, wait=True)
     elapsed = time.monotonic() - start
     assert client.get(lock) == b"another process"  # it never took the lock itself
     returned.set()
@@ -414,20 +418,20 @@ def test_entries_a_dead_process_committed_are_written_by_the_next_write_meta(
     def start(machine: Any, _state: dict[str, Any]) -> Step | None:
         return machine.start()
 
-    progress = driver._advance(
+    progress = dag_instance.advance(
         engine,
         run_id,
         "main",
         start,
-        also=lambda writes: driver._queue_meta(writes, run_id, recorder.take()),
+        also=lambda writes: dag_instance.queue_meta(writes, run_id, recorder.take()),
     )
     assert progress is not None and progress.meta
     # ... and its process died here: no _carry_out, so nobody asked for a write.
-    time.sleep(driver.MetaWriter.DELAY * 2)
+    time.sleep(meta_queue.MetaWriter.DELAY * 2)
     assert meta(engine, run_id, "log.main.status") is None
     assert meta_queue_length(engine, run_id) == 1
 
-    driver.write_meta(engine, run_id)
+    meta_queue.write_meta(engine, run_id)
     assert meta(engine, run_id, "log.main.status") == "running"
     assert meta(engine, run_id, "log.main.start_time") is not None
     assert meta_queue_length(engine, run_id) == 0
@@ -441,7 +445,7 @@ def test_a_lock_left_by_a_dead_writer_expires_and_the_waiter_writes(
     engine.redis.set(lock, "a writer that died mid-batch", px=400)
     queue_meta(engine, run_id, {"status": "succeeded"})
     start = time.monotonic()
-    driver.write_meta(engine, run_id, wait=True)
+    meta_queue.write_meta(engine, run_id, wait=True)
     assert time.monotonic() - start >= 0.3
     assert meta(engine, run_id, "status") == "succeeded"
     assert meta_queue_length(engine, run_id) == 0
@@ -450,15 +454,15 @@ def test_a_lock_left_by_a_dead_writer_expires_and_the_waiter_writes(
 def test_write_meta_to_a_removed_document_does_not_raise(engine: driver.Cluster) -> None:
     cached = new_document(engine)  # this process already holds a handle on it
     queue_meta(engine, cached, {"status": "running"})
-    driver.write_meta(engine, cached)
+    meta_queue.write_meta(engine, cached)
     assert meta(engine, cached, "status") == "running"
     never_opened = new_document(engine)
 
     for run_id in (cached, never_opened):
         engine.store.remove(run_id)
         queue_meta(engine, run_id, {"status": "succeeded"}, {"log.main.status": "succeeded"})
-        driver.write_meta(engine, run_id)
-        driver.write_meta(engine, run_id, wait=True)
+        meta_queue.write_meta(engine, run_id)
+        meta_queue.write_meta(engine, run_id, wait=True)
         assert not engine.store.exists(run_id)  # not brought back by the write
         assert meta_queue_length(engine, run_id) == 0
         assert not engine.redis.exists(rs.run_key(run_id, "meta", "lock"))
@@ -469,11 +473,15 @@ def test_a_writer_that_lost_the_lock_drops_no_entries(engine: driver.Cluster) ->
     run_id = new_document(engine)
     queue_meta(engine, run_id, {"a": 1}, {"b": 2}, {"c": 3})
     queue, lock = rs.run_key(run_id, "meta"), rs.run_key(run_id, "meta", "lock")
-    engine.redis.set(lock, "the writer that took over", px=driver.META_LOCK_TTL)
-    trimmed = engine.redis.eval(driver._TRIM, 2, lock, queue, "mine", 2, driver.META_LOCK_TTL)
+    engine.redis.set(lock, "the writer that took over", px=meta_queue.META_LOCK_TTL)
+    trimmed = engine.redis.eval(
+        meta_queue._TRIM, 2, lock, queue, "mine", 2, meta_queue.META_LOCK_TTL
+    )
     assert trimmed == 0 and meta_queue_length(engine, run_id) == 3
-    engine.redis.set(lock, "mine", px=driver.META_LOCK_TTL)
-    trimmed = engine.redis.eval(driver._TRIM, 2, lock, queue, "mine", 2, driver.META_LOCK_TTL)
+    engine.redis.set(lock, "mine", px=meta_queue.META_LOCK_TTL)
+    trimmed = engine.redis.eval(
+        meta_queue._TRIM, 2, lock, queue, "mine", 2, meta_queue.META_LOCK_TTL
+    )
     assert trimmed == 1 and meta_queue_length(engine, run_id) == 1
 
 
@@ -483,16 +491,16 @@ def test_the_runs_end_writes_entries_queued_behind_a_dead_writers_lock(
     """A worker killed in the middle of a batch leaves its lock behind until it expires."""
     run_id = start_run(engine)
     driver.dag_job(engine, run_id, "main")
-    driver.write_meta(engine, run_id, wait=True)
+    meta_queue.write_meta(engine, run_id, wait=True)
     assert meta(engine, run_id, "log.main.status") == "running"
     lock = rs.run_key(run_id, "meta", "lock")
-    engine.redis.set(lock, "a worker killed mid-batch", px=driver.META_LOCK_TTL)
+    engine.redis.set(lock, "a worker killed mid-batch", px=meta_queue.META_LOCK_TTL)
     for task in DIAMOND:
         begin(engine, run_id, task)
         succeed(engine, run_id, task)
     assert meta_queue_length(engine, run_id) == 1  # the DAG's end, queued by its commit
 
-    driver._finish_workflow(engine, run_id)
+    closing.finish_workflow(engine, run_id)
 
     assert rs.read_run(engine.redis, run_id)["state"] == "succeeded"
     assert meta(engine, run_id, "status") == "succeeded"  # the run's end is recorded...
@@ -533,7 +541,7 @@ class _CommandLog:
 def test_meta_writer_writes_a_runs_queue_within_its_delay_and_coalesces_requests(
     engine: driver.Cluster,
 ) -> None:
-    writer = driver.MetaWriter()
+    writer = meta_queue.MetaWriter()
     run_id = new_document(engine)
     queue_key = rs.run_key(run_id, "meta")
     with _CommandLog(engine.redis, DATABASE) as log:
@@ -545,7 +553,7 @@ def test_meta_writer_writes_a_runs_queue_within_its_delay_and_coalesces_requests
         total = time.monotonic() - start
 
     assert elapsed is not None, "the writer did not write the run's queue"
-    assert driver.MetaWriter.DELAY <= total < driver.MetaWriter.DELAY + 2.0
+    assert meta_queue.MetaWriter.DELAY <= total < meta_queue.MetaWriter.DELAY + 2.0
     assert meta(engine, run_id, "tasks") == {f"t{i}": "succeeded" for i in range(5)}
     assert meta_queue_length(engine, run_id) == 0
     # One write for the five requests: one look at the queue before the batch and one
@@ -558,7 +566,7 @@ def test_meta_writer_writes_a_runs_queue_within_its_delay_and_coalesces_requests
 
 def test_meta_writer_keeps_the_first_due_time_of_a_run(engine: driver.Cluster) -> None:
     """Requests that keep coming for a run do not put its write off."""
-    writer = driver.MetaWriter()
+    writer = meta_queue.MetaWriter()
     run_id = new_document(engine)
     queue_meta(engine, run_id, {"status": "running"})
     start = time.monotonic()
@@ -573,7 +581,7 @@ def test_meta_writer_keeps_the_first_due_time_of_a_run(engine: driver.Cluster) -
 
 
 def test_meta_writer_serves_several_runs(engine: driver.Cluster) -> None:
-    writer = driver.MetaWriter()
+    writer = meta_queue.MetaWriter()
     runs = [new_document(engine) for _ in range(3)]
     for run_id in runs:
         queue_meta(engine, run_id, {"run": run_id})
@@ -592,7 +600,7 @@ def test_stop_instance_halts_and_sets_the_flag_in_one_commit(engine: driver.Clus
     assert not channel.is_stopped("main")
     before = version(engine, run_id)
 
-    driver.stop_instance(engine, run_id, "main")
+    halting.stop_instance(engine, run_id, "main")
 
     assert version(engine, run_id) == before + 1
     machine = dag_state(engine, run_id)["machine"]
@@ -624,7 +632,7 @@ def test_stop_instance_of_a_done_instance_sets_no_flag(engine: driver.Cluster) -
     before = version(engine, run_id)
     assert rs.text(engine.redis.hget(rs.run_key(run_id, "dags"), "main")) == "succeeded"
 
-    driver.stop_instance(engine, run_id, "main", Outcome.ABORTED)
+    halting.stop_instance(engine, run_id, "main", Outcome.ABORTED)
 
     assert not engine.redis.exists(rs.run_key(run_id, "stop", "main"))
     assert not driver.RedisSignalChannel(engine, run_id, "main").is_stopped("main")
@@ -635,7 +643,7 @@ def test_stop_instance_of_a_done_instance_sets_no_flag(engine: driver.Cluster) -
 def test_halt_run_flags_the_running_instances_only(engine: driver.Cluster) -> None:
     run_id = start_run(engine)
     dag = engine.workflow(run_id).dags["main"]
-    second = driver.create_instance(engine, run_id, dag, None)
+    second = dag_instance.create_instance(engine, run_id, dag, None)
     assert second == "main:2"
     for instance in ("main", second):
         driver.dag_job(engine, run_id, instance)

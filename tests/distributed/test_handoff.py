@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from lightflow import api
 from lightflow.config import Config
-from lightflow.queue import driver
+from lightflow.queue import driver, task_job
 from lightflow.queue import state as rs
 
 from tests.servers import ServerProcess
@@ -69,14 +69,14 @@ def test_an_internal_error_in_a_handed_off_task_fails_that_task(
     handles: driver.Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = start(handles, "chain6")
-    real = driver.execute_task
+    real = task_job.execute_task
 
     def breaks_on_t2(task: Any, *args: Any, **kwargs: Any) -> Any:
         if task.name == "t2":
             raise RuntimeError("state server went away")
         return real(task, *args, **kwargs)
 
-    monkeypatch.setattr(driver, "execute_task", breaks_on_t2)
+    monkeypatch.setattr(task_job, "execute_task", breaks_on_t2)
     driver.task_job(handles, run_id, "main", "t0", attempt_of(handles, run_id, "t0"))
     record = rs.read_run(handles.redis, run_id)
     assert record is not None and record["state"] == "failed"

@@ -8,7 +8,7 @@ import pytest
 import redis as redis_py
 from lightflow import api
 from lightflow.config import Config
-from lightflow.queue import driver
+from lightflow.queue import driver, task_log
 from lightflow.queue import state as rs
 
 from tests.servers import redis
@@ -99,7 +99,7 @@ def test_a_thread_left_running_by_a_task_is_not_the_next_tasks(cluster: Cluster)
 
 def test_lines_are_kept_while_the_state_server_is_down_and_written_after() -> None:
     """A failed write keeps its lines, ahead of newer ones: nothing lost, order kept."""
-    shipper = driver.LogShipper()
+    shipper = task_log.LogShipper()
     with redis() as server:
         port = server.port
         cluster = driver.Cluster(

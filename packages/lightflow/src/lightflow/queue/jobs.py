@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .driver import Cluster
 
 logger = logging.getLogger("lightflow.worker")
+#: The jobs' names, as Celery knows them.
+WORKFLOW_JOB, DAG_JOB, TASK_JOB = "lightflow.workflow", "lightflow.dag", "lightflow.task"
 #: Seconds a job waits before it goes back to its queue when the state server is
 #: unreachable: a worker cut off from it does not spin on the same message.
 REQUEUE_DELAY = 2.0
@@ -73,14 +75,14 @@ def register(app: Celery) -> None:
             except Exception:  # the state server itself may be gone
                 logger.exception("could not record the failure of run %s", run_id)
 
-    @app.task(name=driver.WORKFLOW_JOB, ignore_result=True)
+    @app.task(name=WORKFLOW_JOB, ignore_result=True)
     def workflow_job(run_id: str) -> None:
         guarded(driver.workflow_job, run_id)
 
-    @app.task(name=driver.DAG_JOB, ignore_result=True)
+    @app.task(name=DAG_JOB, ignore_result=True)
     def dag_job(run_id: str, instance: str) -> None:
         guarded(driver.dag_job, run_id, instance)
 
-    @app.task(name=driver.TASK_JOB, ignore_result=True)
+    @app.task(name=TASK_JOB, ignore_result=True)
     def task_job(run_id: str, instance: str, task: str, attempt: str) -> None:
         guarded(driver.task_job, run_id, instance, task, attempt)

@@ -1,0 +1,88 @@
+"""Signals from tasks on workers: start, join and stop DAGs through Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.dag_run import Outcome
+from ..exceptions import SignalError
+from ..models.dag import Dag
+from ..signal import stop_dag_reason, stop_workflow_reason
+from . import state as rs
+from .cluster import Cluster
+from .halting import halt_run, stop_instance
+from .instance import create_instance
+
+
+class RedisSignalChannel:
+    """Signals between tasks and runs across processes and hosts, through Redis.
+
+    ``dag`` is the DAG instance of the task the channel serves (named in reasons).
+    """
+
+    def __init__(self, cluster: Cluster, run_id: str, dag: str) -> None:
+        self._cluster = cluster
+        self._run_id = run_id
+        self._dag = dag
+
+    def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
+        workflow = self._cluster.workflow(self._run_id)
+        if isinstance(dag, str):
+            if dag not in workflow.dags:
+                known = ", ".join(workflow.dags)
+                raise SignalError(
+                    f"start_dag: no DAG named '{dag}' in workflow '{workflow.name}' (DAGs: {known})"
+                )
+            dag = workflow.dags[dag]
+        if self._cluster.redis.exists(rs.run_key(self._run_id, "stop")):
+            raise SignalError("start_dag: the workflow run is stopping")
+        return create_instance(self._cluster, self._run_id, dag, data)
+
+    def join_dags(self, names: list[str] | None, requested_by: str) -> bool:
+        client = self._cluster.redis
+        dags_key = rs.run_key(self._run_id, "dags")
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(rs.run_key(self._run_id, "dagdone"))
+        try:
+            while True:
+                states = {rs.text(k): rs.text(v) for k, v in client.hgetall(dags_key).items()}
+                wanted = (
+                    names
+                    if names is not None
+                    else [name for name in states if name != requested_by]
+                )
+                if requested_by in wanted:
+                    raise SignalError(
+                        f"join_dags: DAG '{requested_by}' cannot wait for "
+                        "itself to finish; join other DAGs only"
+                    )
+                unknown = [name for name in wanted if name not in states]
+                if unknown:
+                    raise SignalError(
+                        f"join_dags: no DAG instance named '{unknown[0]}' in "
+                        "this run; pass names returned by start_dag"
+                    )
+                if all(states[name] for name in wanted):
+                    return all(states[name] == Outcome.SUCCEEDED.value for name in wanted)
+                # Woken by the next finished DAG; the timeout only bounds a lost message.
+                pubsub.get_message(timeout=1.0)
+        finally:
+            pubsub.close()
+
+    def stop_dag(self, name: str) -> bool:
+        if not self._cluster.redis.hexists(rs.run_key(self._run_id, "dags"), name):
+            return False
+        stop_instance(self._cluster, self._run_id, name, reason=stop_dag_reason(name, self._dag))
+        return True
+
+    def stop_workflow(self, requested_by: str) -> None:
+        halt_run(
+            self._cluster,
+            self._run_id,
+            Outcome.STOPPED,
+            message=stop_workflow_reason(requested_by),
+        )
+
+    def is_stopped(self, dag_name: str) -> bool:
+        # Only the instance's flag: the run's own is set before its instances are halted.
+        return bool(self._cluster.redis.exists(rs.run_key(self._run_id, "stop", dag_name)))

@@ -1,0 +1,118 @@
+"""Stopping runs and DAG instances, and recording a job that died of an internal error.
+
+A stop never needs the workflow's code: it sets the run's stop flag and halts each
+instance with one commit (see :func:`halt_run`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.dag_run import DagRun, Outcome, Step, TaskState
+from ..exceptions import LightflowError
+from . import state as rs
+from .closing import carry_out, claim_run, close_record
+from .cluster import Cluster
+from .instance import Writes, advance
+
+
+def halt_run(
+    cluster: Cluster,
+    run_id: str,
+    outcome: Outcome,
+    dag: str | None = None,
+    task: str | None = None,
+    message: str = "",
+) -> None:
+    """Stop every DAG instance of a run; the first failure is kept as the run's error."""
+    client = cluster.redis
+    key = rs.run_key(run_id)
+    if task is not None and client.hsetnx(key, "failed_task", task):
+        client.hset(key, mapping={"failed_dag": dag or "", "error": message})
+    elif message:
+        client.hsetnx(key, "error", message)
+    client.set(rs.run_key(run_id, "stop"), outcome.value)
+    if claim_run(client, run_id, "queued", Outcome.STOPPED.value):
+        close_record(cluster, run_id, Outcome.STOPPED.value, started=False)
+        return
+    for raw in client.hkeys(rs.run_key(run_id, "dags")):
+        stop_instance(cluster, run_id, rs.text(raw), outcome)
+
+
+def stop_instance(
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    outcome: Outcome = Outcome.STOPPED,
+    reason: str = "",
+) -> None:
+    """Halt one DAG instance: nothing more is queued, running tasks see is_stopped.
+
+    The flag ``is_stopped`` reads is set by the commit that halts the instance, so a
+    task that ends because it saw the flag always finds its DAG halted. ``reason``
+    becomes the run's error (what ``workflow status`` says it stopped for) unless it
+    has one; only a commit that halts writes it, so an instance already done leaves a
+    successful run without one.
+    """
+
+    def stop(machine: DagRun, _state: dict[str, Any]) -> Step | None:
+        return None if machine.done else machine.stop(outcome)
+
+    def flag(writes: Writes) -> None:
+        writes.set(rs.run_key(run_id, "stop", instance), outcome.value)
+        if reason:
+            writes.hsetnx(rs.run_key(run_id), "error", reason)
+
+    progress = advance(cluster, run_id, instance, stop, also=flag)
+    if progress is not None:
+        carry_out(cluster, run_id, instance, progress)
+
+
+def job_failed(
+    cluster: Cluster,
+    run_id: str,
+    error: BaseException,
+    instance: str | None = None,
+    task: str | None = None,
+    attempt: str | None = None,
+) -> None:
+    """A job died of an internal error (store or state server gone, a bug): record it.
+
+    The task (or, for a workflow or DAG job, the DAG or run) is failed with the error
+    and the run halted, so a broken job never leaves a run ``running`` forever. Best
+    effort: if the state server itself is unreachable there is nothing to record in.
+    """
+    if isinstance(error, LightflowError):  # says what is wrong and what to do
+        message = str(error)
+    else:
+        job = "task" if task else "DAG" if instance else "workflow"
+        message = f"internal error in the {job} job: {type(error).__name__}: {error}"
+    client = cluster.redis
+    if instance is not None:
+
+        def fail(machine: DagRun, state: dict[str, Any]) -> Step | None:
+            if task is None:
+                return None if machine.done else machine.stop(Outcome.FAILED)
+            if state["attempts"].get(task) != attempt:
+                return None
+            if machine.states[task] is TaskState.QUEUED and not machine.task_started(task):
+                return None
+            if machine.states[task] is not TaskState.RUNNING:
+                return None
+            return machine.task_failed(task, message)
+
+        progress = advance(cluster, run_id, instance, fail)
+        halt_run(cluster, run_id, Outcome.STOPPED, instance, task or "", message)
+        if progress is not None:
+            carry_out(cluster, run_id, instance, progress)
+        return
+    client.hsetnx(rs.run_key(run_id), "error", message)
+    client.hset(rs.run_key(run_id), "internal_error", "1")  # the run ends failed
+    if claim_run(client, run_id, "queued", Outcome.FAILED.value):
+        close_record(cluster, run_id, Outcome.FAILED.value, started=False)
+        return
+    halt_run(cluster, run_id, Outcome.STOPPED)
+    if not client.hlen(rs.run_key(run_id, "dags")) and claim_run(
+        client, run_id, "running", Outcome.FAILED.value
+    ):
+        close_record(cluster, run_id, Outcome.FAILED.value, started=False)

@@ -1,0 +1,65 @@
+"""Opening a run (the workflow job) and starting DAG instances (the DAG job).
+
+* ``lightflow.workflow`` (workflow queue): opens the run's store document, writes the
+  parameters and starts the autostart DAG instances.
+* ``lightflow.dag`` (the DAG's queue): starts one DAG instance (its start tasks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..engine.dag_run import DagRun, Step
+from ..events import RunEvent
+from . import state as rs
+from .closing import carry_out, claim_run, finish_workflow
+from .cluster import Cluster
+from .instance import Writes, advance, create_instance, queue_events, queue_meta
+
+
+def workflow_job(cluster: Cluster, run_id: str) -> None:
+    """Open the run: store document, parameters, autostart DAG instances."""
+    client = cluster.redis
+    record = rs.read_run(client, run_id)
+    if record is None or not claim_run(client, run_id, "queued", "running"):
+        return  # stopped while queued, or a redelivered job of a started run
+    workflow = cluster.workflow(run_id)
+    store = cluster.store
+    if not store.exists(run_id):
+        store.add(workflow_id=run_id)
+    document = cluster.document(run_id)
+    for key, value in record["arguments"].items():
+        document.set(key, value)
+    client.hset(rs.run_key(run_id), "started", rs.now())
+    cluster.recorder(run_id, workflow.name).workflow_started(record["arguments"])
+    dags = workflow.autostart_dags
+    if not dags:
+        finish_workflow(cluster, run_id)
+    for dag in dags:
+        create_instance(cluster, run_id, dag, None)
+
+
+def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
+    """Start one DAG instance (idempotent: a redelivered job finds it started)."""
+    workflow = cluster.workflow(run_id)
+    events: list[RunEvent] = []
+    recorder = cluster.recorder(run_id, workflow.name, events=events, deferred=True)
+    recorder.dag_started(instance)  # published and queued for META by the commit
+
+    def start(machine: DagRun, _state: dict[str, Any]) -> Step | None:
+        if machine.started:
+            return None
+        stopped = cluster.redis.exists(
+            rs.run_key(run_id, "stop"), rs.run_key(run_id, "stop", instance)
+        )
+        return machine.stop() if stopped else machine.start()
+
+    meta = recorder.take()  # once: a retried commit queues the same values
+
+    def record(writes: Writes) -> None:
+        queue_events(writes, run_id, events)
+        queue_meta(writes, run_id, meta)
+
+    progress = advance(cluster, run_id, instance, start, also=record)
+    if progress is not None:
+        carry_out(cluster, run_id, instance, progress)
