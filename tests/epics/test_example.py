@@ -78,7 +78,5 @@ def test_the_example_on_the_cluster(ioc: Ioc, epics_cluster: Cluster) -> None:
     assert time.monotonic() - asked < 5.0
     assert final is not None and final["state"] == "stopped", final
     assert acted(output(), pv) == ACTED
-    action_dags = {
-        event.dag for event in events if getattr(event, "dag", "").startswith("pv_action_dag")
-    }
+    action_dags = {event.dag for event in events if (event.dag or "").startswith("pv_action")}
     assert action_dags == {"pv_action_dag", "pv_action_dag:2"}
