@@ -34,14 +34,13 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,13 +49,13 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RECORD_WORKFLOW = BENCH / "workflows" / "pv_record.py"
 CALLBACK_WORKFLOW = BENCH / "workflows" / "pv_callback.py"
-if str(REPO) not in sys.path:  # tests.servers and tests.epics.servers: the private servers
-    sys.path.insert(0, str(REPO))
+for folder in (REPO, BENCH):  # tests.epics.servers (the IOC), bench_filesystem (the cluster)
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
-import yaml  # noqa: E402
+from bench_filesystem import private_cluster, read_records  # noqa: E402
 
 from tests.epics.servers import Ioc, client_environment, free_udp_and_tcp_port  # noqa: E402
-from tests.servers import WorkerProcess, redis, secantus  # noqa: E402
 
 TARGETS = {"source": 0.005, "callback": 0.005, "cluster": 0.100}
 
@@ -139,12 +138,6 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def wait_until(condition: Callable[[], bool], timeout: float, check: Callable[[], None]) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -152,33 +145,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, check: Callable[[]
         if time.monotonic() > deadline:
             raise RuntimeError("timed out waiting for the PV's reaction")
         time.sleep(0.002)
-
-
-@contextlib.contextmanager
-def private_cluster(folder: Path) -> Iterator[Path]:
-    """redis-server, SecantusDB and one worker (with this process's EPICS settings)."""
-    with contextlib.ExitStack() as stack:
-        redis_server = stack.enter_context(redis())
-        mongo = stack.enter_context(secantus())
-        url = f"redis://{redis_server.address}/1"
-        config = folder / "lightflow.cfg"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "celery": {"broker_url": url},
-                    "signal": {"url": url},
-                    "store": {"uri": f"mongodb://{mongo.address}/", "database": "bench_epics"},
-                }
-            )
-        )
-        worker = WorkerProcess(
-            "epics-worker",
-            [sys.executable, "-m", "lightflow.cli", "-c", str(config), "worker", "start",
-             "-n", f"bench-epics@{socket.gethostname()}", "--concurrency", "2"],
-        )  # fmt: skip
-        stack.callback(worker.stop)
-        worker.start()
-        yield config
 
 
 # -- cases -------------------------------------------------------------------------------------
