@@ -8,7 +8,7 @@ once the records are served, then runs until terminated.
 Records (``PREFIX:NAME``):
 
 * ``AO`` (aOut, 0.0), ``LO`` (longOut, 0), ``SO`` (stringOut), ``WF`` (a waveform of
-  4 doubles): writable PVs to watch and write;
+  4 doubles), ``IMAGE`` (a waveform of 1000 integers): writable PVs to watch and write;
 * ``AI`` (aIn, 2.0): an input record;
 * ``RO`` (aOut, 4.0) in the access security group READONLY: reads only, writes refused;
 * ``SLOW`` (aOut): its processing takes 0.5 s, so a put that waits for completion
@@ -47,6 +47,7 @@ def main(prefix: str) -> None:
     builder.longOut("LO", initial_value=0)
     builder.stringOut("SO", initial_value="idle")
     builder.WaveformOut("WF", initial_value=[0.0, 0.0, 0.0, 0.0])
+    builder.WaveformOut("IMAGE", initial_value=[0] * 1000)
     builder.aIn("AI", initial_value=2.0)
     builder.aOut("RO", initial_value=4.0, ASG="READONLY")
     builder.aOut("SLOW", initial_value=0.0, on_update=_slow_processing, blocking=True)

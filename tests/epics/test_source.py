@@ -142,6 +142,17 @@ def test_status_reports_the_connection_and_the_last_value(ioc: Ioc) -> None:
         source.stop()
 
 
+def test_status_shows_a_long_waveform_by_its_length(ioc: Ioc) -> None:
+    source = PvSource(ioc.pv("IMAGE"), skip_initial=False)
+    events = watching(source)
+    try:
+        events.wait_for(1)
+        assert source.status()["value"] == "1000 elements"
+        assert len(source.arguments(events.received)["value"]) == 1000  # the run gets it all
+    finally:
+        source.stop()
+
+
 def test_an_unknown_pv_is_logged_once_with_the_address_settings_and_waited_for(
     ioc: Ioc, caplog: pytest.LogCaptureFixture
 ) -> None:

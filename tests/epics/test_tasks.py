@@ -19,7 +19,7 @@ from lightflow_epics import channel
 
 from tests.cluster import Cluster
 
-from .conftest import WORKFLOWS, Command, Ioc, caput, wait_for
+from .conftest import WORKFLOWS, Command, Ioc, caput, lightflow, wait_for
 
 WATCH = str(WORKFLOWS / "watch_record.py")
 READ = str(WORKFLOWS / "read_pvs.py")
@@ -100,6 +100,28 @@ def test_ctrl_c_ends_a_watching_run_at_once_and_an_idle_watch_costs_no_cpu(
     assert code == 130, run.output()
     assert took < 3.0, f"Ctrl-C took {took:.2f} s"
     assert "stopped" in run.output()
+
+
+def test_the_trigger_task_reports_a_pv_that_does_not_connect_once_or_fails(
+    ioc: Ioc, tmp_path: Path, command: Callable[..., Command]
+) -> None:
+    pv, record = ioc.pv("NOPE"), tmp_path / "updates.jsonl"
+    run = command("run", WATCH, f"pvname={pv}", f"record={record}", "connection_timeout=0.5")
+    run.wait_for_output(f"PV {pv} has not connected within 0.5 s; still waiting", timeout=30)
+    time.sleep(1.5)
+    assert run.output().count("has not connected") == 1
+    assert "EPICS_CA_ADDR_LIST=127.0.0.1:" in run.output()
+    assert run.interrupt()[0] == 130
+    result = lightflow(
+        "run", WATCH, f"pvname={pv}", f"record={record}", "connection_timeout=0.5",
+        "on_timeout=fail",
+    )  # fmt: skip
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"Error: task watch_dag/watch failed: PvError: PV '{pv}' did not connect within 0.5 s "
+        "(EPICS_CA_ADDR_LIST="
+    )
 
 
 def test_the_trigger_task_on_the_cluster_stops_with_workflow_stop(

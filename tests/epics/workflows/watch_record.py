@@ -15,6 +15,8 @@ parameters = Parameters(
         Option("record", help="The file the updates are appended to"),
         Option("count", default=0, type=int, help="Stop after this many updates (0: never)"),
         Option("skip_initial", default=True, type=bool),
+        Option("connection_timeout", default=5.0, type=float),
+        Option("on_timeout", default="wait"),
     ]
 )
 
@@ -39,6 +41,8 @@ watch = PvTriggerTask(
     lambda data, store: store.get("pvname"),
     record,
     skip_initial_callback=lambda data, store: store.get("skip_initial"),
+    connection_timeout=lambda data, store: store.get("connection_timeout"),
+    on_timeout=lambda data, store: store.get("on_timeout"),
 )
 done = PythonTask("report", report)
 

@@ -39,7 +39,7 @@ from lightflow.triggers import Emit, TriggerEvent, TriggerSource
 
 from . import channel
 from .condition import Condition, build
-from .values import plain, same
+from .values import brief, plain, same
 
 logger = logging.getLogger("lightflow.triggers.pv")
 
@@ -229,11 +229,12 @@ class PvSource(TriggerSource):
 
     def status(self) -> dict[str, Any]:
         """``state`` (connecting, connected, disconnected, stopped), ``pv``, ``since``
-        (seconds since the epoch) and the last ``value`` seen, if any."""
+        (seconds since the epoch) and the last ``value`` seen, if any (a long waveform
+        as its length)."""
         with self._lock:
             status = {"state": self._state, "pv": self.pv, "since": self._since}
             if self._last_value is not _NO_VALUE:
-                status["value"] = plain(self._last_value)
+                status["value"] = brief(self._last_value)
         return status
 
     def _set_state(self, state: str) -> None:

@@ -1,4 +1,4 @@
-"""PV values as plain data, and when two of them are the same.
+"""PV values as plain data (whole, or brief for a status), and when two are the same.
 
 pyepics gives waveforms as numpy arrays and p4p numpy scalars; workflow arguments, a
 trigger's status and log lines want plain Python (lists, ints, floats, strings), and
@@ -11,6 +11,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+#: A trigger's status shows a longer waveform (an image) by its length, not whole: the
+#: status is published every few seconds.
+BRIEF_LENGTH = 16
+
 
 def plain(value: Any) -> Any:
     """``value`` with numpy arrays and scalars turned into lists and Python numbers."""
@@ -21,6 +25,14 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: plain(item) for key, item in value.items()}
     return value
+
+
+def brief(value: Any) -> Any:
+    """``value`` as plain data for a status line; a long waveform as ``'N elements'``."""
+    if not isinstance(value, (str, bytes)) and hasattr(value, "__len__"):
+        if len(value) > BRIEF_LENGTH:
+            return f"{len(value)} elements"
+    return plain(value)
 
 
 def same(first: Any, second: Any) -> bool:
