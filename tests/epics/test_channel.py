@@ -114,17 +114,23 @@ def test_address_settings_name_what_is_unset(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_pv_access_without_p4p_asks_to_install_the_extra() -> None:
     script = (
-        "import sys; sys.modules['p4p'] = None\n"
-        "from lightflow_epics import channel\n"
+        "import sys; sys.modules['p4p'] = None  # as if it were not installed\n"
+        "from lightflow_epics import channel, PvSource\n"
         "try:\n"
         "    channel.read(['pva://BL:X'], timeout=1)\n"
         "except channel.PvError as error:\n"
         "    print(error)\n"
+        "source = PvSource('pva://BL:X')\n"
+        "try:\n"
+        "    source.start(print)\n"
+        "except channel.PvError as error:\n"
+        "    print(source.status()['state'], error)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
     )
-    assert result.stdout.strip() == (
+    hint = (
         "PV 'pva://BL:X' is a PV Access channel, which needs p4p: install it with "
         "pip install 'lightflow-epics[pva]'"
     )
+    assert result.stdout.splitlines() == [hint, f"stopped {hint}"], result.stderr

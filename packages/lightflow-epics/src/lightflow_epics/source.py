@@ -133,13 +133,13 @@ class PvSource(TriggerSource):
         self.skip_initial = skip_initial
         self.connection_timeout = channel.seconds("connection_timeout", connection_timeout)
         self.on_timeout = on_timeout
-        # Everything below is guarded by _lock: the protocol library's threads write
-        # it, start/stop/status read it from others.
-        self._lock = threading.Lock()
-        self._emit: Emit | None = None
         self._subscription: channel.Subscription | None = None
         self._timer: threading.Timer | None = None
         self._connected = threading.Event()
+        # What follows is guarded by _lock: the protocol library's threads write it,
+        # start, stop and status read it from others.
+        self._lock = threading.Lock()
+        self._emit: Emit | None = None
         self._state = "stopped"
         self._since = time.time()
         self._ever_connected = False
@@ -189,7 +189,11 @@ class PvSource(TriggerSource):
         with self._lock:
             self._emit = emit
             self._set_state("connecting")
-        self._subscription = channel.subscribe(self.pv, self._on_value, self._on_connection)
+        try:
+            self._subscription = channel.subscribe(self.pv, self._on_value, self._on_connection)
+        except BaseException:
+            self.stop()
+            raise
         if self.on_timeout == "fail":
             if not self._connected.wait(self.connection_timeout):
                 self.stop()
