@@ -179,3 +179,25 @@ def test_a_hook_that_raises_is_reported_with_its_plugin_and_the_others_answer() 
     # Asking again does not report the same failure twice.
     plugin_manager.task_types()
     assert len([p for p in plugin_manager.problems() if p.plugin == "failing"]) == len(reports)
+
+
+def test_lazy_exports_load_a_name_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "lazy_pkg"
+    package.mkdir()
+    (package / "heavy.py").write_text("LOADED = True\nclass Thing:\n    pass\n")
+    (package / "__init__.py").write_text(
+        "from lightflow.plugins import lazy_exports\n"
+        "__getattr__, __dir__ = lazy_exports(__name__, {'Thing': 'heavy'}, globals())\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    lazy = importlib.import_module("lazy_pkg")
+    assert "lazy_pkg.heavy" not in sys.modules  # nothing loaded with the package
+    assert "Thing" in dir(lazy)
+    assert lazy.Thing.__module__ == "lazy_pkg.heavy"
+    assert "Thing" in vars(lazy)  # kept: the next lookup needs no __getattr__
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        lazy.Nothing  # noqa: B018

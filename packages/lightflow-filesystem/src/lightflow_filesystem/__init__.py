@@ -6,8 +6,9 @@ watcher is the ``lightflow fs watch`` command and the ``folder`` kind of trigger
 source (:class:`FolderSource`).
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lightflow.plugins import lazy_exports
 
 from .version import __version__
 
@@ -71,18 +72,7 @@ if TYPE_CHECKING:
     from .walk_task import WalkTask
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value  # once: later lookups find it directly
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_HOMES])
-
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals())
 
 __all__ = [
     "ChmodTask",
