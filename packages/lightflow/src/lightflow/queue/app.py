@@ -64,7 +64,9 @@ def create_app(config: Config, *, name: str = "lightflow") -> Celery:
     settings = dict(DEFAULTS)
     settings["broker_url"] = DEFAULT_BROKER
     settings.update(config.celery)
-    app = Celery(name, set_as_current=False)
+    # Job: acknowledging a job whose broker connection was lost must not kill the
+    # worker (see lightflow.queue.acks).
+    app = Celery(name, set_as_current=False, task_cls="lightflow.queue.acks:Job")
     app.conf.update(settings)
     app.lightflow_config = config
     jobs.register(app)
