@@ -64,7 +64,7 @@ class JobRequest(Request):
         )
 
 
-class Job(Task):  # type: ignore[misc]  # Celery's Task is untyped
+class Job(Task):
     """The task class of Lightflow's jobs: their requests are :class:`JobRequest`."""
 
     Request: Any = f"{__name__}:JobRequest"
