@@ -5,10 +5,14 @@ private Redis database whose queues no worker consumes, and its jobs are played 
 hand, so each test can set up the exact interleaving it is about:
 
 * the compare-and-set commit of a DAG instance's state (:func:`dag_instance.advance`,
-  :func:`dag_instance._commit`);
+  :func:`dag_instance._commit`), field by field: what a transition reads and compares
+  does not grow with the width of the DAG;
 * the run's META queue and its writers (:func:`meta_queue.write_meta`,
   :class:`meta_queue.MetaWriter`);
-* the stop flag set by the commit that halts an instance (:func:`halting.stop_instance`).
+* the stop flag set by the commit that halts an instance (:func:`halting.stop_instance`),
+  and the sweep that follows it in a commit of its own;
+* the ready lists task jobs pull from, and what the sweeper does for a process that
+  died holding a task or before waking a puller.
 
 The last test runs a fan-out workflow on the session's real worker.
 """
@@ -33,12 +37,15 @@ from lightflow.queue import instance as dag_instance
 from lightflow.queue import meta as meta_queue
 from lightflow.queue import state as rs
 from lightflow.queue.app import create_app
+from lightflow.queue.dag_state import InstanceView, TaskEntry
+from lightflow.queue.inputs import START
+from lightflow.queue.ready import ready_key, take
 from lightflow.store.base import META
 from lightflow.workflows import load_workflow
 
 from tests.servers import ServerProcess
 
-from .conftest import WORKFLOWS, Cluster
+from .conftest import WORKFLOWS, Cluster, attempt_of, task_states
 
 pytestmark = pytest.mark.slow
 
@@ -84,22 +91,16 @@ def start_run(cluster: driver.Cluster, workflow: str = "engine_state") -> str:
     return run_id
 
 
-def dag_state(cluster: driver.Cluster, run_id: str, instance: str = "main") -> dict[str, Any]:
-    return rs.load_dag_state(cluster.redis.get(rs.run_key(run_id, "dag", instance)))
-
-
-def version(cluster: driver.Cluster, run_id: str, instance: str = "main") -> int:
-    return int(cluster.redis.get(rs.run_key(run_id, "dagv", instance)) or 0)
-
-
-def task_states(cluster: driver.Cluster, run_id: str, instance: str = "main") -> dict[str, str]:
-    return dag_state(cluster, run_id, instance)["machine"]["states"]
+def fields(cluster: driver.Cluster, run_id: str, instance: str = "main") -> dict[str, str]:
+    """The raw fields of a DAG instance's hash, as text."""
+    raw = cluster.redis.hgetall(dag_instance.dag_key(run_id, instance))
+    return {rs.text(name): rs.text(value) for name, value in raw.items()}
 
 
 def begin(cluster: driver.Cluster, run_id: str, task: str, instance: str = "main") -> Any:
     """Commit a queued task's start, as a task job's begin does."""
 
-    def event(machine: Any, _state: dict[str, Any]) -> Step | None:
+    def event(machine: Any, _view: InstanceView) -> Step | None:
         return Step() if machine.task_started(task) else None
 
     progress = dag_instance.advance(cluster, run_id, instance, event)
@@ -113,22 +114,31 @@ def succeed(
     task: str,
     instance: str = "main",
     *,
-    snapshot: tuple[str, str] | None = None,
-    seen: list[dict[str, str]] | None = None,
+    view: InstanceView | None = None,
+    tries: list[str] | None = None,
 ) -> Any:
-    """Commit a running task's success with an output, as a task job's finish does."""
+    """Commit a running task's success with an output, as a task job's finish does.
 
-    def event(machine: Any, _state: dict[str, Any]) -> Step | None:
-        if seen is not None:
-            seen.append({name: value.value for name, value in machine.states.items()})
-        return machine.task_succeeded(task)
+    With ``tries``, each try of the event appends the state of the last task as read.
+    """
+
+    def event(machine: Any, view: InstanceView) -> Step | None:
+        view.consume(machine.inputs_of(task), START)
+        step = machine.task_succeeded(task)
+        if tries is not None:
+            tries.append(f"{machine.states['last'].value} {machine.verdicts['last'].received}")
+        return step
 
     output = {rs.run_key(run_id, "out", instance, task): pickle.dumps(f"output of {task}")}
-    progress = dag_instance.advance(
-        cluster, run_id, instance, event, outputs=output, snapshot=snapshot
-    )
+    progress = dag_instance.advance(cluster, run_id, instance, event, outputs=output, view=view)
     assert progress is not None
     return progress
+
+
+def view_of(cluster: driver.Cluster, run_id: str, instance: str = "main") -> InstanceView:
+    """A fresh view of a DAG instance's state, as a job starts with."""
+    spec = cluster.plan(run_id, instance).spec
+    return InstanceView(cluster.redis, dag_instance.dag_key(run_id, instance), spec)
 
 
 def events(cluster: driver.Cluster, run_id: str) -> list[dict[str, Any]]:
@@ -166,40 +176,43 @@ def wait_for(condition: Any, timeout: float, interval: float = 0.005) -> float |
 
 
 # -- 1. compare-and-set commits ------------------------------------------------------------
-def test_a_commit_from_a_stale_version_writes_nothing(engine: driver.Cluster) -> None:
+def test_a_commit_from_stale_fields_writes_nothing(engine: driver.Cluster) -> None:
     run_id = start_run(engine)
     client = engine.redis
-    key, version_key = rs.run_key(run_id, "dag", "main"), rs.run_key(run_id, "dagv", "main")
-    stale = client.get(key)
-    driver.dag_job(engine, run_id, "main")  # another job commits first: version 0 -> 1
-    newer = client.get(key)
-    assert version(engine, run_id) == 1 and newer != stale
+    plan = engine.plan(run_id, "main")
+    stale = view_of(engine, run_id)
+    assert stale.started is False  # read: the commit compares it (absent)
+    driver.dag_job(engine, run_id, "main")  # another job starts the instance meanwhile
+    before = fields(engine, run_id)
+    assert before["started"] == "1" and "t:first" in before
 
+    stale.started = True
     out_key = rs.run_key(run_id, "out", "main", "first")
     history = rs.run_key(run_id, "events")
-    before = client.llen(history)
+    length = client.llen(history)
     writes = dag_instance.Writes()
     writes.set(out_key, b"stale output")
     writes.rpush(history, "stale event")
     writes.hset(rs.RUNNING, f"{run_id}|main|first", "stale entry")
-    writes.zadd(rs.OUTBOX, {"stale job": rs.now()})
-    assert not dag_instance._commit(engine, key, version_key, "0", stale, writes)
+    writes.push_ready("elsewhere", ["stale entry"])
+    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes)
 
-    assert client.get(key) == newer
-    assert version(engine, run_id) == 1
+    assert reply == [0, b"1"]  # refused, with the current value of the field compared
+    assert fields(engine, run_id) == before
     assert not client.exists(out_key)
-    assert client.llen(history) == before
+    assert client.llen(history) == length
     assert not client.hexists(rs.RUNNING, f"{run_id}|main|first")
-    assert client.zscore(rs.OUTBOX, "stale job") is None
+    assert not client.exists(ready_key("elsewhere"))
 
-    # The same writes from the current version go through, all of them.
-    assert dag_instance._commit(engine, key, version_key, "1", newer, writes)
-    assert version(engine, run_id) == 2
+    # Refreshed with that value, the same writes go through, all of them.
+    stale.refresh({"started": b"1"})
+    assert stale.started is True
+    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes)
+    assert reply[0] == 1
     assert client.get(out_key) == b"stale output"
     assert rs.text(client.lindex(history, -1)) == "stale event"
-    assert client.zscore(rs.OUTBOX, "stale job") is not None
+    assert client.lrange(ready_key("elsewhere"), 0, -1) == [b"stale entry"]
     client.hdel(rs.RUNNING, f"{run_id}|main|first")
-    client.zrem(rs.OUTBOX, "stale job")
 
 
 def test_a_stale_dag_start_retries_and_writes_nothing_when_it_no_longer_applies(
@@ -208,17 +221,18 @@ def test_a_stale_dag_start_retries_and_writes_nothing_when_it_no_longer_applies(
     """Two DAG jobs for one instance (a redelivery): the loser must change nothing."""
     run_id = start_run(engine)
     client = engine.redis
-    stale = (client.get(rs.run_key(run_id, "dag", "main")), "0")
+    stale = view_of(engine, run_id)
+    stale.load(["started", "halt", "t:first"])
     driver.dag_job(engine, run_id, "main")
-    winner = dag_state(engine, run_id)
+    winner = fields(engine, run_id)
     started_events = [e for e in events(engine, run_id) if e["kind"] == "dag_started"]
-    assert len(started_events) == 1 and winner["attempts"].keys() == {"first"}
-    assert client.zcard(rs.OUTBOX) == 0  # the winner sent its job and cleared the outbox
+    assert len(started_events) == 1 and attempt_of(client, run_id, "first")
+    assert client.llen(ready_key("task")) == 1
 
     seen: list[bool] = []
     probe = rs.run_key(run_id, "probe")
 
-    def start(machine: Any, _state: dict[str, Any]) -> Step | None:
+    def start(machine: Any, _view: InstanceView) -> Step | None:
         seen.append(machine.started)
         return None if machine.started else machine.start()
 
@@ -227,62 +241,56 @@ def test_a_stale_dag_start_retries_and_writes_nothing_when_it_no_longer_applies(
         writes.rpush(rs.run_key(run_id, "events"), json.dumps({"kind": "dag_started"}))
         dag_instance.queue_meta(writes, run_id, {"log.main.status": "losing"})
 
-    result = dag_instance.advance(engine, run_id, "main", start, also=record, snapshot=stale)
+    result = dag_instance.advance(engine, run_id, "main", start, also=record, view=stale)
 
     assert result is None
-    assert seen == [False, True]  # the stale snapshot, then the fresh state
-    assert dag_state(engine, run_id) == winner  # same attempt id: "first" not re-queued
-    assert version(engine, run_id) == 1
+    assert seen == [False, True]  # the stale view, then the fresh values
+    assert fields(engine, run_id) == winner  # same attempt id: "first" not re-queued
     assert not client.exists(probe)
     assert len([e for e in events(engine, run_id) if e["kind"] == "dag_started"]) == 1
-    assert client.zcard(rs.OUTBOX) == 0  # no second job for "first"
+    assert client.llen(ready_key("task")) == 1  # no second entry for "first"
     queued = [pickle.loads(raw) for raw in client.lrange(rs.run_key(run_id, "meta"), 0, -1)]
     assert {"log.main.status": "losing"} not in queued
     meta_queue.write_meta(engine, run_id, wait=True)
     assert meta(engine, run_id, "log.main.status") == "running"
 
 
-def test_a_finish_from_a_stale_snapshot_is_applied_on_the_fresh_state(
-    engine: driver.Cluster,
-) -> None:
-    """left and right run at once; left's finish starts from its begin's snapshot,
-    which right's begin made stale: it must not put right back to queued."""
+def test_transitions_of_unrelated_tasks_commit_without_conflict(engine: driver.Cluster) -> None:
+    """left and right run at once: right's begin does not touch what left's end reads;
+    their two ends both tell last, and the second is applied again to the fresh tally."""
     run_id = start_run(engine)
     driver.dag_job(engine, run_id, "main")
     begin(engine, run_id, "first")
     succeed(engine, run_id, "first")
-    assert task_states(engine, run_id)["left"] == "queued"
-    left = begin(engine, run_id, "left")
-    begin(engine, run_id, "right")
-    assert version(engine, run_id) == 5
+    assert task_states(engine.redis, run_id)["left"] == "queued"
+    left = begin(engine, run_id, "left").view
+    right = begin(engine, run_id, "right").view
+    right.load(["t:last", "started"])  # read ahead for its end, as a task job's begin does
 
-    seen: list[dict[str, str]] = []
-    done = succeed(engine, run_id, "left", snapshot=left.snapshot, seen=seen)
-
-    assert [s["right"] for s in seen] == ["queued", "running"]  # stale, then fresh
-    assert task_states(engine, run_id) == {
+    tries: list[str] = []
+    succeed(engine, run_id, "left", view=left, tries=tries)
+    assert tries == ["pending 1"]  # right's begin made no conflict
+    tries.clear()
+    succeed(engine, run_id, "right", view=right, tries=tries)
+    assert tries == ["pending 1", "queued 2"]  # stale tally, then the fresh one
+    assert task_states(engine.redis, run_id) == {
         "first": "succeeded",
         "left": "succeeded",
-        "right": "running",
-        "last": "pending",
+        "right": "succeeded",
+        "last": "queued",
     }
-    assert version(engine, run_id) == 6
-    assert done.snapshot == (engine.redis.get(rs.run_key(run_id, "dag", "main")), "6")
-    assert engine.redis.exists(rs.run_key(run_id, "out", "main", "left"))
-
-    # right's finish then makes last ready, with both inputs stored.
-    succeed(engine, run_id, "right")
-    assert task_states(engine, run_id)["last"] == "queued"
+    assert engine.redis.llen(ready_key("task")) == 4  # first, left, right, last: once each
     for task in ("left", "right"):
         assert engine.redis.exists(rs.run_key(run_id, "out", "main", task))
+    assert not engine.redis.exists(rs.run_key(run_id, "out", "main", "first"))  # consumed
 
 
 def test_concurrent_advances_lose_no_update(engine: driver.Cluster) -> None:
     run_id = start_run(engine)
     threads, rounds = 4, 25
 
-    def bump(_machine: Any, state: dict[str, Any]) -> Step:
-        state["counter"] = state.get("counter", 0) + 1
+    def bump(machine: Any, _view: InstanceView) -> Step:
+        machine.verdicts["last"] = machine.verdicts["last"].add("run")
         return Step()
 
     def worker() -> None:
@@ -294,8 +302,37 @@ def test_concurrent_advances_lose_no_update(engine: driver.Cluster) -> None:
         thread.start()
     for thread in pool:
         thread.join(60)
-    assert dag_state(engine, run_id)["counter"] == threads * rounds
-    assert version(engine, run_id) == threads * rounds
+    assert TaskEntry(fields(engine, run_id)["t:last"].encode()).tally.received == threads * rounds
+
+
+@pytest.mark.parametrize("width", [10, 2000])
+def test_a_lane_of_a_fan_out_reads_and_commits_the_same_fields_whatever_its_width(
+    engine: driver.Cluster, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """The cost of a transition must not grow with the DAG: a lane's begin and end read
+    and compare its own field, the join's and the instance's own, nothing else."""
+    monkeypatch.setenv("LIGHTFLOW_TEST_FAN_WIDTH", str(width))
+    run_id = start_run(engine, "wide_fan")
+    driver.dag_job(engine, run_id, "main")
+    begin(engine, run_id, "spread")
+    succeed(engine, run_id, "spread")
+    assert engine.redis.llen(ready_key("task")) == width + 1
+    commits: list[tuple[int, int]] = []
+    real = dag_instance._commit
+
+    def spy(*args: Any) -> list[Any]:
+        view = args[4]
+        commits.append((len(view.compared), len(view.written)))
+        return real(*args)
+
+    monkeypatch.setattr(dag_instance, "_commit", spy)
+    lane = begin(engine, run_id, "lane0").view
+    read_by_begin = len(lane.values)
+    succeed(engine, run_id, "lane0", view=lane)
+    # begin: lane0 and halt compared, lane0 written; end: lane0, join, halt, started
+    # compared, lane0 and join written (open changes by increment)
+    assert commits == [(2, 1), (4, 2)]
+    assert read_by_begin <= 3
 
 
 # -- 2. write_meta ---------------------------------------------------------------------------
@@ -590,22 +627,19 @@ def test_meta_writer_serves_several_runs(engine: driver.Cluster) -> None:
         assert wait_for(lambda run_id=run_id: meta(engine, run_id, "run") == run_id, 5)
 
 
-# -- 4. stop flags -------------------------------------------------------------------------
-def test_stop_instance_halts_and_sets_the_flag_in_one_commit(engine: driver.Cluster) -> None:
+# -- 4. stop flags and the sweep -----------------------------------------------------------
+def test_stop_instance_halts_sets_the_flag_and_sweeps(engine: driver.Cluster) -> None:
     run_id = start_run(engine)
     driver.dag_job(engine, run_id, "main")
     begin(engine, run_id, "first")
     channel = driver.RedisSignalChannel(engine, run_id, "main")
     flag = rs.run_key(run_id, "stop", "main")
     assert not channel.is_stopped("main")
-    before = version(engine, run_id)
 
     halting.stop_instance(engine, run_id, "main")
 
-    assert version(engine, run_id) == before + 1
-    machine = dag_state(engine, run_id)["machine"]
-    assert machine["halt"] == "stopped"
-    assert machine["states"] == {
+    assert fields(engine, run_id)["halt"] == "stopped"
+    assert task_states(engine.redis, run_id) == {
         "first": "running",  # it sees the flag and ends on its own
         "left": "cancelled",
         "right": "cancelled",
@@ -615,11 +649,45 @@ def test_stop_instance_halts_and_sets_the_flag_in_one_commit(engine: driver.Clus
     assert channel.is_stopped("main")
     cancelled = {e["task"] for e in events(engine, run_id) if e["kind"] == "task_cancelled"}
     assert cancelled == {"left", "right", "last"}
+    assert not engine.redis.zcard(rs.OUTBOX)  # the sweep was done: its entry is gone
 
     # The running task then finishes: the DAG ends stopped.
     succeed(engine, run_id, "first")
-    assert dag_state(engine, run_id)["machine"]["states"]["first"] == "succeeded"
+    assert task_states(engine.redis, run_id)["first"] == "succeeded"
     assert rs.text(engine.redis.hget(rs.run_key(run_id, "dags"), "main")) == "stopped"
+
+
+def test_a_halt_whose_sweep_was_not_done_still_cancels_and_the_sweep_follows(
+    engine: driver.Cluster,
+) -> None:
+    """The process that halted an instance died before its sweep: a queued task that is
+    taken is cancelled instead of run, and the sweep comes from the outbox."""
+    run_id = start_run(engine)
+    driver.dag_job(engine, run_id, "main")
+    begin(engine, run_id, "first")
+    succeed(engine, run_id, "first")  # left and right queued, last pending
+
+    def stop(machine: Any, _view: InstanceView) -> Step | None:
+        return machine.stop()
+
+    halted = dag_instance.advance(engine, run_id, "main", stop)  # ... and no carry_out
+    assert halted is not None and halted.step.sweep_due and halted.sweep is not None
+    assert task_states(engine.redis, run_id)["left"] == "queued"
+    assert engine.redis.zcard(rs.OUTBOX) == 1
+
+    def started(machine: Any, _view: InstanceView) -> Step | None:
+        return Step() if machine.task_started("left") else Step(cancelled=["left"])
+
+    assert dag_instance.advance(engine, run_id, "main", started).step == Step(cancelled=["left"])
+    assert driver.resend_unsent_jobs(engine, older_than=0) == [halted.sweep]
+    driver.dag_job(engine, run_id, "main")  # the sweep, as the sent job runs it
+
+    kinds = [(e["kind"], e.get("task")) for e in events(engine, run_id)]
+    cancelled = [task for kind, task in kinds if kind == "task_cancelled"]
+    assert cancelled == ["left", "right", "last"]  # each once: by its begin, by the sweep
+    assert rs.read_run(engine.redis, run_id)["state"] == "stopped"
+    assert kinds.count(("dag_started", None)) == 1  # the sweep is no second start
+    assert kinds[-2:] == [("dag_finished", None), ("workflow_finished", None)]
 
 
 def test_stop_instance_of_a_done_instance_sets_no_flag(engine: driver.Cluster) -> None:
@@ -628,16 +696,14 @@ def test_stop_instance_of_a_done_instance_sets_no_flag(engine: driver.Cluster) -
     for task in DIAMOND:
         begin(engine, run_id, task)
         succeed(engine, run_id, task)
-    done = dag_state(engine, run_id)
-    before = version(engine, run_id)
+    done = fields(engine, run_id)
     assert rs.text(engine.redis.hget(rs.run_key(run_id, "dags"), "main")) == "succeeded"
 
     halting.stop_instance(engine, run_id, "main", Outcome.ABORTED)
 
     assert not engine.redis.exists(rs.run_key(run_id, "stop", "main"))
     assert not driver.RedisSignalChannel(engine, run_id, "main").is_stopped("main")
-    assert version(engine, run_id) == before
-    assert dag_state(engine, run_id) == done
+    assert fields(engine, run_id) == done
 
 
 def test_halt_run_flags_the_running_instances_only(engine: driver.Cluster) -> None:
@@ -645,8 +711,8 @@ def test_halt_run_flags_the_running_instances_only(engine: driver.Cluster) -> No
     dag = engine.workflow(run_id).dags["main"]
     second = dag_instance.create_instance(engine, run_id, dag, None)
     assert second == "main:2"
-    for instance in ("main", second):
-        driver.dag_job(engine, run_id, instance)
+    for name in ("main", second):
+        driver.dag_job(engine, run_id, name)
     for task in DIAMOND:
         begin(engine, run_id, task)
         succeed(engine, run_id, task)
@@ -659,11 +725,53 @@ def test_halt_run_flags_the_running_instances_only(engine: driver.Cluster) -> No
     assert channel.is_stopped(second)
     assert engine.redis.get(rs.run_key(run_id, "stop", second)) == b"aborted"
     assert engine.redis.get(rs.run_key(run_id, "stop")) == b"aborted"
-    assert dag_state(engine, run_id, second)["machine"]["halt"] == "aborted"
-    assert dag_state(engine, run_id)["machine"]["halt"] is None
+    assert fields(engine, run_id, second)["halt"] == "aborted"
+    assert "halt" not in fields(engine, run_id)
 
 
-# -- 5. end to end -------------------------------------------------------------------------
+# -- 5. ready lists and the sweeper --------------------------------------------------------
+def test_a_task_claimed_by_a_process_that_died_goes_back_to_its_ready_list(
+    engine: driver.Cluster,
+) -> None:
+    run_id = start_run(engine)
+    driver.dag_job(engine, run_id, "main")
+    ref = take(engine, "task", "doomed/1")
+    assert ref is not None and ref.task == "first"
+    claim = json.loads(engine.redis.hget(rs.RUNNING, ref.running_field))
+    assert claim["claimed"] and claim["worker"] == "doomed/1"
+    assert take(engine, "task", "other/2") is None  # taken: nobody else gets it
+
+    # ... the process died: its claim's heartbeat stops.
+    claim["heartbeat"] -= 60
+    engine.redis.hset(rs.RUNNING, ref.running_field, json.dumps(claim))
+    assert driver.recover_lost_tasks(engine, dead_after=15) == [ref.running_field]
+
+    again = take(engine, "task", "other/2")
+    assert again == ref  # the same attempt: it never began
+    assert task_states(engine.redis, run_id)["first"] == "queued"
+
+
+def test_ready_tasks_nobody_was_woken_for_get_a_task_job_from_the_sweeper(
+    engine: driver.Cluster,
+) -> None:
+    run_id = start_run(engine)
+    driver.dag_job(engine, run_id, "main")
+    engine.redis.delete("task")  # the task job it sent is lost: the sender died first
+    assert driver.wake_stalled_queues(engine, dead_after=60) == []  # not waiting long yet
+
+    old = json.loads(engine.redis.lindex(ready_key("task"), 0))
+    old[4] -= 120
+    engine.redis.lset(ready_key("task"), 0, json.dumps(old))
+    assert driver.wake_stalled_queues(engine, dead_after=60) == ["task"]
+    assert engine.redis.llen("task") == 1  # a task job on the broker
+
+    # A queue with a task running has a puller: it takes the rest.
+    engine.redis.hset(rs.RUNNING, "x|y|z", json.dumps({"heartbeat": rs.now(), "queue": "task"}))
+    assert driver.wake_stalled_queues(engine, dead_after=60) == []
+    engine.redis.hdel(rs.RUNNING, "x|y|z")
+
+
+# -- 6. end to end -------------------------------------------------------------------------
 def test_a_join_after_a_wide_fan_out_reads_every_predecessors_meta_record(
     cluster: Cluster,
 ) -> None:

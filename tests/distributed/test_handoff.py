@@ -1,8 +1,9 @@
-"""Hand-off of successors inside one task job, driven in-process against real servers.
+"""Task jobs pulling ready tasks and handing successors on, in-process against real servers.
 
 The jobs are called directly (no worker), so each test decides what runs where: a
-chain's successors run in the job of its first task, and an internal error in a
-handed-off task fails that task, not the one the job was sent for.
+chain's successors run in the task job that took its first task, without a broker
+message each, and an internal error in a handed-off task fails that task, not the one
+the job took first.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from lightflow import api
 from lightflow.config import Config
 from lightflow.queue import driver, task_job
 from lightflow.queue import state as rs
+from lightflow.queue.ready import ready_key
 
 from tests.servers import ServerProcess
 
@@ -41,7 +43,7 @@ def handles(redis_server: ServerProcess, secantus_server: ServerProcess) -> Iter
 
 
 def start(cluster: driver.Cluster, workflow: str) -> str:
-    """Submit a run and carry it to its first task's job; return the run id."""
+    """Submit a run and carry it until its first task is ready; return the run id."""
     loaded = api.load(str(WORKFLOWS / f"{workflow}.py"), cluster.config)
     run_id = driver.submit(cluster, loaded, {}, keep_data=True)
     driver.workflow_job(cluster, run_id)
@@ -49,19 +51,18 @@ def start(cluster: driver.Cluster, workflow: str) -> str:
     return run_id
 
 
-def attempt_of(cluster: driver.Cluster, run_id: str, task: str) -> str:
-    raw = cluster.redis.get(rs.run_key(run_id, "dag", "main"))
-    assert raw is not None
-    return str(rs.load_dag_state(raw)["attempts"][task])
-
-
-def test_one_job_runs_the_whole_chain(handles: driver.Cluster) -> None:
+def test_one_task_job_runs_the_whole_chain_from_one_message(handles: driver.Cluster) -> None:
     run_id = start(handles, "chain6")
-    driver.task_job(handles, run_id, "main", "t0", attempt_of(handles, run_id, "t0"))
+    assert handles.redis.llen("task") == 1  # the broker queue: one task job, for t0
+
+    driver.task_job(handles, "task")
+
     record = rs.read_run(handles.redis, run_id)
     assert record is not None and record["state"] == "succeeded"
     assert handles.store.get(run_id).get("seen") == [1, 2, 3, 4, 5, 6]
-    assert not handles.redis.zrange(rs.OUTBOX, 0, -1)  # every handed-off job left it
+    assert handles.redis.llen("task") == 1  # no message for t1..t5: handed on in-process
+    assert not handles.redis.llen(ready_key("task"))
+    assert not handles.redis.hgetall(rs.RUNNING)  # every claim and entry is gone
     handles.store.remove(run_id)
 
 
@@ -77,13 +78,13 @@ def test_an_internal_error_in_a_handed_off_task_fails_that_task(
         return real(task, *args, **kwargs)
 
     monkeypatch.setattr(task_job, "execute_task", breaks_on_t2)
-    driver.task_job(handles, run_id, "main", "t0", attempt_of(handles, run_id, "t0"))
+    driver.task_job(handles, "task")
     record = rs.read_run(handles.redis, run_id)
     assert record is not None and record["state"] == "failed"
     assert record["failed_task"] == "t2"
     assert "RuntimeError: state server went away" in record["error"]
-    machine = rs.load_dag_state(handles.redis.get(rs.run_key(run_id, "dag", "main")))
-    states = machine["machine"]["states"]
-    assert (states["t1"], states["t2"], states["t3"]) == ("succeeded", "failed", "cancelled")
+    tasks = api.run_status(run_id, config=handles.config)["dags"]["main"]["tasks"]
+    states = [tasks[name]["state"] for name in ("t1", "t2", "t3")]
+    assert states == ["succeeded", "failed", "cancelled"]
     assert not handles.redis.hgetall(rs.RUNNING)  # nothing left looking alive
     handles.store.remove(run_id)

@@ -8,13 +8,12 @@ they ended, then checks the states, the ``Step`` answers and the outcome against
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import time
 from collections.abc import Iterable
 
 import pytest
-from lightflow.engine.dag_run import DagRun, DagSpec, Outcome, Step, TaskState
+from lightflow.engine.dag_run import DagRun, DagSpec, Outcome, RunState, Step, Tally, TaskState
 from lightflow.models import Dag
 from lightflow.models.task import BaseTask
 
@@ -161,7 +160,7 @@ def test_fan_out_then_fan_in_waits_for_every_branch():
     assert run.states["d"] is S.PENDING
     assert run_task(run, "b") == Step()
     assert run_task(run, "e") == Step(ready=["d"])
-    assert run.verdicts["d"] == {"b": "run", "c": "run", "e": "run"}
+    assert run.verdicts["d"] == Tally(received=3)
     assert run_task(run, "d").done
     assert run.outcome is Outcome.SUCCEEDED
 
@@ -194,7 +193,7 @@ def test_limit_to_a_subset_skips_the_other_branches():
     assert step.ready == ["c"]
     assert step.skipped == ["b", "d"]
     assert states(run, "b", "c", "d") == [S.SKIPPED, S.QUEUED, S.SKIPPED]
-    assert run.verdicts["b"] == {"a": "excluded"}
+    assert run.verdicts["b"] == Tally(received=1, excluded=1)
     assert run_task(run, "c").done
     assert run.outcome is Outcome.SUCCEEDED
 
@@ -227,7 +226,7 @@ def test_join_after_a_limited_branch_still_runs():
     run.start()
     step = run_task(run, "a", limit=["b"])
     assert step.skipped == ["c"]
-    assert run.verdicts["d"] == {"c": "skip"}
+    assert run.verdicts["d"] == Tally(received=1, skipped=1)
     assert run_task(run, "b").ready == ["d"]
     assert run_task(run, "d").done
     assert run.states["c"] is S.SKIPPED
@@ -242,7 +241,7 @@ def test_successor_is_skipped_if_any_predecessor_excluded_it():
     assert run_task(run, "b") == Step()
     step = run_task(run, "c", limit=["e"])
     assert step.skipped == ["d"] and step.ready == ["e"]
-    assert run.verdicts["d"] == {"b": "run", "c": "excluded"}
+    assert run.verdicts["d"] == Tally(received=2, excluded=1)
 
 
 def test_exclusion_wins_regardless_of_the_order_predecessors_finish():
@@ -259,8 +258,8 @@ def test_skip_propagates_through_several_levels():
     step = run_task(run, "a", limit=[])
     assert step.skipped == ["b", "c", "d", "e", "f"]
     assert step.done
-    assert run.verdicts["d"] == {"c": "skip"}
-    assert run.verdicts["b"] == {"a": "excluded"}
+    assert run.verdicts["d"] == Tally(received=1, skipped=1)
+    assert run.verdicts["b"] == Tally(received=1, excluded=1)
 
 
 def test_successor_of_only_skipped_predecessors_is_skipped():
@@ -284,7 +283,7 @@ def test_propagate_skip_false_lets_successors_run():
     step = run_task(run, "a", limit=[])
     assert step.skipped == ["b"]
     assert step.ready == ["c"]
-    assert run.verdicts["c"] == {"b": "run"}
+    assert run.verdicts["c"] == Tally(received=1)
     assert run_task(run, "c").ready == ["d"]
 
 
@@ -308,7 +307,7 @@ def test_force_run_after_an_excluded_edge():
     step = run_task(run, "a", limit=["b"])
     assert step.ready == ["b", "c"]
     assert step.skipped == []
-    assert run.verdicts["c"] == {"a": "excluded"}
+    assert run.verdicts["c"] == Tally(received=1, excluded=1)
 
 
 def test_force_run_below_a_skipped_chain():
@@ -355,7 +354,7 @@ def test_stop_task_without_skipping_successors_lets_them_run():
     step = run.task_stopped("a", skip_successors=False)
     assert step.ready == ["b", "c"]
     assert step.skipped == []
-    assert run.verdicts["b"] == {"a": "run"}
+    assert run.verdicts["b"] == Tally(received=1)
 
 
 def test_stopped_task_counts_as_finished_for_a_join():
@@ -601,8 +600,9 @@ def test_unknown_task_names_raise_key_error():
         run.task_started("zzz")
 
 
-# -- persistence -------------------------------------------------------------------------
-def test_to_dict_is_json_and_from_dict_resumes_mid_run():
+# -- the state, kept apart from the machine -----------------------------------------------
+def test_a_machine_rebuilt_over_the_same_state_continues_identically():
+    """The distributed engine builds a new DagRun over its stored state for each event."""
     spec = make_spec(
         [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d"), ("d", "e"), ("a", "x")],
         no_propagate_skip={"x"},
@@ -611,52 +611,59 @@ def test_to_dict_is_json_and_from_dict_resumes_mid_run():
     run.start()
     run_task(run, "a", limit=["b", "c"])  # x skipped, but does not propagate
     run.task_started("b")
-    state = json.loads(json.dumps(run.to_dict()))
-    assert state["states"]["b"] == "running"
-    assert state["states"]["x"] == "skipped"
-    assert state["verdicts"]["d"] == {}
-    assert state["halt"] is None and state["started"] is True
-
-    resumed = DagRun.from_dict(spec, state)
-    assert resumed.states == run.states
-    assert resumed.verdicts == run.verdicts
-    assert not resumed.done
-    # both continue identically
-    for r in (run, resumed):
-        assert r.task_succeeded("b") == Step()
-        assert run_task(r, "c") == Step(ready=["d"])
-        assert run_task(r, "d") == Step(ready=["e"])
-        assert run_task(r, "e") == Step(done=True)
-        assert r.outcome is Outcome.SUCCEEDED
-    assert resumed.to_dict() == run.to_dict()
+    assert run.states["b"] is S.RUNNING and run.states["x"] is S.SKIPPED
+    assert run.verdicts["d"] == Tally() and run.halt is None and run.started
+    assert DagRun(spec, run.state).task_succeeded("b") == Step()
+    assert run_task(DagRun(spec, run.state), "c") == Step(ready=["d"])
+    assert run_task(DagRun(spec, run.state), "d") == Step(ready=["e"])
+    assert run_task(DagRun(spec, run.state), "e") == Step(done=True)
+    assert run.done and run.outcome is Outcome.SUCCEEDED
 
 
-def test_round_trip_keeps_halt_and_errors():
+def test_halt_and_errors_live_in_the_state():
     spec = make_spec([("a", "b"), ("a", "c"), ("c", "d")])
-    run = DagRun(spec)
+    state = RunState(spec)
+    run = DagRun(spec, state)
     run.start()
     run_task(run, "a")
     run.task_started("b")
     run.task_started("c")
     run.task_failed("b", "boom")
-    resumed = DagRun.from_dict(spec, json.loads(json.dumps(run.to_dict())))
-    assert resumed.halt is Outcome.FAILED
-    assert resumed.errors == {"b": "boom"}
+    assert state.halt is Outcome.FAILED and state.errors == {"b": "boom"}
+    resumed = DagRun(spec, state)
     assert not resumed.done
     assert resumed.task_succeeded("c").done
     assert resumed.outcome is Outcome.FAILED
     assert resumed.states["d"] is S.CANCELLED
 
 
-def test_round_trip_of_a_finished_and_a_fresh_run():
-    spec = make_spec(chain("a", "b"))
-    done = DagRun(spec)
-    drive(done)
-    again = DagRun.from_dict(spec, done.to_dict())
-    assert again.done and again.outcome is Outcome.SUCCEEDED
-    fresh = DagRun.from_dict(spec, DagRun(spec).to_dict())
-    assert not fresh.started and not fresh.done
-    assert fresh.start().ready == ["a"]
+def test_a_deferred_sweep_cancels_the_waiting_tasks_in_a_step_of_its_own():
+    # a -> [b, c, d]; b -> e; c -> f. b fails while c and d wait in the queue.
+    spec = make_spec([("a", "b"), ("a", "c"), ("a", "d"), ("b", "e"), ("c", "f")])
+    run = DagRun(spec, sweep_on_halt=False)
+    run.start()
+    run_task(run, "a")
+    run.task_started("b")
+    run.task_started("c")
+    step = run.task_failed("b", "boom")
+    assert step == Step(sweep_due=True) and run.halt is Outcome.FAILED
+    assert states(run, "d", "e", "f") == [S.QUEUED, S.PENDING, S.PENDING]
+    # until the sweep: a queued task that is started is cancelled instead ...
+    assert not run.task_started("d") and run.states["d"] is S.CANCELLED
+    # ... and a task decided is cancelled
+    assert run.task_succeeded("c") == Step(cancelled=["f"])
+    assert not run.done
+    assert run.sweep() == Step(cancelled=["e"], done=True)
+    assert run.outcome is Outcome.FAILED
+    assert run.sweep() == Step(done=True)  # a second sweep finds nothing to do
+
+
+def test_a_stop_before_the_start_with_a_deferred_sweep_ends_the_run():
+    run = DagRun(make_spec(chain("a", "b")), sweep_on_halt=False)
+    assert run.stop() == Step(sweep_due=True)
+    assert run.started and not run.done
+    assert run.sweep() == Step(cancelled=["a", "b"], done=True)
+    assert run.outcome is Outcome.STOPPED
 
 
 # -- scale -------------------------------------------------------------------------------
@@ -739,11 +746,13 @@ def expected_decision(
     return "run"
 
 
+@pytest.mark.parametrize("sweep_on_halt", [True, False])
 @pytest.mark.parametrize("seed", range(60))
-def test_random_dags_keep_the_invariants(seed):
+def test_random_dags_keep_the_invariants(seed, sweep_on_halt):
     rng = random.Random(seed)
     spec = random_spec(rng, rng.randint(1, 25))
-    run = DagRun(spec)
+    run = DagRun(spec, sweep_on_halt=sweep_on_halt)
+    sweep_due = False
     said: dict[str, dict[str, str]] = {t: {} for t in spec.order}  # pred -> succ -> verdict
     reported: dict[str, set[str]] = {t: set() for t in spec.order}
     started_order: list[str] = []
@@ -767,6 +776,9 @@ def test_random_dags_keep_the_invariants(seed):
             assert run.halt is None
         open_tasks = [t for t, s in run.states.items() if not s.terminal]
         assert step.done == run.done == (run.started and not open_tasks)
+        nonlocal sweep_due
+        sweep_due = sweep_due or step.sweep_due
+        assert not (step.sweep_due and sweep_on_halt)
 
     record(run.start())
     queued = [t for t, s in run.states.items() if s is S.QUEUED]
@@ -774,12 +786,17 @@ def test_random_dags_keep_the_invariants(seed):
     for _ in range(10 * len(spec.order) + 10):
         if run.done:
             break
+        if sweep_due and (rng.random() < 0.3 or not (queued or running)):
+            sweep_due = False  # the driver's own step, after any number of other events
+            record(run.sweep())
+            continue
         if external_stop and rng.random() < 0.05:
             halted_by = halted_by or "stop"
             record(run.stop())
             continue
         if queued and (not running or rng.random() < 0.5):
             task = queued.pop(rng.randrange(len(queued)))
+            was_queued = run.states[task] is S.QUEUED
             if run.task_started(task):
                 # a task never runs before all its predecessors finished
                 for pred, _ in spec.predecessors[task]:
@@ -788,6 +805,9 @@ def test_random_dags_keep_the_invariants(seed):
                 running.append(task)
             else:
                 assert run.halt is not None
+                if was_queued:  # halted, sweep still due: cancelled now
+                    reported[task].add("cancelled")
+                    assert run.states[task] is S.CANCELLED
             continue
         if not running:
             break
@@ -837,7 +857,6 @@ def test_random_dags_keep_the_invariants(seed):
             assert "cancelled" in kinds and "skipped" not in kinds
         else:
             assert kinds == {"ready"}, (task, state, kinds)
-    assert DagRun.from_dict(spec, json.loads(json.dumps(run.to_dict()))).to_dict() == run.to_dict()
 
 
 def test_the_worst_outcome_decides_a_workflow() -> None:

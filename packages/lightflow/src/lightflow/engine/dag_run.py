@@ -10,19 +10,26 @@ State
 predecessors (with the slot label of the edge) and successors, and the two task flags
 that matter for scheduling (``force_run``, ``propagate_skip``).
 
-``DagRun`` is the state of one run of a DAG:
+``DagRun`` applies events to the state of one run of a DAG, a :class:`RunState`:
 
 * ``states[task]``: a :class:`TaskState`. ``PENDING`` until every predecessor has
   finished; then ``QUEUED`` (handed to the driver) or ``SKIPPED``; ``RUNNING`` once
   the driver starts it; finally ``SUCCEEDED``, ``STOPPED``, ``FAILED``, ``ABORTED``, or
   ``CANCELLED`` when the DAG halted before the task could run.
-* ``verdicts[task][pred]``: what each finished predecessor said about the task:
-  ``run``, ``excluded`` (the predecessor's ``Action(limit=...)`` left it out, or the
-  predecessor raised ``StopTask(skip_successors=True)``) or ``skip`` (the predecessor
-  was skipped and propagates skips).
+* ``verdicts[task]``: a :class:`Tally` of what the finished predecessors said about the
+  task: how many have spoken, how many ``excluded`` it (the predecessor's
+  ``Action(limit=...)`` left it out, or it raised ``StopTask(skip_successors=True)``)
+  and how many said ``skip`` (the predecessor was skipped and propagates skips); the
+  others said ``run``. Counts, not one entry per predecessor: a join of 10,000 lanes
+  costs the same per lane as a join of two.
 * ``halt``: ``None`` while the DAG runs normally, else why it stopped queueing
   (``failed``, ``stopped``, ``aborted``).
 * ``errors[task]``: the one-line error of a failed task.
+* ``started``, and ``open``: how many tasks are not yet in a terminal state.
+
+A ``DagRun`` holds no state of its own, so a driver may rebuild one over the same
+state for every event (the distributed engine does, over a view of Redis that reads
+only the tasks an event touches).
 
 Rules
 -----
@@ -36,6 +43,13 @@ Once halted, nothing new is queued: pending and queued tasks are cancelled (a dr
 still holding a queued task learns it from ``task_started`` returning ``False``) and
 running tasks finish. The DAG is done when every task is in a terminal state. Its
 outcome is ``succeeded`` unless it halted.
+
+Cancelling every waiting task reads the whole state, which a driver that keeps a wide
+DAG's state in pieces does not want in the same step as the event that halts it. With
+``sweep_on_halt=False`` a halt only marks the run halted and answers
+``Step(sweep_due=True)``; the driver then calls :meth:`DagRun.sweep` in a step of its
+own. In between, the rules above still hold for every task touched: a queued task
+that is started is cancelled instead, and a task that is decided is cancelled.
 
 Example: ``a -> [b, c] -> d`` where ``a`` returns ``Action(data, limit=['b'])``::
 
@@ -51,10 +65,10 @@ Example: ``a -> [b, c] -> d`` where ``a`` returns ``Action(data, limit=['b'])``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from ..models.dag import Dag
@@ -84,8 +98,8 @@ class TaskState(str, Enum):
         return self not in (TaskState.PENDING, TaskState.QUEUED, TaskState.RUNNING)
 
 
-_STATE_BY_VALUE = {state.value: state for state in TaskState}
-_OPEN_STATES = frozenset(state for state in TaskState if not state.terminal)
+#: Tasks that wait for their turn: cancelled when the run halts.
+WAITING = frozenset({TaskState.PENDING, TaskState.QUEUED})
 
 
 class Outcome(str, Enum):
@@ -105,6 +119,27 @@ class Outcome(str, Enum):
 _SEVERITY = [Outcome.SUCCEEDED, Outcome.STOPPED, Outcome.FAILED, Outcome.ABORTED]
 
 RUN, EXCLUDED, SKIP = "run", "excluded", "skip"
+
+
+class Tally(NamedTuple):
+    """What a task's finished predecessors said about it (see the module docstring)."""
+
+    received: int = 0
+    excluded: int = 0
+    skipped: int = 0
+
+    def add(self, verdict: str) -> Tally:
+        """The tally with one more predecessor's ``verdict``."""
+        return Tally(
+            self.received + 1,
+            self.excluded + (verdict == EXCLUDED),
+            self.skipped + (verdict == SKIP),
+        )
+
+
+def is_done(started: bool, open_tasks: int) -> bool:
+    """Whether a DAG run is over: started, and no task left in a non-terminal state."""
+    return started and open_tasks == 0
 
 
 @dataclass(frozen=True)
@@ -140,32 +175,73 @@ class Step:
     skipped: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     done: bool = False
+    #: The run halted and its waiting tasks are still to be cancelled by
+    #: :meth:`DagRun.sweep` (only with ``sweep_on_halt=False``).
+    sweep_due: bool = False
+
+
+class RunState:
+    """The state of one DAG run in memory (see the module docstring).
+
+    The distributed engine supplies its own implementation, a view of Redis with the
+    same attributes.
+    """
+
+    def __init__(self, spec: DagSpec) -> None:
+        self.states: MutableMapping[str, TaskState] = dict.fromkeys(spec.order, TaskState.PENDING)
+        self.verdicts: MutableMapping[str, Tally] = dict.fromkeys(spec.order, Tally())
+        self.errors: MutableMapping[str, str] = {}
+        self.halt: Outcome | None = None
+        self.started = False
+        self.open = len(spec.order)
+
+    def waiting(self) -> list[str]:
+        """The tasks that are pending or queued."""
+        return [task for task, state in self.states.items() if state in WAITING]
 
 
 class DagRun:
-    """The state of one DAG run; see the module docstring for the rules."""
+    """Applies events to one DAG run's state; see the module docstring for the rules.
 
-    def __init__(self, spec: DagSpec) -> None:
+    Args:
+        spec: The DAG's shape.
+        state: The run's state (default: a new run's, in memory).
+        sweep_on_halt: Cancel the waiting tasks in the step that halts the run; see the
+            module docstring for what ``False`` means.
+    """
+
+    def __init__(
+        self, spec: DagSpec, state: RunState | None = None, *, sweep_on_halt: bool = True
+    ) -> None:
         self.spec = spec
-        self.states: dict[str, TaskState] = {t: TaskState.PENDING for t in spec.order}
-        self.verdicts: dict[str, dict[str, str]] = {t: {} for t in spec.order}
-        self.errors: dict[str, str] = {}
-        self.halt: Outcome | None = None
-        self.started = False
-        self._open = len(spec.order)  # tasks not yet in a terminal state
+        self.state = RunState(spec) if state is None else state
+        self.states = self.state.states
+        self.verdicts = self.state.verdicts
+        self.errors = self.state.errors
+        self._sweep_on_halt = sweep_on_halt
 
     # -- queries ------------------------------------------------------------------------
     @property
+    def halt(self) -> Outcome | None:
+        """Why the run stopped queueing, or ``None``."""
+        return self.state.halt
+
+    @property
+    def started(self) -> bool:
+        """Whether the run was started (or stopped before it started)."""
+        return self.state.started
+
+    @property
     def done(self) -> bool:
         """Whether the DAG run is over."""
-        return self.started and self._open == 0
+        return is_done(self.state.started, self.state.open)
 
     @property
     def outcome(self) -> Outcome | None:
         """How the run ended, or ``None`` while it is not done."""
         if not self.done:
             return None
-        return self.halt or Outcome.SUCCEEDED
+        return self.state.halt or Outcome.SUCCEEDED
 
     def inputs_of(self, task: str) -> tuple[tuple[str, str | None], ...]:
         """The predecessors whose output forms the task's input, with slot labels."""
@@ -174,9 +250,9 @@ class DagRun:
     # -- events -------------------------------------------------------------------------
     def start(self) -> Step:
         """Start the run: every task without predecessors becomes ready."""
-        if self.started:
+        if self.state.started:
             raise RuntimeError(f"DAG run '{self.spec.name}' was already started")
-        self.started = True
+        self.state.started = True
         step = Step()
         for task in self.spec.order:
             if not self.spec.predecessors[task]:
@@ -186,13 +262,17 @@ class DagRun:
     def task_started(self, task: str) -> bool:
         """A driver is about to run a queued task; ``False`` means: do not run it.
 
-        A halt cancels queued tasks, so a driver that still holds one drops it here.
+        A halt cancels queued tasks, so a driver that still holds one drops it here. A
+        queued task of a halted run whose sweep is still due is cancelled here.
         """
         state = self.states[task]
         if state is TaskState.CANCELLED:
             return False
         if state is not TaskState.QUEUED:
             raise RuntimeError(f"task '{task}' cannot start from state {state.value}")
+        if self.state.halt is not None:
+            self._set(task, TaskState.CANCELLED)
+            return False
         self._set(task, TaskState.RUNNING)
         return True
 
@@ -246,7 +326,7 @@ class DagRun:
         """The worker running a task died: queue the task again (unless halted)."""
         self._expect_running(task)
         step = Step()
-        if self.halt is not None:
+        if self.state.halt is not None:
             self._set(task, TaskState.CANCELLED)
             step.cancelled.append(task)
         else:
@@ -263,34 +343,19 @@ class DagRun:
             return self._finish(Step())
         return self._halt(outcome)
 
-    # -- persistence --------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """Return the run state as plain JSON-able data (the spec is not included)."""
-        return {
-            "states": {t: s.value for t, s in self.states.items()},
-            "verdicts": self.verdicts,
-            "errors": self.errors,
-            "halt": self.halt.value if self.halt else None,
-            "started": self.started,
-        }
-
-    @classmethod
-    def from_dict(cls, spec: DagSpec, state: dict[str, Any]) -> DagRun:
-        """Rebuild a run from :meth:`to_dict` output and its spec."""
-        # The distributed engine rebuilds a run at every transition: plain dict
-        # look-ups instead of Enum calls and properties keep that cheap for wide DAGs.
-        run = cls(spec)
-        run.states = {t: _STATE_BY_VALUE[s] for t, s in state["states"].items()}
-        run.verdicts = {t: dict(v) for t, v in state["verdicts"].items()}
-        run.errors = dict(state["errors"])
-        run.halt = Outcome(state["halt"]) if state["halt"] else None
-        run.started = state["started"]
-        run._open = sum(s in _OPEN_STATES for s in run.states.values())
-        return run
+    def sweep(self) -> Step:
+        """Cancel the waiting tasks of a halted run (see ``sweep_on_halt``)."""
+        step = Step()
+        for task in self.state.waiting():
+            self._set(task, TaskState.CANCELLED)
+            step.cancelled.append(task)
+        return self._finish(step)
 
     # -- internals ----------------------------------------------------------------------
     def _set(self, task: str, state: TaskState) -> None:
-        self._open -= int(state.terminal) - int(self.states[task].terminal)
+        closed = int(state.terminal) - int(self.states[task].terminal)
+        if closed:  # only then: a view of a shared state need not read the count
+            self.state.open -= closed
         self.states[task] = state
 
     def _expect_running(self, task: str) -> None:
@@ -300,23 +365,23 @@ class DagRun:
             )
 
     def _tell(self, predecessor: str, task: str, verdict: str, step: Step) -> None:
-        self.verdicts[task][predecessor] = verdict
+        tally = self.verdicts[task] = self.verdicts[task].add(verdict)
         # A halt may already have cancelled the task; it is decided only once.
-        if self.states[task] is TaskState.PENDING and len(self.verdicts[task]) == len(
+        if self.states[task] is TaskState.PENDING and tally.received == len(
             self.spec.predecessors[task]
         ):
             self._decide(task, step)
 
     def _decide(self, task: str, step: Step) -> None:
-        if self.halt is not None:
+        if self.state.halt is not None:
             self._set(task, TaskState.CANCELLED)
             step.cancelled.append(task)
             return
-        verdicts = self.verdicts[task].values()
+        tally = self.verdicts[task]
         skip = (
             task not in self.spec.force_run
-            and verdicts
-            and (EXCLUDED in verdicts or all(v == SKIP for v in verdicts))
+            and tally.received > 0
+            and (tally.excluded > 0 or tally.skipped == tally.received)
         )
         if not skip:
             self._set(task, TaskState.QUEUED)
@@ -329,16 +394,14 @@ class DagRun:
             self._tell(task, successor, verdict, step)
 
     def _halt(self, outcome: Outcome) -> Step:
-        step = Step()
-        if self.halt is None:
-            self.halt = outcome
+        if self.state.halt is None:
+            self.state.halt = outcome
         # A DAG stopped before it started is over too: it must never wait forever.
-        self.started = True
-        for task, state in self.states.items():
-            if state in (TaskState.PENDING, TaskState.QUEUED):
-                self._set(task, TaskState.CANCELLED)
-                step.cancelled.append(task)
-        return self._finish(step)
+        if not self.state.started:
+            self.state.started = True
+        if self._sweep_on_halt:
+            return self.sweep()
+        return self._finish(Step(sweep_due=True))
 
     def _finish(self, step: Step) -> Step:
         step.done = self.done

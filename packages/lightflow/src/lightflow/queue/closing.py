@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..engine.dag_run import Outcome
 from ..events import EventKind, RunEvent
 from . import state as rs
 from .cluster import Cluster
-from .instance import Progress
+from .instance import Progress, sweep
 from .meta import meta_writer, write_meta
-from .outbox import send_jobs
+from .ready import wake
 
 if TYPE_CHECKING:
     import redis
 
 
 def carry_out(
-    cluster: Cluster, run_id: str, instance: str, progress: Progress, pipe: Any = None
+    cluster: Cluster, run_id: str, instance: str, progress: Progress, pulling: str | None = None
 ) -> None:
-    """Send the ready tasks, write the step's META entries, finish the run if it ended.
+    """Wake pullers for the ready tasks, have the META entries written, end what ended.
 
-    The outbox is cleared on ``pipe`` if one is given (the caller runs it later).
+    ``pulling`` is the queue of the task job this process runs, if any (see
+    :func:`~lightflow.queue.ready.wake`). A step that halted the instance is followed
+    by its sweep (:func:`~lightflow.queue.instance.sweep`), and the run is closed if
+    the step ended its last DAG instance.
     """
-    send_jobs(cluster, progress.jobs, pipe)
+    wake(cluster, progress.pushed, pulling)
     if progress.meta:
         meta_writer.request(cluster, run_id)
     if progress.step.done:
         finish_workflow(cluster, run_id)
+    if progress.sweep is not None:
+        swept = sweep(cluster, run_id, instance, progress.sweep)
+        if swept is not None:
+            carry_out(cluster, run_id, instance, swept, pulling)
 
 
 def finish_workflow(cluster: Cluster, run_id: str) -> None:

@@ -13,6 +13,7 @@ import os
 import pickle
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,8 @@ class Cluster:
         self._names: dict[str, str] = {}
         self._lock = threading.Lock()
         self._scripts: dict[str, Any] = {}  # Lua source -> the registered script
+        self._capacity: dict[str, int] = {}  # queue -> processes serving it
+        self._capacity_until = 0.0
         self.hostname = socket.gethostname()
 
     @property
@@ -103,27 +106,37 @@ class Cluster:
             _remember(self._documents, run_id, document)
         return document
 
-    def plan(self, run_id: str, instance: str, dag_name: str) -> Plan:
+    def plan(self, run_id: str, instance: str) -> Plan:
         """How a DAG instance is scheduled (cached per process).
 
-        Read from the state server, where :func:`create_instance` put it as plain
-        data: whoever advances an instance (a client stopping the run too) needs
-        neither the workflow's code nor its dependencies. Runs recorded before plans
-        were stored get theirs from the workflow.
+        Read from the state server, where
+        :func:`~lightflow.queue.instance.create_instance` put it as plain data:
+        whoever advances an instance (a client stopping the run too) needs neither the
+        workflow's code nor its dependencies.
+
+        Raises:
+            LightflowError: The run has no such instance (any more).
         """
         plan = self._plans.get((run_id, instance))
         if plan is None:
             raw = self.redis.get(rs.run_key(run_id, "plan", instance))
-            if isinstance(raw, bytes):
-                plan = pickle.loads(raw)
-            else:
-                plan = Plan.of(self.dag(run_id, dag_name), instance)
+            if not isinstance(raw, bytes):
+                raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
+            plan = pickle.loads(raw)
             _remember(self._plans, (run_id, instance), plan)
         return plan
 
-    def cached_plan(self, run_id: str, instance: str) -> Plan | None:
-        """The plan of a DAG instance if this process already has it, else ``None``."""
-        return self._plans.get((run_id, instance))
+    def capacity(self, queue: str) -> int:
+        """How many processes serve ``queue``: the workers' registry, a few seconds old.
+
+        At least 1: a queue no registered worker serves still gets its jobs, for the
+        worker that will.
+        """
+        now = time.monotonic()
+        if now >= self._capacity_until:
+            self._capacity = _registered_capacity(self.redis)
+            self._capacity_until = now + CAPACITY_TTL
+        return max(1, self._capacity.get(queue, 0))
 
     def workflow_name(self, run_id: str) -> str:
         """The name of the run's workflow, from its record (cached per process)."""
@@ -185,18 +198,46 @@ class Cluster:
 
 @dataclass(frozen=True)
 class Plan:
-    """A DAG instance's scheduling spec and the queue of each of its tasks.
+    """A DAG instance's scheduling spec, the DAG's name and queue, each task's queue.
 
     Plain data (no task objects), stored with the instance so that its state machine
     can be advanced without the workflow (see :meth:`Cluster.plan`).
     """
 
+    dag: str
+    queue: str
     spec: DagSpec
     queues: dict[str, str]
 
     @classmethod
     def of(cls, dag: Dag, instance: str) -> Plan:
-        return cls(DagSpec.from_dag(dag, instance), {n: t.queue for n, t in dag.tasks.items()})
+        return cls(
+            dag.name,
+            dag.queue,
+            DagSpec.from_dag(dag, instance),
+            {name: task.queue for name, task in dag.tasks.items()},
+        )
+
+
+#: Seconds a process trusts what it read from the workers' registry (see capacity).
+CAPACITY_TTL = 5.0
+
+
+def _registered_capacity(client: redis.Redis) -> dict[str, int]:
+    """Processes per queue of the workers in the registry that are not stopping."""
+    names = sorted(rs.text(name) for name in client.smembers(rs.WORKERS))
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hmget(rs.worker_key(name), "queues", "concurrency", "state")
+    capacity: dict[str, int] = {}
+    for queues, concurrency, state in pipe.execute():
+        if state is None or rs.text(state) == "stopping":
+            continue
+        processes = int(concurrency) if concurrency and concurrency.isdigit() else 1
+        for queue in rs.text(queues or b"").split(","):
+            if queue:
+                capacity[queue] = capacity.get(queue, 0) + processes
+    return capacity
 
 
 def _remember(cache: dict[Any, Any], key: Any, value: Any, size: int = 64) -> None:

@@ -9,14 +9,16 @@ engine from here; each name lives in the module that owns one concern:
 * :mod:`.submit`: recording a run and queueing its workflow job (:func:`submit`);
 * :mod:`.starting` and :mod:`.task_job`: the three jobs (:func:`workflow_job`,
   :func:`dag_job`, :func:`task_job`);
-* :mod:`.instance`: a DAG instance's state in Redis and its compare-and-set commits;
+* :mod:`.dag_state` and :mod:`.instance`: a DAG instance's state in Redis and its
+  compare-and-set commits; :mod:`.inputs`: task inputs and outputs;
   :mod:`.outbox`: jobs committed and not yet sent (:func:`resend_unsent_jobs`);
 * :mod:`.closing` and :mod:`.halting`: the end of a run, stopping it
   (:func:`halt_run`), a job that died of an internal error (:func:`job_failed`);
 * :mod:`.channel`: signals from tasks (:class:`RedisSignalChannel`);
 * :mod:`.meta`: META entries written to the store in batches;
-* :mod:`.recovery`: heartbeats and the tasks of dead workers
-  (:func:`recover_lost_tasks`);
+* :mod:`.ready`: the ready lists task jobs pull from; :mod:`.recovery`: heartbeats,
+  the tasks of dead workers and ready tasks nobody takes (:func:`recover_lost_tasks`,
+  :func:`wake_stalled_queues`);
 * :mod:`.task_log`: task output in the worker log and the run's log
   (:func:`current_task_tag`, :func:`keep_log_line`).
 
@@ -27,7 +29,7 @@ from .channel import RedisSignalChannel
 from .cluster import Cluster
 from .halting import halt_run, job_failed
 from .outbox import resend_unsent_jobs
-from .recovery import recover_lost_tasks
+from .recovery import recover_lost_tasks, wake_stalled_queues
 from .settings import create_store, state_url, store_settings
 from .starting import dag_job, workflow_job
 from .submit import submit
@@ -49,5 +51,6 @@ __all__ = [
     "store_settings",
     "submit",
     "task_job",
+    "wake_stalled_queues",
     "workflow_job",
 ]

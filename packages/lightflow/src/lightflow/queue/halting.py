@@ -6,14 +6,15 @@ instance with one commit (see :func:`halt_run`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..engine.dag_run import DagRun, Outcome, Step, TaskState
+from ..events import RunEvent
 from ..exceptions import LightflowError
+from ..records import RunRecorder
 from . import state as rs
 from .closing import carry_out, claim_run, close_record
 from .cluster import Cluster
-from .instance import Writes, advance
+from .dag_state import HALT, STARTED, InstanceView
+from .instance import Progress, Writes, advance, queue_events, queue_meta
 
 
 def halt_run(
@@ -55,7 +56,7 @@ def stop_instance(
     successful run without one.
     """
 
-    def stop(machine: DagRun, _state: dict[str, Any]) -> Step | None:
+    def stop(machine: DagRun, _view: InstanceView) -> Step | None:
         return None if machine.done else machine.stop(outcome)
 
     def flag(writes: Writes) -> None:
@@ -63,7 +64,7 @@ def stop_instance(
         if reason:
             writes.hsetnx(rs.run_key(run_id), "error", reason)
 
-    progress = advance(cluster, run_id, instance, stop, also=flag)
+    progress = advance(cluster, run_id, instance, stop, also=flag, prefetch=[STARTED, HALT])
     if progress is not None:
         carry_out(cluster, run_id, instance, progress)
 
@@ -89,19 +90,7 @@ def job_failed(
         message = f"internal error in the {job} job: {type(error).__name__}: {error}"
     client = cluster.redis
     if instance is not None:
-
-        def fail(machine: DagRun, state: dict[str, Any]) -> Step | None:
-            if task is None:
-                return None if machine.done else machine.stop(Outcome.FAILED)
-            if state["attempts"].get(task) != attempt:
-                return None
-            if machine.states[task] is TaskState.QUEUED and not machine.task_started(task):
-                return None
-            if machine.states[task] is not TaskState.RUNNING:
-                return None
-            return machine.task_failed(task, message)
-
-        progress = advance(cluster, run_id, instance, fail)
+        progress = _fail(cluster, run_id, instance, task, attempt, message)
         halt_run(cluster, run_id, Outcome.STOPPED, instance, task or "", message)
         if progress is not None:
             carry_out(cluster, run_id, instance, progress)
@@ -116,3 +105,39 @@ def job_failed(
         client, run_id, "running", Outcome.FAILED.value
     ):
         close_record(cluster, run_id, Outcome.FAILED.value, started=False)
+
+
+def _fail(
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    task: str | None,
+    attempt: str | None,
+    message: str,
+) -> Progress | None:
+    """Fail the task's attempt (or, without a task, stop the instance) with its record."""
+    failed: list[RunEvent] = []
+    recorders: list[RunRecorder] = []
+
+    def fail(machine: DagRun, view: InstanceView) -> Step | None:
+        if task is None:
+            return None if machine.done else machine.stop(Outcome.FAILED)
+        if view.attempt(task) != attempt:
+            return None
+        if machine.states[task] is TaskState.QUEUED and not machine.task_started(task):
+            return Step(cancelled=[task])  # halted meanwhile: cancelled instead
+        if machine.states[task] is not TaskState.RUNNING:
+            return None
+        failed.clear()
+        recorders[:] = [
+            cluster.recorder(run_id, cluster.workflow_name(run_id), failed, deferred=True)
+        ]
+        recorders[0].task_finished(instance, task, TaskState.FAILED.value, message=message)
+        return machine.task_failed(task, message)
+
+    def record(writes: Writes) -> None:
+        if recorders:
+            queue_events(writes, run_id, failed)
+            queue_meta(writes, run_id, recorders[0].take())
+
+    return advance(cluster, run_id, instance, fail, also=record)

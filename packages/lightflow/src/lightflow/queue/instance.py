@@ -1,35 +1,56 @@
-"""A DAG instance's state in Redis: creating an instance and advancing it by compare-and-set.
+"""Advancing a DAG instance: one event, one compare-and-set commit with all it implies.
 
-A job loads the instance's state (with whatever else it needs in the same round trip),
-applies one event to the :class:`~lightflow.engine.DagRun` machine and commits the new
-state with one Lua script: stored only if the version is still the one read, together
-with every write the transition implies (outputs, events, META entries, the outbox
-entries of the jobs it makes due). A conflicting writer reads again and retries; no
-lock is ever held, so a killed worker leaves none behind.
+A job applies one event to the instance's :class:`~lightflow.engine.DagRun`, working on
+an :class:`~lightflow.queue.dag_state.InstanceView` of its state, and commits the
+result with one Lua script (:data:`_COMMIT`): the changed fields are stored only if
+every field the machine read still holds the value read, and in the same atomic step
+go every write the transition implies: task outputs, events, META entries, the tasks
+made ready (pushed to their queues' ready lists, or claimed by this process for a
+hand-off), stop flags. A conflicting commit answers the current values of the fields
+it compared and the event is applied again to them; no lock is ever held, so a killed
+worker leaves none behind.
+
+Whether the commit ended the DAG is known only in the script (``open`` changes by
+increment), so the writes that record the DAG's end travel with every commit that may
+end it and are applied only if it does. A halt is applied in two commits: the event
+that halts marks the instance halted, and :func:`sweep`, in a commit of its own,
+cancels the waiting tasks (see :mod:`lightflow.engine.dag_run`), so a wide DAG stops
+at once however busy it is; a sweep due is in the outbox until it is done, so a crash
+between the two loses nothing.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import cloudpickle
 
-from ..engine.dag_run import DagRun, DagSpec, Outcome, Step, TaskState
+from ..engine.dag_run import DagRun, Outcome, Step, TaskState
 from ..events import RunEvent
 from ..exceptions import LightflowError
-from ..execution import compose_input, initial_data
+from ..execution import initial_data
 from ..models.dag import Dag
-from ..models.task_data import MultiTaskData
 from . import state as rs
 from .cluster import Cluster, Plan
-from .jobs import DAG_JOB, TASK_JOB
+from .dag_state import CREATED, DAG, OPEN, STARTED, InstanceView, consumed_field
+from .inputs import START, compose, consumers, input_keys, output_key
+from .jobs import DAG_JOB
 from .outbox import add_to_outbox, job_entry, send_jobs
+from .ready import READY_QUEUES, TaskRef, claim, entry, ready_key
 
-START = "^start"  # pseudo-predecessor holding an instance's start data
+#: Values of ``rpush`` arguments per command in a commit (Lua's unpack has a limit).
+_CHUNK = 1000
+
+
+def dag_key(run_id: str, instance: str) -> str:
+    """The hash holding a DAG instance's state (see :mod:`.dag_state`)."""
+    return rs.run_key(run_id, "dag", instance)
 
 
 def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
@@ -38,27 +59,15 @@ def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
     copy = client.incr(rs.run_key(run_id, "seq", dag.name))
     name = dag.name if copy == 1 else f"{dag.name}:{copy}"
     plan = Plan.of(dag, name)
-    spec = plan.spec
-    starts = [t for t in spec.order if not spec.predecessors[t]]
-    unconsumed = {task: len(successors) for task, successors in spec.successors.items()}
     pipe = client.pipeline()
     pipe.set(rs.run_key(run_id, "plan", name), pickle.dumps(plan, protocol=5))
     if dag.name not in cluster.workflow(run_id).dags:
         pipe.set(rs.run_key(run_id, "dagdef", dag.name), cloudpickle.dumps(dag))
     if data is not None:
-        unconsumed[START] = len(starts)
-        pipe.set(rs.run_key(run_id, "out", name, START), cloudpickle.dumps(initial_data(data)))
-    pipe.set(
-        rs.run_key(run_id, "dag", name),
-        rs.dump_dag_state(
-            {
-                "dag": dag.name,
-                "machine": DagRun(spec).to_dict(),
-                "attempts": {},
-                "unconsumed": unconsumed,
-                "created": rs.now(),
-            }
-        ),
+        pipe.set(output_key(run_id, name, START), cloudpickle.dumps(initial_data(data)))
+    pipe.hset(
+        dag_key(run_id, name),
+        mapping={DAG: dag.name, CREATED: rs.now(), OPEN: len(plan.spec.order)},
     )
     pipe.hset(rs.run_key(run_id, "dags"), name, "")
     job = job_entry(DAG_JOB, (run_id, name), dag.queue)
@@ -68,21 +77,65 @@ def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
     return name
 
 
-#: Commits a DAG instance's new state if its version is still the one read, together
-#: with every write that belongs to the transition (ARGV: version, state, then each
-#: command as its argument count followed by its arguments). One round trip, no lock:
-#: a killed worker leaves nothing behind, and a conflicting writer just reads again.
+#: Commits a transition (KEYS[1]: the instance's hash). ARGV: the change of ``open``,
+#: then sections, each its count followed by its items: compared fields (field,
+#: ``=value`` or ``!`` for absent), fields set (field, value), consumed outputs
+#: (counter field, output key, increment, consumers), commands (argument count,
+#: arguments) and commands applied only if the commit ended the DAG. Answers
+#: ``{1, open, ended}``, ``{0, current values of the compared fields}`` on a conflict,
+#: or ``{-1}`` when the instance is gone.
 _COMMIT = """
-if (redis.call('GET', KEYS[2]) or '0') ~= ARGV[1] then return 0 end
-redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[2])
-local i = 3
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
+local key = KEYS[1]
+if redis.call('EXISTS', key) == 0 then return {-1} end
+local i = 1
+local function take()
+  local value = ARGV[i]
+  i = i + 1
+  return value
 end
-return 1
+local delta = tonumber(take())
+local fields = {}
+local stale = false
+for _ = 1, tonumber(take()) do
+  local name, expected = take(), take()
+  local value = redis.call('HGET', key, name)
+  fields[#fields + 1] = name
+  if expected == '!' then
+    if value then stale = true end
+  elseif value ~= string.sub(expected, 2) then
+    stale = true
+  end
+end
+if stale then
+  local current = {0}
+  for n = 1, #fields do current[n + 1] = redis.call('HGET', key, fields[n]) end
+  return current
+end
+local open = tonumber(redis.call('HGET', key, 'open') or '0')
+local was_done = redis.call('HGET', key, 'started') == '1' and open == 0
+for _ = 1, tonumber(take()) do
+  redis.call('HSET', key, take(), take())
+end
+if delta ~= 0 then open = redis.call('HINCRBY', key, 'open', delta) end
+for _ = 1, tonumber(take()) do
+  local name, output, by, limit = take(), take(), tonumber(take()), tonumber(take())
+  if redis.call('HINCRBY', key, name, by) >= limit then
+    redis.call('DEL', output)
+    redis.call('HDEL', key, name)
+  end
+end
+local function run(count)
+  for _ = 1, count do
+    local n = tonumber(take())
+    redis.call(unpack(ARGV, i, i + n - 1))
+    i = i + n
+  end
+end
+run(tonumber(take()))
+local ended = (not was_done) and open == 0 and redis.call('HGET', key, 'started') == '1'
+local count = tonumber(take())
+if ended then run(count) end
+return {1, open, ended and 1 or 0}
 """
 
 
@@ -96,6 +149,10 @@ class Writes:
     def __init__(self) -> None:
         self.commands: list[tuple[Any, ...]] = []
         self.meta = False  # whether META entries were queued (see queue_meta)
+        #: Ready tasks pushed, by queue (the task jobs to send after the commit).
+        self.pushed: Counter[str] = Counter()
+        #: Writes applied only if the commit ends the DAG (see :func:`_record_step`).
+        self.if_ended: Writes | None = None
 
     def set(self, key: str, value: Any) -> None:
         self.commands.append(("SET", key, value))
@@ -120,7 +177,11 @@ class Writes:
         self.commands.append(("ZADD", key, *pairs))
 
     def rpush(self, key: str, *values: Any) -> None:
-        self.commands.append(("RPUSH", key, *values))
+        for start in range(0, len(values), _CHUNK):
+            self.commands.append(("RPUSH", key, *values[start : start + _CHUNK]))
+
+    def sadd(self, key: str, member: str) -> None:
+        self.commands.append(("SADD", key, member))
 
     def publish(self, channel: str, message: Any) -> None:
         self.commands.append(("PUBLISH", channel, message))
@@ -129,119 +190,204 @@ class Writes:
         pairs = [item for name, value in fields.items() for item in (name, value)]
         self.commands.append(("XADD", key, "MAXLEN", "~", maxlen, "*", *pairs))
 
+    def push_ready(self, queue: str, entries: list[str]) -> None:
+        """Push ready tasks to the ready list of ``queue``."""
+        self.rpush(ready_key(queue), *entries)
+        self.sadd(READY_QUEUES, queue)
+        self.pushed[queue] += len(entries)
+
     def arguments(self) -> list[Any]:
-        """The commands flattened for :data:`_COMMIT`."""
-        flat: list[Any] = []
+        """The commands flattened for :data:`_COMMIT`: their count, then each one."""
+        flat: list[Any] = [len(self.commands)]
         for command in self.commands:
             flat.append(len(command))
             flat.extend(command)
         return flat
 
 
-def _commit(
-    cluster: Cluster, key: str, version_key: str, version: str, state: bytes, writes: Writes
-) -> bool:
-    """Store a DAG instance's new state with ``writes`` if ``version`` is current."""
-    script = cluster.script(_COMMIT)
-    return bool(script(keys=[key, version_key], args=[version, state, *writes.arguments()]))
+@dataclass(frozen=True)
+class HandOff:
+    """Where a process that will run a ready task itself takes one: queue and worker."""
+
+    queue: str
+    worker: str
 
 
 @dataclass
 class Progress:
-    """A committed state-machine step and the state it produced."""
+    """A committed state-machine step and the view it left."""
 
     machine: DagRun
-    state: dict[str, Any]
-    step: Step
-    jobs: list[str] = field(default_factory=list)  # outbox entries of the ready tasks
-    #: The committed state and its version: the next transition of the same job starts
-    #: from it instead of reading it again (and reads again only if someone else wrote).
-    snapshot: tuple[bytes, str] = (b"", "0")
-    #: Values of the extra keys read with the state (``reads`` of :func:`advance`).
+    view: InstanceView
+    step: Step  # ``step.done``: whether this commit ended the DAG
+    #: Ready tasks pushed to ready lists, by queue (see :func:`lightflow.queue.ready.wake`).
+    pushed: Counter[str] = field(default_factory=Counter)
+    #: The ready task this process claimed to run next (see ``hand_off``).
+    handoff: TaskRef | None = None
+    #: Values of the extra keys read with the first fields (``reads`` of :func:`advance`).
     values: dict[str, Any] = field(default_factory=dict)
-    #: Whether the commit queued META entries (see :class:`MetaWriter`).
+    #: Whether the commit queued META entries (see :class:`~lightflow.queue.meta.MetaWriter`).
     meta: bool = False
+    #: The outbox entry of the sweep due after this step halted the instance.
+    sweep: str | None = None
 
 
 def advance(
     cluster: Cluster,
     run_id: str,
     instance: str,
-    event: Callable[[DagRun, dict[str, Any]], Step | None],
+    event: Callable[[DagRun, InstanceView], Step | None],
     *,
+    view: InstanceView | None = None,
+    prefetch: Iterable[str] = (),
+    reads: Iterable[str] = (),
     outputs: Mapping[str, bytes] | None = None,
     also: Callable[[Writes], None] | None = None,
-    reads: Iterable[str] = (),
-    snapshot: tuple[bytes, str] | None = None,
+    hand_off: HandOff | None = None,
 ) -> Progress | None:
     """Apply ``event`` to the instance's machine and commit it (compare-and-set).
 
-    ``event`` returns ``None`` to change nothing. Skipped tasks pass their input on,
-    so their outputs are composed and stored in the same commit; ready tasks get fresh
-    attempt ids. ``outputs`` (key -> pickled output) are written with the transition,
-    so no successor can be sent before its input exists, and skipped successors read
-    them; ``also`` may add further writes to the commit. ``reads`` are read in the same
-    round trip as the state (see :attr:`Progress.values`); with a ``snapshot`` of a
-    previous commit the first try reads nothing.
+    ``event`` returns ``None`` to change nothing. ``view`` continues from a previous
+    commit of the same job (its values are the first try's expectations); ``prefetch``
+    names fields the event will read, and ``reads`` other keys, all read in one round
+    trip if not known (see :attr:`Progress.values`). Skipped tasks pass their input
+    on, so their outputs are composed and stored in the same commit; ready tasks get
+    fresh attempt ids. ``outputs`` (key -> pickled output) are written with the
+    transition, so no successor can start before its input exists; ``also`` may add
+    further writes. With ``hand_off``, the first task made ready on that queue is
+    claimed for the worker instead of pushed.
     """
-    key = rs.run_key(run_id, "dag", instance)
-    version_key = rs.run_key(run_id, "dagv", instance)
-    extra = list(reads)
-    values: dict[str, Any] = {}
+    plan = cluster.plan(run_id, instance)
+    view = view or InstanceView(cluster.redis, dag_key(run_id, instance), plan.spec)
+    reads = list(reads)
+    values = dict(zip(reads, view.load([OPEN, *prefetch], reads), strict=True))
     while True:
-        if snapshot is None:
-            pipe = cluster.redis.pipeline(transaction=True)
-            pipe.get(key)
-            pipe.get(version_key)
-            for name in extra:
-                pipe.get(name)
-            raw, version, *fetched = pipe.execute()
-            values.update(zip(extra, fetched, strict=True))
-            extra = []
-            if raw is None:
-                raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
-            current = (raw, rs.text(version) if version is not None else "0")
-        else:
-            current, snapshot = snapshot, None
-        state = rs.load_dag_state(current[0])
-        plan = cluster.plan(run_id, instance, state["dag"])
-        machine = DagRun.from_dict(plan.spec, state["machine"])
-        step = event(machine, state)
+        if view.values[OPEN] is None:
+            raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
+        machine = DagRun(plan.spec, view, sweep_on_halt=False)
+        step = event(machine, view)
         if step is None:
+            view.refresh({})
             return None
         writes = Writes()
-        written: dict[str, bytes] = dict(outputs or {})
-        for out_key, blob in written.items():
-            writes.set(out_key, blob)
-        for task in step.skipped:
-            blobs = {
-                name: written.get(name) or cluster.redis.get(name)
-                for name in input_keys(run_id, instance, machine.spec, task)
-            }
-            data = compose(run_id, instance, machine, task, blobs)
-            consume(state, machine.inputs_of(task))
-            if machine.spec.successors[task]:
-                data.flatten(in_place=True)
-                out_key = rs.run_key(run_id, "out", instance, task)
-                written[out_key] = cloudpickle.dumps(data)
-                writes.set(out_key, written[out_key])
-        jobs = []
-        for task in step.ready:
-            state["attempts"][task] = attempt = uuid.uuid4().hex
-            jobs.append(job_entry(TASK_JOB, (run_id, instance, task, attempt), plan.queues[task]))
-        state["machine"] = machine.to_dict()
-        consumed = [n for n, count in state["unconsumed"].items() if count <= 0]
-        for name in consumed:
-            del state["unconsumed"][name]
-            writes.delete(rs.run_key(run_id, "out", instance, name))
+        written = dict(outputs or {})
+        for key, blob in written.items():
+            writes.set(key, blob)
+        _pass_on_skipped(cluster, run_id, instance, plan, view, step, written, writes)
+        handoff = _make_ready(run_id, instance, plan, view, step, writes, hand_off)
         if also is not None:
             also(writes)
-        _record_step(cluster, run_id, instance, machine, state, step, writes)
-        add_to_outbox(writes, jobs)
-        encoded = rs.dump_dag_state(state)
-        if _commit(cluster, key, version_key, current[1], encoded, writes):
-            snapshot = (encoded, str(int(current[1]) + 1))
-            return Progress(machine, state, step, jobs, snapshot, values, writes.meta)
+        _record_step(cluster, run_id, instance, machine, view, step, writes)
+        sweep_entry = None
+        if step.sweep_due:
+            sweep_entry = job_entry(DAG_JOB, (run_id, instance), plan.queue)
+            add_to_outbox(writes, [sweep_entry])
+        reply = _commit(cluster, run_id, instance, plan, view, writes)
+        if reply[0] == -1:
+            view.values[OPEN] = None
+            continue
+        if reply[0] == 1:
+            step.done = bool(reply[2])
+            ended = writes.if_ended if step.done else None
+            meta = writes.meta or (ended is not None and ended.meta)
+            view.committed(int(reply[1]))
+            return Progress(machine, view, step, writes.pushed, handoff, values, meta, sweep_entry)
+        view.refresh(dict(zip(view.compared, reply[1:], strict=True)))
+
+
+def sweep(cluster: Cluster, run_id: str, instance: str, entry_done: str | None) -> Progress | None:
+    """Cancel the waiting tasks of a halted instance, in a commit of its own.
+
+    ``entry_done`` is the outbox entry that stood for this sweep: cleared with it.
+    """
+
+    def cancel(machine: DagRun, _view: InstanceView) -> Step | None:
+        if machine.halt is None or machine.done:
+            return None
+        return machine.sweep()
+
+    def clear(writes: Writes) -> None:
+        if entry_done is not None:
+            writes.zrem(rs.OUTBOX, entry_done)
+
+    progress = advance(cluster, run_id, instance, cancel, also=clear)
+    if progress is None and entry_done is not None:
+        cluster.redis.zrem(rs.OUTBOX, entry_done)
+    return progress
+
+
+def _commit(
+    cluster: Cluster, run_id: str, instance: str, plan: Plan, view: InstanceView, writes: Writes
+) -> list[Any]:
+    """Run :data:`_COMMIT` for the transition the view and ``writes`` hold."""
+    args: list[Any] = [view.open_delta, len(view.compared)]
+    for name, value in view.compared.items():
+        args += [name, "!" if value is None else b"=" + value]
+    args.append(len(view.written))
+    for name, text in view.written.items():
+        args += [name, text]
+    counts = Counter(view.consumed)
+    args.append(len(counts))
+    for name, count in counts.items():
+        args += [consumed_field(name), output_key(run_id, instance, name), count]
+        args.append(consumers(plan.spec, name))
+    args += writes.arguments()
+    args += writes.if_ended.arguments() if writes.if_ended is not None else [0]
+    reply: list[Any] = cluster.script(_COMMIT)(keys=[view.key], args=args)
+    return reply
+
+
+def _pass_on_skipped(
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    plan: Plan,
+    view: InstanceView,
+    step: Step,
+    written: dict[str, bytes],
+    writes: Writes,
+) -> None:
+    """Skipped tasks pass their input on: compose it and store it as their output."""
+    spec = plan.spec
+    for task in step.skipped:
+        blobs = {
+            key: written.get(key) or cluster.redis.get(key)
+            for key in input_keys(run_id, instance, spec, task)
+        }
+        data = compose(run_id, instance, spec, task, blobs)
+        view.consume(spec.predecessors[task], START)
+        if spec.successors[task]:
+            data.flatten(in_place=True)
+            key = output_key(run_id, instance, task)
+            written[key] = cloudpickle.dumps(data)
+            writes.set(key, written[key])
+
+
+def _make_ready(
+    run_id: str,
+    instance: str,
+    plan: Plan,
+    view: InstanceView,
+    step: Step,
+    writes: Writes,
+    hand_off: HandOff | None,
+) -> TaskRef | None:
+    """Give ready tasks attempt ids and push them (or claim one for ``hand_off``)."""
+    handoff = None
+    by_queue: dict[str, list[str]] = {}
+    for task in step.ready:
+        ref = TaskRef(run_id, instance, task, uuid.uuid4().hex)
+        view.set_attempt(task, ref.attempt)
+        queue = plan.queues[task]
+        if handoff is None and hand_off is not None and queue == hand_off.queue:
+            handoff = ref
+            beat = claim(ref, hand_off.worker, queue)
+            writes.hset(rs.RUNNING, ref.running_field, json.dumps(beat))
+            continue
+        by_queue.setdefault(queue, []).append(entry(ref))
+    for queue, entries in by_queue.items():
+        writes.push_ready(queue, entries)
+    return handoff
 
 
 def _record_step(
@@ -249,65 +395,38 @@ def _record_step(
     run_id: str,
     instance: str,
     machine: DagRun,
-    state: dict[str, Any],
+    view: InstanceView,
     step: Step,
     writes: Writes,
 ) -> None:
     """Add what a step tells observers to its commit: events and META entries.
 
-    Events of skipped and cancelled tasks and of the DAG's end, and the DAG's outcome in
-    the run's list of instances, are published by the commit that decides them, so no
-    observer sees the run end before them and a crash cannot separate them from it.
+    Events of skipped and cancelled tasks, and those of the DAG's end with the DAG's
+    outcome in the run's list of instances, are published by the commit that decides
+    them, so no observer sees the run end before them and a crash cannot separate
+    them from it. The DAG's end goes with every commit that may end it (one that
+    closes a task, or starts the instance) and is applied only if it does.
     """
-    if not (step.skipped or step.cancelled or step.done):
-        return
-    events: list[RunEvent] = []
-    record = cluster.recorder(run_id, cluster.workflow_name(run_id), events, deferred=True)
-    for task in step.skipped:
-        record.task_not_run(instance, task, TaskState.SKIPPED.value)
-    for task in step.cancelled:
-        record.task_not_run(instance, task, TaskState.CANCELLED.value)
-    if step.done:
-        outcome = (machine.outcome or Outcome.STOPPED).value
-        record.dag_finished(instance, outcome, started_at=state["created"])
-        writes.hset(rs.run_key(run_id, "dags"), instance, outcome)
-        writes.publish(rs.run_key(run_id, "dagdone"), instance)
-    queue_events(writes, run_id, events)
-    queue_meta(writes, run_id, record.take())
-
-
-def consume(state: dict[str, Any], predecessors: tuple[tuple[str, str | None], ...]) -> None:
-    names = [name for name, _slot in predecessors] or [START]
-    for name in names:
-        if name in state["unconsumed"]:
-            state["unconsumed"][name] -= 1
-
-
-def input_keys(run_id: str, instance: str, spec: DagSpec, task: str) -> list[str]:
-    """The keys of the stored outputs a task's input is composed from."""
-    names = [name for name, _slot in spec.predecessors[task]] or [START]
-    return [rs.run_key(run_id, "out", instance, name) for name in names]
-
-
-def compose(
-    run_id: str, instance: str, machine: DagRun, task: str, blobs: Mapping[str, Any]
-) -> MultiTaskData:
-    """A task's input from the stored outputs of its predecessors (``blobs`` by key)."""
-    predecessors = machine.inputs_of(task)
-    if not predecessors:
-        blob = blobs.get(rs.run_key(run_id, "out", instance, START))
-        return initial_data(None) if blob is None else cloudpickle.loads(blob)
-    outputs: dict[str, MultiTaskData] = {}
-    for name, _slot in predecessors:
-        blob = blobs.get(rs.run_key(run_id, "out", instance, name))
-        if blob is None:
-            raise LightflowError(
-                f"the output of task '{name}' in DAG '{instance}' is missing from the "
-                "state server; was the Redis server restarted?"
-            )
-        outputs[name] = cloudpickle.loads(blob)
-    # Each blob was unpickled for this task alone: hand every dataset over uncopied.
-    return compose_input(predecessors, outputs, handed_over=set(outputs))
+    workflow = cluster.workflow_name(run_id)
+    if step.skipped or step.cancelled:
+        events: list[RunEvent] = []
+        record = cluster.recorder(run_id, workflow, events, deferred=True)
+        for task in step.skipped:
+            record.task_not_run(instance, task, TaskState.SKIPPED.value)
+        for task in step.cancelled:
+            record.task_not_run(instance, task, TaskState.CANCELLED.value)
+        queue_events(writes, run_id, events)
+        queue_meta(writes, run_id, record.take())
+    if view.open_delta < 0 or STARTED in view.written:
+        ended = writes.if_ended = Writes()
+        end: list[RunEvent] = []
+        record = cluster.recorder(run_id, workflow, end, deferred=True)
+        outcome = (machine.halt or Outcome.SUCCEEDED).value
+        record.dag_finished(instance, outcome, started_at=float(view.static(CREATED) or 0))
+        ended.hset(rs.run_key(run_id, "dags"), instance, outcome)
+        ended.publish(rs.run_key(run_id, "dagdone"), instance)
+        queue_events(ended, run_id, end)
+        queue_meta(ended, run_id, record.take())
 
 
 def queue_events(pipe: Any, run_id: str, events: list[RunEvent]) -> None:

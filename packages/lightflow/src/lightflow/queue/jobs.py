@@ -45,21 +45,22 @@ def register(app: Celery) -> None:
             clusters[pid] = driver.Cluster(app.lightflow_config, app)
         return clusters[pid]
 
-    def guarded(function: Callable[..., None], run_id: str, *args: str) -> None:
-        """Run a job; an error fails its task or run instead of leaving it running.
+    def guarded(function: Callable[..., None], first: str, *args: str, record: bool = True) -> None:
+        """Run a job; an error fails its run (``first``: its id) instead of leaving it running.
 
         Except when the state server cannot be reached: then nothing can be recorded,
         and acknowledging the job would lose it (the run would wait forever). The job
-        goes back to its queue instead, after a pause, for this or another worker.
+        goes back to its queue instead, after a pause, for this or another worker. A
+        task job records the failures of its tasks itself (``record=False``).
         """
         try:
-            function(cluster(), run_id, *args)
+            function(cluster(), first, *args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
             logger.error(
                 "%s %s: cannot reach the Redis state server (%s); the job goes back to "
                 "its queue in %g s",
                 function.__name__,
-                run_id,
+                first,
                 str(error).rstrip("."),
                 REQUEUE_DELAY,
             )
@@ -67,13 +68,15 @@ def register(app: Celery) -> None:
             raise Reject(str(error), requeue=True) from None
         except Exception as error:  # recorded in the run, then logged
             if isinstance(error, LightflowError):
-                logger.error("%s %s: %s", function.__name__, run_id, error)
+                logger.error("%s %s: %s", function.__name__, first, error)
             else:
-                logger.exception("%s %s failed", function.__name__, run_id)
+                logger.exception("%s %s failed", function.__name__, first)
+            if not record:
+                return
             try:
-                driver.job_failed(cluster(), run_id, error, *args)
+                driver.job_failed(cluster(), first, error, *args)
             except Exception:  # the state server itself may be gone
-                logger.exception("could not record the failure of run %s", run_id)
+                logger.exception("could not record the failure of run %s", first)
 
     @app.task(name=WORKFLOW_JOB, ignore_result=True)
     def workflow_job(run_id: str) -> None:
@@ -84,5 +87,5 @@ def register(app: Celery) -> None:
         guarded(driver.dag_job, run_id, instance)
 
     @app.task(name=TASK_JOB, ignore_result=True)
-    def task_job(run_id: str, instance: str, task: str, attempt: str) -> None:
-        guarded(driver.task_job, run_id, instance, task, attempt)
+    def task_job(queue: str) -> None:
+        guarded(driver.task_job, queue, record=False)

@@ -1,4 +1,12 @@
-"""Heartbeats of running tasks, and recovery of the tasks whose worker died."""
+"""Heartbeats of running tasks, and recovery of the tasks whose worker died.
+
+Every task a process holds has an entry in ``lf:running`` (attempt, worker, heartbeat,
+queue): a claim from the moment it was taken from a ready list (or handed off) until
+its begin, then the running task's entry. :class:`Heartbeats` refreshes them; the
+sweeper of every worker (:func:`recover_lost_tasks`) finds those whose heartbeat
+stopped: a claimed task goes back to its ready list, a running one is queued again
+under a new attempt (or fails the run, if it is not safe to re-run).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +14,18 @@ import json
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 from ..engine.dag_run import DagRun, Outcome, Step, TaskState
 from ..exceptions import LightflowError
 from . import state as rs
 from .background import BackgroundWork
 from .closing import carry_out
-from .cluster import Cluster
+from .cluster import Cluster, Plan
+from .dag_state import InstanceView, task_field
 from .halting import halt_run
-from .instance import advance
+from .instance import Writes, advance
+from .ready import TaskRef, entry, wake_stalled
 
 
 class Heartbeats(BackgroundWork):
@@ -35,27 +45,37 @@ class Heartbeats(BackgroundWork):
             self._entries[field_name] = (cluster, entry)
             self._ensure_thread()
 
-    def remove(self, cluster: Cluster, field_name: str, *, delete: bool = True) -> None:
-        """Stop beating for a task; ``delete`` also drops its registry entry."""
+    def remove(self, cluster: Cluster, ref: TaskRef, *, delete: bool = True) -> None:
+        """Stop beating for a task; ``delete`` also drops its entry if it is still ours.
+
+        The entry is dropped only if it names this attempt: a newer one may own it.
+        """
         with self._lock:
-            self._entries.pop(field_name, None)
+            self._entries.pop(ref.running_field, None)
         if delete:
-            cluster.redis.hdel(rs.RUNNING, field_name)
+            cluster.script(_RELEASE)(keys=[rs.RUNNING], args=[ref.running_field, ref.attempt])
 
     def _run(self) -> None:
         while True:
             time.sleep(self.INTERVAL)
             with self._lock:
                 entries = list(self._entries.items())
-            for field_name, (cluster, entry) in entries:
-                entry["heartbeat"] = rs.now()
+            for field_name, (cluster, beat) in entries:
+                beat["heartbeat"] = rs.now()
                 try:
-                    cluster.redis.hset(rs.RUNNING, field_name, json.dumps(entry))
+                    cluster.redis.hset(rs.RUNNING, field_name, json.dumps(beat))
                 except Exception:
                     continue
 
 
 heartbeats = Heartbeats()
+
+#: Drops a task's ``lf:running`` entry if it still names the attempt given.
+_RELEASE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if raw and cjson.decode(raw).attempt == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0
+"""
 
 
 def recover_lost_tasks(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
@@ -86,16 +106,20 @@ def task_lost(
     entry: Mapping[str, Any],
     what: str = "died",
 ) -> str:
-    """Queue a running task whose worker went away (``what`` it did) again.
+    """Queue a task whose worker went away (``what`` it did) again.
 
     ``entry`` is the task's ``lf:running`` entry (attempt, worker, start time). A task
-    that is not safe to re-run fails its run with a record instead. Returns what was
-    done (``"queued again"``, ``"failed: not safe to re-run"``), or ``""`` if the
-    attempt was no longer the running one.
+    that was only claimed goes back to its ready list; a running task that is not safe
+    to re-run fails its run with a record instead. Returns what was done (``"queued
+    again"``, ``"failed: not safe to re-run"``), or ``""`` if the attempt was no longer
+    the current one.
     """
     attempt, worker = entry["attempt"], entry["worker"]
     try:
-        rerun = cluster.dag(run_id, _dag_name(cluster, run_id, instance)).task(task_name).rerun_safe
+        plan = cluster.plan(run_id, instance)
+        if entry.get("claimed"):
+            return _push_back(cluster, TaskRef(run_id, instance, task_name, attempt), plan)
+        rerun = cluster.dag(run_id, plan.dag).task(task_name).rerun_safe
     except LightflowError:
         return ""
     reason = (
@@ -103,19 +127,16 @@ def task_lost(
         "safe to re-run (rerun_safe = False)"
     )
 
-    def lost(machine: DagRun, state: dict[str, Any]) -> Step | None:
-        if (
-            state["attempts"].get(task_name) != attempt
-            or machine.states[task_name] is not TaskState.RUNNING
-        ):
+    def lost(machine: DagRun, view: InstanceView) -> Step | None:
+        if view.attempt(task_name) != attempt or machine.states[task_name] is not TaskState.RUNNING:
             return None
         return machine.task_lost(task_name) if rerun else machine.task_failed(task_name, reason)
 
-    progress = advance(cluster, run_id, instance, lost)
+    progress = advance(cluster, run_id, instance, lost, prefetch=[task_field(task_name)])
     if progress is None:
         return ""
     if not rerun:
-        cluster.recorder(run_id, cluster.workflow(run_id).name).task_finished(
+        cluster.recorder(run_id, cluster.workflow_name(run_id)).task_finished(
             instance,
             task_name,
             TaskState.FAILED.value,
@@ -128,8 +149,32 @@ def task_lost(
     return "queued again" if rerun else "failed: not safe to re-run"
 
 
-def _dag_name(cluster: Cluster, run_id: str, instance: str) -> str:
-    raw = cluster.redis.get(rs.run_key(run_id, "dag", instance))
-    if raw is None:
-        raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
-    return str(rs.load_dag_state(cast(bytes, raw))["dag"])  # the client returns bytes
+def _push_back(cluster: Cluster, ref: TaskRef, plan: Plan) -> str:
+    """Push a task that was claimed but never begun back to its ready list."""
+
+    def still_queued(machine: DagRun, view: InstanceView) -> Step | None:
+        if (
+            view.attempt(ref.task) != ref.attempt
+            or machine.states[ref.task] is not TaskState.QUEUED
+        ):
+            return None
+        return Step()  # no change: the commit only checks that it still waits
+
+    def push(writes: Writes) -> None:
+        writes.push_ready(plan.queues[ref.task], [entry(ref)])
+
+    progress = advance(cluster, ref.run_id, ref.instance, still_queued, also=push)
+    if progress is None:
+        return ""
+    carry_out(cluster, ref.run_id, ref.instance, progress)
+    return "queued again"
+
+
+def wake_stalled_queues(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
+    """Send a task job to queues whose ready tasks wait with no puller (see :mod:`.ready`)."""
+    busy = set()
+    for raw in cluster.redis.hvals(rs.RUNNING):
+        beat = json.loads(raw)
+        if rs.now() - beat["heartbeat"] < dead_after and beat.get("queue"):
+            busy.add(beat["queue"])
+    return wake_stalled(cluster, busy, dead_after)

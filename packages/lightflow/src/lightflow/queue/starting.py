@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..engine.dag_run import DagRun, Step
 from ..events import RunEvent
 from . import state as rs
 from .closing import carry_out, claim_run, finish_workflow
 from .cluster import Cluster
+from .dag_state import HALT, STARTED, InstanceView
 from .instance import Writes, advance, create_instance, queue_events, queue_meta
 
 
@@ -40,26 +39,32 @@ def workflow_job(cluster: Cluster, run_id: str) -> None:
 
 
 def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
-    """Start one DAG instance (idempotent: a redelivered job finds it started)."""
-    workflow = cluster.workflow(run_id)
-    events: list[RunEvent] = []
-    recorder = cluster.recorder(run_id, workflow.name, events=events, deferred=True)
-    recorder.dag_started(instance)  # published and queued for META by the commit
+    """Start one DAG instance, or sweep a halted one (see :func:`.instance.sweep`).
 
-    def start(machine: DagRun, _state: dict[str, Any]) -> Step | None:
+    Idempotent: a redelivered job finds the instance started. The same job carries a
+    sweep that the process that halted the instance did not live to do: the sweeper
+    sends it from the outbox.
+    """
+    events: list[RunEvent] = []
+    recorder = cluster.recorder(run_id, cluster.workflow_name(run_id), events, deferred=True)
+    recorder.dag_started(instance)  # published and queued for META by the commit
+    meta = recorder.take()  # once: a retried commit queues the same values
+    starting: list[bool] = []
+
+    def start(machine: DagRun, _view: InstanceView) -> Step | None:
+        starting[:] = [not machine.started]
         if machine.started:
-            return None
+            return machine.sweep() if machine.halt is not None and not machine.done else None
         stopped = cluster.redis.exists(
             rs.run_key(run_id, "stop"), rs.run_key(run_id, "stop", instance)
         )
         return machine.stop() if stopped else machine.start()
 
-    meta = recorder.take()  # once: a retried commit queues the same values
-
     def record(writes: Writes) -> None:
-        queue_events(writes, run_id, events)
-        queue_meta(writes, run_id, meta)
+        if starting[0]:
+            queue_events(writes, run_id, events)
+            queue_meta(writes, run_id, meta)
 
-    progress = advance(cluster, run_id, instance, start, also=record)
+    progress = advance(cluster, run_id, instance, start, also=record, prefetch=[STARTED, HALT])
     if progress is not None:
         carry_out(cluster, run_id, instance, progress)

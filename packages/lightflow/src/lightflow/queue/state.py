@@ -9,12 +9,17 @@ Every key of a run starts with ``lf:run:<id>``:
 ``lf:run:<id>:workflow``
     The cloudpickled :class:`~lightflow.workflows.Workflow` (DAGs and tasks), so workers
     need no copy of the workflow file.
-``lf:run:<id>:dag:<instance>`` and ``lf:run:<id>:dagv:<instance>``
-    One DAG instance: the state machine (:meth:`DagRun.to_dict`), the DAG's name in the
-    workflow, per-task attempt ids and outstanding consumer counts, start time (a
-    pickled dict, see :func:`dump_dag_state`); and its version. Updated by
-    compare-and-set on the version (one Lua script that also applies the
-    transition's other writes), so a killed worker never leaves a lock behind.
+``lf:run:<id>:dag:<instance>`` (hash)
+    One DAG instance's state, a field per task (state, attempt id, the tally of its
+    predecessors' verdicts; a failed task's error; how many successors consumed its
+    output) and the instance's own (halt reason, started, open tasks, DAG name,
+    creation time): see :mod:`lightflow.queue.dag_state`. A transition reads only the
+    fields it touches and commits by compare-and-set on them (one Lua script that
+    also applies the transition's other writes), so a killed worker never leaves a
+    lock behind.
+``lf:run:<id>:plan:<instance>``
+    The instance's plan: the DAG's shape, name and queues, as plain data (pickled),
+    so that stopping a run needs none of its code.
 ``lf:run:<id>:dags`` (hash)
     Instance name -> outcome ('' while running); the list join_dags and the workflow
     completion check read. ``lf:run:<id>:seq:<dag>`` counts copies of a DAG.
@@ -34,23 +39,28 @@ Every key of a run starts with ``lf:run:<id>``:
     Log lines of the run's tasks (field ``line``), in the order they were written;
     the newest :data:`LOG_LINES_KEPT` (about) are kept. A stream, so a follower
     (``workflow logs --follow``) reads on from the last entry it saw, trimming or not.
+``lf:ready:<queue>`` (list) and ``lf:readyqueues`` (set)
+    The ready tasks of a queue, oldest first (JSON [run, instance, task, attempt,
+    time]), which task jobs take one by one (see :mod:`lightflow.queue.ready`); and
+    the queues that have such a list.
 ``lf:running`` (hash)
-    ``<id>|<instance>|<task>`` -> JSON {attempt, worker, heartbeat}: tasks running now.
-    Workers refresh the heartbeat; a sweeper re-dispatches tasks of dead workers.
+    ``<id>|<instance>|<task>`` -> JSON {attempt, worker, heartbeat, queue, ...}: tasks
+    running now, or claimed by a process that will run them next. Workers refresh the
+    heartbeat; a sweeper re-dispatches the tasks of dead workers.
 ``lf:workers`` (set) and ``lf:worker:<name>`` (hash)
     The workers, each keeping its own entry: pid, queues, concurrency, state
     (``running``, ``stopping``) and heartbeat. ``worker status`` lists a stopping
     worker from here, since a worker on its way out no longer answers control
     messages; an entry whose heartbeat is older than the heartbeat timeout is stale.
 ``lf:outbox`` (sorted set, by time)
-    Jobs committed by a state transition and not yet sent; cleared once sent. The
-    sweeper sends entries left behind by a worker that died in between.
+    DAG jobs committed by a state transition and not yet sent (a new DAG instance's
+    start, the sweep of a halted one); cleared once sent or done. The sweeper sends
+    entries left behind by a worker that died in between.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -198,23 +208,6 @@ def read_event_log(
         (text(entry), text(fields[b"run"]), json.loads(fields[b"event"]))
         for entry, fields in entries
     ]
-
-
-def dump_dag_state(state: dict[str, Any]) -> bytes:
-    """Encode a DAG instance's state for Redis.
-
-    Every transition decodes and encodes the whole state (one entry per task), so the
-    format is pickle rather than JSON: about three times faster, both ways together,
-    for a wide DAG. It holds only plain dicts, strings and numbers; protocol 5 is read
-    by every supported Python, so workers on different versions share runs.
-    """
-    return pickle.dumps(state, protocol=5)
-
-
-def load_dag_state(raw: bytes) -> dict[str, Any]:
-    """Decode what :func:`dump_dag_state` stored."""
-    state: dict[str, Any] = pickle.loads(raw)
-    return state
 
 
 def read_log(

@@ -1,10 +1,20 @@
-"""The task job: run one task and advance its DAG with the outcome, in the same job.
+"""The task job: a puller that runs the ready tasks of one queue, each advancing its DAG.
 
-``lightflow.task`` (the task's queue) marks the task running, composes its input from
-its predecessors' stored outputs, runs it, stores its output and advances the DAG at
-once, sending the successors that became ready: a finished task wakes its successors
-in the same job, one broker round trip per hop, no polling. One ready successor routed
-to the same queue runs next in this process (the hand-off).
+``lightflow.task`` (its argument: the queue) takes the ready tasks of its queue one
+after another (:mod:`.ready`) until none is left or its slice is used up. For each:
+
+1. the begin commits ``running`` (dropping the task if its attempt was superseded or
+   its DAG halted), reading the task's input in the same round trip;
+2. the task runs, with its log lines tagged and shipped to the run's log;
+3. the finish advances the DAG with the outcome **in the same job**, storing the
+   output in the same commit: the successors that became ready are pushed at once,
+   no polling.
+
+The first successor routed to this queue is claimed by the finish and runs next in
+this process, from the state and the output it has just committed (the hand-off): a
+chain moves from task to task without a broker message, without reading its data
+back. The claim is in ``lf:running`` from the finish on, so a worker that dies in
+between loses nothing (the sweeper pushes it back).
 """
 
 from __future__ import annotations
@@ -12,8 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cloudpickle
 
@@ -23,247 +34,301 @@ from ..execution import TaskOutcome, execute_task
 from ..models.context import TaskContext
 from ..records import RunRecorder
 from ..signal import TaskSignal
+from ..workflows import Workflow
 from . import state as rs
 from .channel import RedisSignalChannel
 from .closing import carry_out
-from .cluster import Cluster
+from .cluster import Cluster, Plan
+from .dag_state import CREATED, HALT, STARTED, InstanceView, task_field
 from .halting import halt_run, job_failed
-from .instance import (
-    Progress,
-    Writes,
-    advance,
-    compose,
-    consume,
-    input_keys,
-    queue_events,
-    queue_meta,
-)
-from .jobs import TASK_JOB
+from .inputs import START, compose, input_keys, output_key
+from .instance import HandOff, Progress, Writes, advance, queue_events, queue_meta
 from .meta import MetaAwareDocument
+from .ready import PULL_SLICE, TaskRef, claim, take, wake_if_left
 from .recovery import heartbeats, task_lost
 from .task_log import task_logging
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger("lightflow.worker")
 
 
 @dataclass
-class _Handoff:
-    """A ready successor this process runs next, without a trip through the broker."""
+class _Carried:
+    """What a task hands to the successor it runs next: the view, the outputs stored."""
 
-    task: str
-    attempt: str
-    entry: str  # its outbox entry: cleared by its begin, sent by the sweeper if we die first
-    snapshot: tuple[bytes, str]  # the state the finish committed
-    blobs: dict[str, bytes]  # outputs just stored: its input without reading them back
+    view: InstanceView
+    blobs: dict[str, bytes]
 
 
-def task_job(cluster: Cluster, run_id: str, instance: str, task_name: str, attempt: str) -> None:
-    """Run one task and advance its DAG with the outcome; then run handed-off successors.
+@dataclass
+class _Begun:
+    """A task marked running: what its run and its finish need."""
 
-    When a task makes successors ready, one of them that is routed to the queue this
-    job came from runs next in this process (the others are sent): a chain moves
-    from task to task without a broker round trip, and the successor starts from the
-    state and the output this process just committed. Its job stays in the outbox
-    until its begin, so a worker that dies in between loses nothing.
+    ref: TaskRef
+    workflow: Workflow
+    plan: Plan
+    progress: Progress
+    worker: str
+    beat: dict[str, Any]  # its lf:running entry
+    start_time: float
+    blobs: dict[str, Any]  # its input's stored outputs, by key
+
+
+def task_job(cluster: Cluster, queue: str) -> None:
+    """Run the ready tasks of ``queue`` until none is left or the slice is used up.
+
+    A puller that leaves with tasks still ready sends a task job for them first.
     """
-    handoff = _run_task(cluster, run_id, instance, task_name, attempt, None)
-    while handoff is not None:
-        current = handoff
-        try:
-            handoff = _run_task(cluster, run_id, instance, current.task, current.attempt, current)
-        except Exception as error:  # fail the handed-off task, not this job's own
-            logger.exception("task_job %s failed in handed-off task %s", run_id, current.task)
-            job_failed(cluster, run_id, error, instance, current.task, current.attempt)
+    worker = f"{cluster.hostname}/{os.getpid()}"
+    deadline = time.monotonic() + PULL_SLICE
+    next_up: tuple[TaskRef, _Carried] | None = None
+    while True:
+        if next_up is not None:
+            ref, carried = next_up
+        elif time.monotonic() >= deadline:
+            wake_if_left(cluster, queue)
             return
+        else:
+            taken = take(cluster, queue, worker)
+            if taken is None:
+                return
+            ref, carried = taken, None
+            heartbeats.keep_alive(cluster, ref.running_field, claim(ref, worker, queue))
+        try:
+            next_up = _run_task(cluster, queue, worker, ref, carried)
+        except Exception as error:  # recorded as the task's failure; the next one goes on
+            logger.exception("task %s/%s of run %s failed", ref.instance, ref.task, ref.run_id)
+            heartbeats.remove(cluster, ref)
+            job_failed(cluster, ref.run_id, error, ref.instance, ref.task, ref.attempt)
+            next_up = None
 
 
 def _run_task(
-    cluster: Cluster,
-    run_id: str,
-    instance: str,
-    task_name: str,
-    attempt: str,
-    handoff: _Handoff | None,
-) -> _Handoff | None:
-    """Run one task attempt; return the successor to run next in this process, if any.
+    cluster: Cluster, queue: str, worker: str, ref: TaskRef, carried: _Carried | None
+) -> tuple[TaskRef, _Carried] | None:
+    """Run one task attempt; return the successor to run next in this process, if any."""
+    begun = _begin(cluster, queue, worker, ref, carried)
+    if begun is None:
+        return None
+    ended = False  # its entry in lf:running is gone: finished, or handed back
+    try:
+        outcome, output = _execute(cluster, begun)
+        done = _finish(cluster, queue, begun, outcome, output)
+        ended = done is not None
+        if done is None:
+            return None
+        return _carry_on(cluster, queue, begun, outcome, done, output)
+    except SystemExit:  # handed back (or left to the sweeper) by _execute
+        ended = True
+        raise
+    finally:
+        heartbeats.remove(cluster, ref, delete=not ended)
 
-    Few round trips to Redis from one task to the next: the begin (read the state
-    and, once this process knows the DAG, the task's input, unless handed over; then
-    commit ``running`` with the heartbeat entry and the start event) and the finish
-    (commit the outcome with the output, the events, the META entry and the
-    successors' jobs, from the state the begin committed); then the successors are
-    sent.
+
+def _begin(
+    cluster: Cluster, queue: str, worker: str, ref: TaskRef, carried: _Carried | None
+) -> _Begun | None:
+    """Commit ``running`` for a task; ``None`` if it is not to run (its claim dropped).
+
+    Reads the task's field with those its finish will read (its successors', the
+    counters) and its input, in one round trip (none of it for a hand-off's input).
     """
-    workflow = cluster.workflow(run_id)
-    worker = f"{cluster.hostname}/{os.getpid()}"
-    running = rs.running_field(run_id, instance, task_name)
+    workflow = cluster.workflow(ref.run_id)
+    plan = cluster.plan(ref.run_id, ref.instance)
     started: list[RunEvent] = []
-    start_time = cluster.recorder(run_id, workflow.name, started).task_started(
-        instance, task_name, worker
-    )
-    # "started": a task recorded failed by another process (its worker died) keeps
-    # its real duration.
-    beat = {"attempt": attempt, "worker": worker, "heartbeat": rs.now(), "started": start_time}
-    known = cluster.cached_plan(run_id, instance)
-    have = handoff.blobs if handoff is not None else {}
-    reads = [] if known is None else input_keys(run_id, instance, known.spec, task_name)
+    recorder = cluster.recorder(ref.run_id, workflow.name, started, deferred=True)
+    start_time = recorder.task_started(ref.instance, ref.task, worker)
+    meta = recorder.take()  # the running entry, visible to other tasks (as in 1.x)
+    beat = {"attempt": ref.attempt, "worker": worker, "heartbeat": rs.now()}
+    beat.update(started=start_time, queue=queue)
+    have = carried.blobs if carried is not None else {}
+    keys = input_keys(ref.run_id, ref.instance, plan.spec, ref.task)
+    ran: list[bool] = []
 
-    def begin(machine: DagRun, state: dict[str, Any]) -> Step | None:
+    def begin(machine: DagRun, view: InstanceView) -> Step | None:
         if (
-            state["attempts"].get(task_name) != attempt
-            or machine.states[task_name] is not TaskState.QUEUED
-            or not machine.task_started(task_name)
+            view.attempt(ref.task) != ref.attempt
+            or machine.states[ref.task] is not TaskState.QUEUED
         ):
-            return None  # superseded by a re-dispatch, already handled, or cancelled
-        return Step()
+            return None  # superseded by a re-dispatch, or already handled
+        ran[:] = [machine.task_started(ref.task)]
+        return Step() if ran[0] else Step(cancelled=[ref.task])  # halted: cancelled
 
     def mark_running(writes: Writes) -> None:
-        writes.hset(rs.RUNNING, running, json.dumps(beat))
-        queue_events(writes, run_id, started)
-        if handoff is not None:
-            writes.zrem(rs.OUTBOX, handoff.entry)
+        if ran[0]:
+            writes.hset(rs.RUNNING, ref.running_field, json.dumps(beat))
+            queue_events(writes, ref.run_id, started)
+            queue_meta(writes, ref.run_id, meta)
+        else:
+            writes.hdel(rs.RUNNING, ref.running_field)
 
+    prefetch = [task_field(ref.task), HALT, STARTED, CREATED]
+    prefetch += [task_field(name) for name in plan.spec.successors[ref.task]]
     progress = advance(
         cluster,
-        run_id,
-        instance,
+        ref.run_id,
+        ref.instance,
         begin,
+        view=carried.view if carried is not None else None,
+        prefetch=prefetch,
+        reads=[key for key in keys if key not in have],
         also=mark_running,
-        reads=[key for key in reads if key not in have],
-        snapshot=handoff.snapshot if handoff is not None else None,
     )
-    if progress is None:
-        if handoff is not None:  # cancelled by a stop: nobody is to send it
-            cluster.redis.zrem(rs.OUTBOX, handoff.entry)
+    if progress is None or not ran[0]:
+        heartbeats.remove(cluster, ref, delete=progress is None)
+        if progress is not None:
+            carry_out(cluster, ref.run_id, ref.instance, progress, queue)
         return None
-    heartbeats.keep_alive(cluster, running, beat)
-    task = cluster.dag(run_id, progress.state["dag"]).task(task_name)
-    done: Progress | None = None
-    following: _Handoff | None = None
-    left_to_sweeper = False  # interrupted and not handed back: the sweeper re-queues it
-    try:
-        blobs = {**have, **progress.values}
-        missing = [
-            key
-            for key in input_keys(run_id, instance, progress.machine.spec, task_name)
-            if key not in blobs
-        ]
-        if missing:  # first job of the instance in this process, or a join
-            blobs.update(zip(missing, cluster.redis.mget(missing), strict=True))
-        data = compose(run_id, instance, progress.machine, task_name, blobs)
-        context = TaskContext(
-            task_name=task_name,
-            dag_name=instance,
-            workflow_name=workflow.name,
-            workflow_id=run_id,
-            worker_hostname=cluster.hostname,
-        )
-        with task_logging(cluster, run_id, instance, task_name):
-            try:
-                outcome = execute_task(
-                    task,
-                    data,
-                    MetaAwareDocument(cluster, run_id),
-                    TaskSignal(RedisSignalChannel(cluster, run_id, instance), instance),
-                    context,
-                    source=workflow.path,
-                )
-            except SystemExit:  # only the pool process's termination gets through
-                left_to_sweeper = True
-                done_with = task_lost(cluster, run_id, instance, task_name, beat, "shut down")
-                if done_with:
-                    logger.warning(
-                        "worker shutting down: task %s/%s %s", instance, task_name, done_with
-                    )
-                left_to_sweeper = False
-                raise
-        output = None
-        if (
-            outcome.state in (TaskState.SUCCEEDED, TaskState.STOPPED)
-            and progress.machine.spec.successors[task_name]
-        ):
-            outcome.data.flatten(in_place=True)
-            try:
-                output = cloudpickle.dumps(outcome.data)
-            except Exception as error:  # the task put something unpicklable in its data
-                outcome = TaskOutcome(
-                    TaskState.FAILED,
-                    outcome.data,
-                    message=f"the output data of task '{task_name}' cannot be pickled to "
-                    f"pass it on: {type(error).__name__}: {error}; put only picklable "
-                    "values in data (paths, arrays, plain objects)",
-                )
-        # The record of the task's end: its event goes out with the commit, its META
-        # entry (held back) after the successors are sent.
-        finished: list[RunEvent] = []
-        record: list[RunRecorder] = []
+    heartbeats.keep_alive(cluster, ref.running_field, beat)
+    blobs = {**have, **progress.values}
+    return _Begun(ref, workflow, plan, progress, worker, beat, start_time, blobs)
 
-        def finish(machine: DagRun, state: dict[str, Any]) -> Step | None:
-            if (
-                state["attempts"].get(task_name) != attempt
-                or machine.states[task_name] is not TaskState.RUNNING
-            ):
-                return None
-            consume(state, machine.inputs_of(task_name))
-            step = _apply_outcome(machine, task_name, outcome)
-            finished.clear()
-            record[:] = [cluster.recorder(run_id, workflow.name, finished, deferred=True)]
-            record[0].task_finished(
-                instance,
-                task_name,
-                machine.states[task_name].value,  # a bad Action(limit=) fails the task
-                worker=worker,
-                message=outcome.message or machine.errors.get(task_name) or None,
-                traceback=outcome.traceback,
-                started_at=start_time,
+
+def _execute(cluster: Cluster, begun: _Begun) -> tuple[TaskOutcome, bytes | None]:
+    """Run the task; return how it ended and its pickled output (for its successors).
+
+    A termination of this pool process (a worker's cold shutdown) is not the task's
+    failure: the task is handed back (queued again, or failed if it is not safe to
+    re-run) and the ``SystemExit`` goes on.
+    """
+    ref, spec = begun.ref, begun.plan.spec
+    data = compose(ref.run_id, ref.instance, spec, ref.task, begun.blobs)
+    context = TaskContext(
+        task_name=ref.task,
+        dag_name=ref.instance,
+        workflow_name=begun.workflow.name,
+        workflow_id=ref.run_id,
+        worker_hostname=cluster.hostname,
+    )
+    task = cluster.dag(ref.run_id, begun.plan.dag).task(ref.task)
+    with task_logging(cluster, ref.run_id, ref.instance, ref.task):
+        try:
+            outcome = execute_task(
+                task,
+                data,
+                MetaAwareDocument(cluster, ref.run_id),
+                TaskSignal(RedisSignalChannel(cluster, ref.run_id, ref.instance), ref.instance),
+                context,
+                source=begun.workflow.path,
             )
-            return step
-
-        def mark_finished(writes: Writes) -> None:
-            writes.hdel(rs.RUNNING, running)
-            queue_events(writes, run_id, finished)
-            queue_meta(writes, run_id, record[0].take())
-
-        outputs = {} if output is None else {rs.run_key(run_id, "out", instance, task_name): output}
-        done = advance(
-            cluster,
-            run_id,
-            instance,
-            finish,
-            outputs=outputs,
-            also=mark_finished,
-            snapshot=progress.snapshot,
+        except SystemExit:  # only the pool process's termination gets through
+            _hand_back(cluster, begun)
+            raise
+    if (
+        outcome.state not in (TaskState.SUCCEEDED, TaskState.STOPPED)
+        or not spec.successors[ref.task]
+    ):
+        return outcome, None
+    outcome.data.flatten(in_place=True)
+    try:
+        return outcome, cloudpickle.dumps(outcome.data)
+    except Exception as error:  # the task put something unpicklable in its data
+        failed = TaskOutcome(
+            TaskState.FAILED,
+            outcome.data,
+            message=f"the output data of task '{ref.task}' cannot be pickled to pass it "
+            f"on: {type(error).__name__}: {error}; put only picklable values in data "
+            "(paths, arrays, plain objects)",
         )
-        if done is not None:
-            final = done.machine.states[task_name]
-            if final in (TaskState.FAILED, TaskState.ABORTED):
-                halt_run(
-                    cluster,
-                    run_id,
-                    Outcome.ABORTED if final is TaskState.ABORTED else Outcome.STOPPED,
-                    instance,
-                    task_name,
-                    outcome.message or done.machine.errors.get(task_name, ""),
-                )
-            following = _hand_off(done, task.queue, outputs)
-            carry_out(cluster, run_id, instance, done)
-    finally:
-        # The finishing commit already dropped the registry entry.
-        heartbeats.remove(cluster, running, delete=done is None and not left_to_sweeper)
-    return following
+        return failed, None
 
 
-def _hand_off(done: Progress, queue: str, outputs: dict[str, bytes]) -> _Handoff | None:
-    """Take the first ready task routed to ``queue`` out of the jobs to send."""
-    for entry in done.jobs:
-        name, args, job_queue = json.loads(entry)
-        if name == TASK_JOB and job_queue == queue:
-            done.jobs.remove(entry)
-            return _Handoff(args[2], args[3], entry, done.snapshot, outputs)
-    return None
+def _hand_back(cluster: Cluster, begun: _Begun) -> None:
+    """The process is going down mid-task: queue the task again (or fail it) now.
+
+    If that fails too, its entry stays and the sweeper hands it back later.
+    """
+    ref = begun.ref
+    try:
+        done_with = task_lost(cluster, ref.run_id, ref.instance, ref.task, begun.beat, "shut down")
+    except Exception:
+        logger.exception("worker shutting down: could not hand back task %s", ref.task)
+        heartbeats.remove(cluster, ref, delete=False)
+        return
+    if done_with:
+        logger.warning("worker shutting down: task %s/%s %s", ref.instance, ref.task, done_with)
+    heartbeats.remove(cluster, ref)
+
+
+def _finish(
+    cluster: Cluster, queue: str, begun: _Begun, outcome: TaskOutcome, output: bytes | None
+) -> Progress | None:
+    """Advance the DAG with the task's outcome; its output and events in the commit.
+
+    Starts from the state the begin committed: reads Redis again only if another job
+    changed a field it depends on meanwhile. The first successor made ready on this
+    queue is claimed for this process (see the module docstring).
+    """
+    ref = begun.ref
+    finished: list[RunEvent] = []
+    record: list[RunRecorder] = []
+
+    def finish(machine: DagRun, view: InstanceView) -> Step | None:
+        if (
+            view.attempt(ref.task) != ref.attempt
+            or machine.states[ref.task] is not TaskState.RUNNING
+        ):
+            return None
+        view.consume(machine.inputs_of(ref.task), START)
+        step = _apply_outcome(machine, ref.task, outcome)
+        finished.clear()
+        record[:] = [cluster.recorder(ref.run_id, begun.workflow.name, finished, deferred=True)]
+        record[0].task_finished(
+            ref.instance,
+            ref.task,
+            machine.states[ref.task].value,  # a bad Action(limit=) fails the task
+            worker=begun.worker,
+            message=outcome.message or machine.errors.get(ref.task) or None,
+            traceback=outcome.traceback,
+            started_at=begun.start_time,
+        )
+        return step
+
+    def mark_finished(writes: Writes) -> None:
+        writes.hdel(rs.RUNNING, ref.running_field)
+        queue_events(writes, ref.run_id, finished)
+        queue_meta(writes, ref.run_id, record[0].take())
+
+    outputs = {} if output is None else {output_key(ref.run_id, ref.instance, ref.task): output}
+    return advance(
+        cluster,
+        ref.run_id,
+        ref.instance,
+        finish,
+        view=begun.progress.view,
+        outputs=outputs,
+        also=mark_finished,
+        hand_off=HandOff(queue, begun.worker),
+    )
+
+
+def _carry_on(
+    cluster: Cluster,
+    queue: str,
+    begun: _Begun,
+    outcome: TaskOutcome,
+    done: Progress,
+    output: bytes | None,
+) -> tuple[TaskRef, _Carried] | None:
+    """After the finish: halt the run on a failure, wake pullers, keep the hand-off."""
+    ref = begun.ref
+    final = done.view.state_of(ref.task)
+    if final in (TaskState.FAILED, TaskState.ABORTED):
+        halt_run(
+            cluster,
+            ref.run_id,
+            Outcome.ABORTED if final is TaskState.ABORTED else Outcome.STOPPED,
+            ref.instance,
+            ref.task,
+            outcome.message or done.view.error_of(ref.task),
+        )
+    carry_out(cluster, ref.run_id, ref.instance, done, queue)
+    if done.handoff is None:
+        return None
+    heartbeats.keep_alive(
+        cluster, done.handoff.running_field, claim(done.handoff, begun.worker, queue)
+    )
+    blobs = {} if output is None else {output_key(ref.run_id, ref.instance, ref.task): output}
+    return done.handoff, _Carried(done.view, blobs)
 
 
 def _apply_outcome(machine: DagRun, task: str, outcome: TaskOutcome) -> Step:

@@ -179,6 +179,8 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
                     logger.warning("re-queued task of a dead worker: %s", entry)
                 for job in driver.resend_unsent_jobs(cluster, dead_after):
                     logger.warning("sent a job a dead worker committed but never sent: %s", job)
+                for queue in driver.wake_stalled_queues(cluster, dead_after):
+                    logger.warning("sent a task job for ready tasks nobody took: %s", queue)
             except Exception as error:
                 logger.warning("lost-task sweep failed: %s", error)
             if keep_finished is not None and time.monotonic() >= next_prune:

@@ -1,0 +1,139 @@
+"""Ready tasks: one list per queue that task jobs pull from, and waking the pullers.
+
+A transition that makes tasks ready pushes them to ``lf:ready:<queue>`` in its
+commit, so a crash cannot lose them. A task job (``lightflow.task``, with the queue as
+its argument) is a *puller*: it takes the ready tasks of its queue one after another,
+each taken atomically with a claim in ``lf:running`` (attempt, worker, heartbeat), and
+runs them until the list is empty or its time slice (:data:`PULL_SLICE`) is used up.
+Work therefore moves between tasks in-process, without a broker message per task, and
+pullers share a wide fan-out the way a work queue does.
+
+After its commit, the transition sends as many task jobs as the tasks it pushed could
+keep busy, at most the number of processes serving the queue (the worker registry,
+:meth:`~lightflow.queue.cluster.Cluster.capacity`), minus itself when it is a puller
+of that queue and will take the next one. A puller whose slice ends while tasks are
+left sends one job before it goes, so there is always one on its way. What a dead
+process held is recovered by the sweeper: a claim whose heartbeat stopped is pushed
+back (:mod:`.recovery`), and a list whose oldest task has waited longer than the
+heartbeat timeout with no task of that queue running gets a job
+(:func:`wake_stalled`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import state as rs
+from .jobs import TASK_JOB
+
+if TYPE_CHECKING:
+    from .cluster import Cluster
+
+#: Seconds a task job pulls tasks before it makes room for other jobs (a warm shutdown
+#: waits for it, and the other queues of a busy worker get their turn).
+PULL_SLICE = 1.0
+#: The queues that have had a ready list (a set): what :func:`wake_stalled` looks at.
+READY_QUEUES = "lf:readyqueues"
+
+#: Pops the oldest ready task of a queue and claims it in ``lf:running``, atomically:
+#: a process that dies holding it leaves a claim whose heartbeat stops.
+_TAKE = """
+local raw = redis.call('LPOP', KEYS[1])
+if not raw then return false end
+local ref = cjson.decode(raw)
+local claim = cjson.encode({attempt = ref[4], worker = ARGV[1], heartbeat = tonumber(ARGV[2]),
+                            queue = ARGV[3], claimed = true})
+redis.call('HSET', KEYS[2], ref[1] .. '|' .. ref[2] .. '|' .. ref[3], claim)
+return raw
+"""
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """One attempt of one task of a DAG instance: what a ready entry names."""
+
+    run_id: str
+    instance: str
+    task: str
+    attempt: str
+
+    @property
+    def running_field(self) -> str:
+        """The task's field in ``lf:running``."""
+        return rs.running_field(self.run_id, self.instance, self.task)
+
+
+def ready_key(queue: str) -> str:
+    """The list of the ready tasks of ``queue``."""
+    return f"lf:ready:{queue}"
+
+
+def entry(ref: TaskRef) -> str:
+    """A ready list entry: the task and when it became ready."""
+    return json.dumps([ref.run_id, ref.instance, ref.task, ref.attempt, rs.now()])
+
+
+def claim(ref: TaskRef, worker: str, queue: str) -> dict[str, Any]:
+    """The ``lf:running`` entry of a task a process holds and has not begun yet."""
+    return {
+        "attempt": ref.attempt,
+        "worker": worker,
+        "heartbeat": rs.now(),
+        "queue": queue,
+        "claimed": True,
+    }
+
+
+def take(cluster: Cluster, queue: str, worker: str) -> TaskRef | None:
+    """Pop the oldest ready task of ``queue`` and claim it for ``worker``."""
+    raw = cluster.script(_TAKE)(keys=[ready_key(queue), rs.RUNNING], args=[worker, rs.now(), queue])
+    if raw is None:
+        return None
+    run_id, instance, task, attempt, _ready_since = json.loads(raw)
+    return TaskRef(run_id, instance, task, attempt)
+
+
+def wake(cluster: Cluster, pushed: Mapping[str, int], pulling: str | None = None) -> None:
+    """Send task jobs for tasks just pushed (``pushed``: how many, by queue).
+
+    ``pulling`` is the queue of the task job this process runs, if any: it takes the
+    next task of that queue itself.
+    """
+    for queue, count in pushed.items():
+        jobs = min(count, cluster.capacity(queue))
+        if queue == pulling:
+            jobs -= 1
+        for _ in range(max(jobs, 0 if queue == pulling else 1)):
+            cluster.send(TASK_JOB, (queue,), queue)
+
+
+def wake_if_left(cluster: Cluster, queue: str) -> None:
+    """A puller leaves: send one task job if tasks of its queue are still ready."""
+    if cluster.redis.llen(ready_key(queue)):
+        cluster.send(TASK_JOB, (queue,), queue)
+
+
+def wake_stalled(cluster: Cluster, busy: set[str], older_than: float) -> list[str]:
+    """Send a task job to each queue whose ready tasks wait with nobody to take them.
+
+    A queue stalls when a process died between committing ready tasks and sending
+    their jobs. ``busy`` are the queues with a task running or claimed now (their
+    pullers take the rest); of the others, a queue whose oldest ready task has waited
+    more than ``older_than`` seconds gets a job. Returns the queues woken.
+    """
+    woken = []
+    for raw in cluster.redis.smembers(READY_QUEUES):
+        queue = rs.text(raw)
+        if queue in busy:
+            continue
+        oldest: Any = cluster.redis.lindex(ready_key(queue), 0)
+        if oldest is None:
+            continue
+        if time.time() - float(json.loads(oldest)[4]) > older_than:
+            cluster.send(TASK_JOB, (queue,), queue)
+            woken.append(queue)
+    return woken
