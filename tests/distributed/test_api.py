@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from lightflow import api
 from lightflow.config import Config
-from lightflow.exceptions import NoBrokerError, NotFoundError, ParameterError, RunNotFoundError
+from lightflow.exceptions import (
+    FollowTimeout,
+    NoBrokerError,
+    NotFoundError,
+    ParameterError,
+    RunNotFoundError,
+)
 
 from tests.cluster import WORKFLOWS, Cluster
 
@@ -182,3 +188,44 @@ def test_run_data_browses_a_kept_store_read_only(redis_cluster: Cluster) -> None
         api.run_data(run_id, config=config, key="scan.nope")
     with pytest.raises(ParameterError, match="unknown store section 'logs'"):
         api.run_data(run_id, config=config, section="logs")
+
+
+def test_follow_logs_resumes_after_a_line_and_ends_when_told(redis_cluster: Cluster) -> None:
+    config = redis_cluster.config
+    finished = api.start_workflow(str(WORKFLOWS / "progress.py"), {"seconds": "0"}, config=config)
+    wait(redis_cluster, finished)
+    every: list[str] = []
+    api.follow_logs(finished, config=config, on_line=every.append)
+    assert len(every) == 3
+    rest: list[str] = []
+    record = api.follow_logs(finished, config=config, on_line=rest.append, after=0)
+    assert rest == every[1:] and record is not None and record["state"] == "succeeded"
+    assert api.run_logs(finished, config=config, offset=1) == every[1:]
+    running = api.start_workflow(str(WORKFLOWS / "progress.py"), {"seconds": "4"}, config=config)
+    asked = time.monotonic()
+    got: list[str] = []
+
+    def gone() -> bool:  # a client that went away after 1.5 s
+        return time.monotonic() - asked > 1.5
+
+    assert api.follow_logs(running, config=config, on_line=got.append, until=gone) is None
+    assert time.monotonic() - asked < 5
+    with pytest.raises(FollowTimeout, match=r"did not finish within 0\.5 s; it goes on"):
+        api.follow_events(config=config, run_id=running, on_event=lambda e: None, timeout=0.5)
+    assert wait(redis_cluster, running)["state"] == "succeeded"
+
+
+def test_api_calls_share_one_handle_per_configuration(redis_cluster: Cluster) -> None:
+    import threading
+
+    config = redis_cluster.config
+    run_id = api.start_workflow(
+        str(WORKFLOWS / "stores_values.py"), {}, config=config, keep_data=True
+    )
+    wait(redis_cluster, run_id)
+    api.run_data(run_id, config=config)
+    before = threading.active_count()
+    for _ in range(10):
+        api.run_data(run_id, config=config, key="scan.id")
+    # A handle per call opened a new MongoDB client, with its monitor threads, each time.
+    assert threading.active_count() <= before + 1

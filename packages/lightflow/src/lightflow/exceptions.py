@@ -45,6 +45,10 @@ class RunNotFoundError(NotFoundError):
     """No workflow run has the given id (or it was pruned)."""
 
 
+class FollowTimeout(LightflowError):
+    """Following a run gave up after the time it was given; the run itself goes on."""
+
+
 class StateServerError(LightflowError):
     """The Redis state server cannot be reached, refuses the credentials, or failed."""
 

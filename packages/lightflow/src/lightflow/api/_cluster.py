@@ -10,6 +10,7 @@ run ids with :func:`resolve_run_id` (a unique prefix will do).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,15 +41,34 @@ def require_broker(config: Config) -> Config:
     return config
 
 
+#: Handles kept per configuration object (a few at most: a process uses one or two).
+_HANDLES_KEPT = 8
+_handles: dict[int, tuple[Config, Cluster]] = {}
+_handles_lock = threading.Lock()
+
+
 def cluster(config: Config) -> Cluster:
-    """A handle on the cluster of ``config`` (connects lazily).
+    """The process's handle on the cluster of ``config`` (connects lazily).
+
+    One handle per configuration object, so that a long-lived caller (the REST
+    server, a trigger) keeps one Redis pool and one MongoDB client instead of opening
+    new ones per call; the oldest of more than :data:`_HANDLES_KEPT` is dropped.
 
     Raises:
         NoBrokerError: No broker is configured.
     """
     from ..queue.driver import Cluster
 
-    return Cluster(require_broker(config))
+    require_broker(config)
+    with _handles_lock:
+        kept = _handles.get(id(config))
+        if kept is not None and kept[0] is config:
+            return kept[1]
+        handle = Cluster(config)
+        _handles[id(config)] = (config, handle)  # the config kept too: its id stays its
+        while len(_handles) > _HANDLES_KEPT:
+            _handles.pop(next(iter(_handles)))
+        return handle
 
 
 def with_server_errors(config: Config, action: Callable[[], T]) -> T:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..exceptions import LightflowError
+from ..exceptions import FollowTimeout
 from ._cluster import cluster, resolve_run_id, with_server_errors
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def follow_events(
 
     Raises:
         RunNotFoundError: No such run.
-        LightflowError: ``timeout`` passed before the run finished (it goes on).
+        FollowTimeout: ``timeout`` passed before the run finished (it goes on).
         StateServerError: The state server cannot be reached when following starts,
             or an outage lasted longer than :data:`OUTAGE_LIMIT` (one shorter than
             that is waited out, with one warning).
@@ -156,7 +156,7 @@ def follow_events(
             return False
         if run_id is None:
             return True  # following every run has no end of its own: time is up
-        raise LightflowError(
+        raise FollowTimeout(
             f"run {run_id} did not finish within {timeout:g} s; it goes on: "
             "`lightflow workflow status` shows it"
         )
@@ -251,16 +251,32 @@ def run_logs(
 
 
 def follow_logs(
-    run_id: str, *, config: Config, on_line: Callable[[str], None], timeout: float | None = None
-) -> dict[str, Any]:
+    run_id: str,
+    *,
+    config: Config,
+    on_line: Callable[[str], None],
+    timeout: float | None = None,
+    after: int | None = None,
+    until: Callable[[], bool] | None = None,
+) -> dict[str, Any] | None:
     """Deliver a run's log lines as its tasks write them, until the run has ended.
 
     The lines written so far come first. Returns the run's final record once it has
     ended and every line of it was delivered (at once for a finished run).
 
+    Args:
+        run_id: The run (a unique prefix will do).
+        config: The configuration.
+        on_line: Called with each line, in order.
+        timeout: Give up after this many seconds (the run goes on).
+        after: The position of the last line already seen (0 for the first line, as
+            :func:`run_logs`'s ``offset`` counts): only later lines come.
+        until: Checked at least every second: following ends, returning ``None``,
+            when it returns true (a client that went away).
+
     Raises:
         RunNotFoundError: No such run.
-        LightflowError: ``timeout`` seconds passed before it ended.
+        FollowTimeout: ``timeout`` seconds passed before it ended.
         StateServerError: The state server cannot be reached when following starts,
             or an outage lasted longer than :data:`OUTAGE_LIMIT` (one shorter than
             that is waited out, with one warning).
@@ -270,11 +286,14 @@ def follow_logs(
     client = cluster(config).redis
     deadline = None if timeout is None else time.monotonic() + timeout
     outage = _Outage(config, f"following the log of run {run_id}")
+    skip = -1 if after is None else after  # positions up to this one are not delivered
 
-    def follow() -> dict[str, Any]:
+    def follow() -> dict[str, Any] | None:
         full_id = resolve_run_id(client, run_id)
-        last = "0-0"
+        last, position = "0-0", -1
         while True:
+            if until is not None and until():
+                return None
             try:
                 # Read the state first: a task's lines are written before its end, so
                 # once the run has ended, the read after it holds every remaining line.
@@ -287,11 +306,13 @@ def follow_logs(
             else:
                 outage.over()
             for line in lines:
-                on_line(line)
+                position += 1
+                if position > skip:
+                    on_line(line)
             if ended and not lines:
                 return record
             if deadline is not None and time.monotonic() > deadline:
-                raise LightflowError(
+                raise FollowTimeout(
                     f"run {full_id} did not end within {timeout:g} s; it goes on: "
                     "`lightflow workflow status` shows it"
                 )

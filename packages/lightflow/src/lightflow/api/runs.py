@@ -340,7 +340,7 @@ def wait_for_run(
 
     Raises:
         RunNotFoundError: No such run.
-        LightflowError: ``timeout`` passed first.
+        FollowTimeout: ``timeout`` passed first (the run goes on).
     """
     from ..local.engine import RunResult, TaskRecord
     from .events import follow_events
