@@ -108,7 +108,12 @@ def test_runs_and_workers_survive_a_redis_restart_mid_run(
         run_id = restartable.start("busy_lanes", seconds="3")
         time.sleep(2.0)  # the lanes are running on both workers
         restartable.restart_server(down_for=1.0 + trial % 3 * 2.0)
-        outcomes.append(restartable.wait(run_id)["state"])
+        try:
+            outcomes.append(restartable.wait(run_id)["state"])
+        except LightflowError:
+            status = api.run_status(run_id, config=restartable.config)
+            tails = "\n".join(worker.log()[-4000:] for worker in restartable.workers)
+            pytest.fail(f"trial {trial}: the run hung: {status}\n{tails}")
         assert not restartable.dead_workers(), (trial, restartable.workers[0].log()[-3000:])
     assert outcomes == ["succeeded"] * TRIALS
     logs = [worker.log() for worker in restartable.workers]
