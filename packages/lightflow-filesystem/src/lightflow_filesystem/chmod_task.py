@@ -61,14 +61,14 @@ class ChmodTask(TreeTask):
     ) -> None:
         super().__init__(
             name,
-            paths,
-            recursive,
-            only_dirs,
             queue=queue,
             callback_init=callback_init,
             callback_finally=callback_finally,
             force_run=force_run,
             propagate_skip=propagate_skip,
+            paths=paths,
+            recursive=recursive,
+            only_dirs=only_dirs,
             permission=permission,
         )
 

@@ -17,53 +17,25 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from lightflow.models.task import DEFAULT_QUEUE
-
 from .exceptions import LightflowFilesystemError
-from .file_task import Argument, FileTask, logger
+from .file_task import FileTask, logger
 
 if TYPE_CHECKING:
     from lightflow.models import Action, MultiTaskData, TaskContext, TaskParameters
 
 
 class TreeTask(FileTask):
-    """Base of ChownTask and ChmodTask: applies :meth:`change` along the tree of each path.
+    """Base of ChownTask and ChmodTask: changes every path of the tree of each path.
 
-    Subclasses set :attr:`action` and :attr:`error_type`, and implement
-    :meth:`prepare` (check the arguments once) and :meth:`change` (one path).
+    Subclasses pass the arguments ``paths``, ``recursive`` and ``only_dirs`` (with
+    their own), set :attr:`action` and :attr:`error_type`, and implement
+    :meth:`prepare` (check their own arguments once; return the change of one path).
     """
 
     #: What the task does to a path, for messages (``change the owner of``).
     action = ""
     #: The error raised when the system refuses a change.
     error_type: type[LightflowFilesystemError] = LightflowFilesystemError
-
-    def __init__(
-        self,
-        name: str,
-        paths: Argument,
-        recursive: Argument,
-        only_dirs: Argument,
-        *,
-        queue: str = DEFAULT_QUEUE,
-        callback_init: Callable[..., Any] | None = None,
-        callback_finally: Callable[..., Any] | None = None,
-        force_run: bool = False,
-        propagate_skip: bool = True,
-        **arguments: Argument,
-    ) -> None:
-        super().__init__(
-            name,
-            queue=queue,
-            callback_init=callback_init,
-            callback_finally=callback_finally,
-            force_run=force_run,
-            propagate_skip=propagate_skip,
-            paths=paths,
-            recursive=recursive,
-            only_dirs=only_dirs,
-            **arguments,
-        )
 
     def apply(
         self,
