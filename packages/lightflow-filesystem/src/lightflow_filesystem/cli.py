@@ -130,12 +130,36 @@ def watch_command(
     else:
         if not workflow:
             raise click.UsageError("Missing option '--workflow': the workflow FOLDER starts.")
+        from lightflow.api import parse_arguments
+        from lightflow.triggers import TriggerSpec
+
+        from .folder_source import FolderSource
+        from .plugin import CONFIG_DEFAULTS
+
+        defaults = {**CONFIG_DEFAULTS, **(state.config.extensions.get("filesystem") or {})}
+        path = os.path.abspath(folder)
+        source = FolderSource.from_settings(
+            {
+                "path": path,
+                "patterns": list(patterns),
+                "exclude": list(exclude),
+                "recursive": recursive,
+                "settle": settle,
+                "poll": defaults["poll"] if poll is None else poll,
+                "poll_interval": poll_interval or defaults["poll_interval"],
+            }
+        )
         specs = [
-            _command_line_trigger(
-                state, folder, workflow, patterns, exclude, recursive, aggregate, settle,
-                arguments, poll, poll_interval, name, queue, keep_data,
+            TriggerSpec(
+                name=name or f"{workflow}@{path}",
+                source=source,
+                workflow=workflow,
+                arguments=parse_arguments(arguments),
+                aggregate=aggregate,
+                queue=queue,
+                keep_data=keep_data,
             )
-        ]  # fmt: skip
+        ]
     run_specs(state, specs, engine=engine, workers=workers, state_dir=state_dir)
 
 
@@ -159,49 +183,3 @@ def _configured_triggers(state: CliState) -> list[TriggerSpec]:
             "declare them there (source: folder)"
         )
     return specs_from_config(config, names)
-
-
-def _command_line_trigger(
-    state: CliState,
-    folder: Path,
-    workflow: str,
-    patterns: tuple[str, ...],
-    exclude: tuple[str, ...],
-    recursive: bool,
-    aggregate: int | None,
-    settle: float | None,
-    arguments: tuple[str, ...],
-    poll: bool | None,
-    poll_interval: float | None,
-    name: str | None,
-    queue: str,
-    keep_data: bool,
-) -> TriggerSpec:
-    """The trigger the options describe; defaults from ``extensions.filesystem``."""
-    from lightflow.api import parse_arguments
-    from lightflow.triggers import TriggerSpec
-
-    from .folder_source import FolderSource
-
-    defaults = state.config.extensions.get("filesystem") or {}
-    path = os.path.abspath(folder)
-    source = FolderSource.from_settings(
-        {
-            "path": path,
-            "patterns": list(patterns),
-            "exclude": list(exclude),
-            "recursive": recursive,
-            "settle": settle,
-            "poll": defaults.get("poll", False) if poll is None else poll,
-            "poll_interval": poll_interval or defaults.get("poll_interval", 1.0),
-        }
-    )
-    return TriggerSpec(
-        name=name or f"{workflow}@{path}",
-        source=source,
-        workflow=workflow,
-        arguments=parse_arguments(arguments),
-        aggregate=aggregate,
-        queue=queue,
-        keep_data=keep_data,
-    )
