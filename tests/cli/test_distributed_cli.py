@@ -118,6 +118,12 @@ def test_distributed_commands_without_a_broker_say_how_to_set_one(
     assert "LIGHTFLOW_CELERY__BROKER_URL" in line
 
 
+def test_without_a_broker_the_file_given_is_the_one_named(no_broker: Path) -> None:
+    (no_broker / "beamline.cfg").write_text("workflows: []\n")
+    line = assert_one_error_line(invoke("-c", "beamline.cfg", "workflow", "status"), 1)
+    assert f"set celery.broker_url in {no_broker / 'beamline.cfg'} or" in line
+
+
 def test_a_broker_from_the_environment_is_enough(no_broker: Path) -> None:
     # A Redis broker alone also serves as the state server (no 'signal' settings).
     port = dead_port()

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import finished_run_retention, parse_duration
-from ._cluster import NO_BROKER, require_broker
+from ._cluster import require_broker
 from .events import follow_events, follow_logs, run_logs
 from .runs import (
     RUN_STATES,
@@ -53,7 +53,6 @@ from .workers import check_state_server, list_workers, stop_workers
 from .workflows import describe, list_workflows, load, render_graph, workflow_graph
 
 __all__ = [
-    "NO_BROKER",
     "RUN_STATES",
     "UNFINISHED_STATES",
     "RunResult",

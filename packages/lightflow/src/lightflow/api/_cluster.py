@@ -22,11 +22,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-NO_BROKER = (
-    "no broker configured: set celery.broker_url in lightflow.cfg or "
-    "LIGHTFLOW_CELERY__BROKER_URL (`lightflow run` runs a workflow here without one)"
-)
-
 
 def require_broker(config: Config) -> Config:
     """``config``, if a broker is configured.
@@ -37,7 +32,10 @@ def require_broker(config: Config) -> Config:
             localhost.
     """
     if not config.broker_configured:
-        raise NoBrokerError(NO_BROKER)
+        raise NoBrokerError(
+            f"no broker configured: set celery.broker_url in {config.file_name} or "
+            "LIGHTFLOW_CELERY__BROKER_URL (`lightflow run` runs a workflow here without one)"
+        )
     return config
 
 
