@@ -260,13 +260,7 @@ def one_run(config: Config, run_id: str, stream: Stream, after: int | None) -> I
             until=done,
         )
 
-    for item in _threaded(follow, stream):
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, _End):
-            yield message(item.data, event="end")
-        else:
-            yield message(item.to_dict(), event_id=item.id)
+    return _threaded(follow, stream, lambda event: message(event.to_dict(), event_id=event.id))
 
 
 def run_log(config: Config, run_id: str, stream: Stream, after: int | None) -> Iterator[str]:
@@ -297,13 +291,7 @@ def run_log(config: Config, run_id: str, stream: Stream, after: int | None) -> I
                     raise
         return None
 
-    for item in _threaded(follow, stream):
-        if isinstance(item, str):
-            yield item
-        elif isinstance(item, _End):
-            yield message(item.data, event="end")
-        else:
-            yield message(item[1], event_id=str(item[0]))
+    return _threaded(follow, stream, lambda line: message(line[1], event_id=str(line[0])))
 
 
 #: Seconds of one call of ``api.follow_logs`` (see :func:`run_log`).
@@ -318,13 +306,15 @@ class _End:
 
 
 def _threaded(
-    follow: Callable[[Callable[[Any], None], Callable[[], bool]], Any], stream: Stream
-) -> Iterator[Any]:
-    """Run a blocking follow on a reader thread and yield what it delivers.
+    follow: Callable[[Callable[[Any], None], Callable[[], bool]], Any],
+    stream: Stream,
+    render: Callable[[Any], str],
+) -> Iterator[str]:
+    """Run a blocking follow on a reader thread; the SSE messages of what it delivers.
 
-    Yields delivered items, heartbeats (as text) in between, and finally an
-    :class:`_End` with the run's record (or ``{"error": ...}``). Stops the reader,
-    within about a second, when the consumer stops (the client went away).
+    Yields ``render(item)`` for each delivered item, heartbeats in between, and last
+    an ``end`` event with the run's final state (or ``{"error": ...}``). Stops the
+    reader, within about a second, when the consumer stops (the client went away).
     """
     items: queue.SimpleQueue[Any] = queue.SimpleQueue()
     stop = threading.Event()
@@ -348,8 +338,9 @@ def _threaded(
                     yield beat
                 continue
             stream.sent("")
-            yield item
             if isinstance(item, _End):
+                yield message(item.data, event="end")
                 return
+            yield render(item)
     finally:
         stop.set()
