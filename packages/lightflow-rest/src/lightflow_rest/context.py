@@ -1,7 +1,8 @@
 """What every view needs: the server's state, and the checks both APIs share.
 
 :class:`ServerState` is created once per app by :func:`lightflow_rest.create_app` and
-kept in ``app.extensions["lightflow_rest"]``; views reach it with :func:`state`.
+kept in ``app.extensions["lightflow_rest"]``; views reach it with :func:`state` (its
+configuration with :func:`config`).
 :func:`workflow_name` is the one gate a workflow name passes before the core sees it:
 a request names a workflow, and the server starts only workflows found in its
 configured folders, never a file path or code the request brings.
@@ -54,6 +55,11 @@ class ServerState:
 def state() -> ServerState:
     """The state of the app serving the current request."""
     return current_app.extensions["lightflow_rest"]
+
+
+def config() -> Config:
+    """The Lightflow configuration of the app serving the current request."""
+    return state().config
 
 
 def workflow_name(name: str) -> str:

@@ -21,7 +21,7 @@ from lightflow.config import SECRET
 from lightflow.exceptions import RunNotFoundError
 
 from . import records
-from .context import state, workflow_name
+from .context import config, workflow_name
 from .errors import LEGACY_BLUEPRINT
 from .schemas import RUN_ID, ref
 from .settings import OPERATE, READ
@@ -50,7 +50,7 @@ _JOBS = Reply("The runs as 1.x job entries", ref("LegacyJobList"))
 def start_workflow_1x(name: str, keep_data: str, body: dict[str, str]) -> Any:
     """The workflow's arguments are the form fields, converted by its ``Parameters``."""
     run_id = api.start_workflow(
-        workflow_name(name), body, config=state().config, keep_data=keep_data == "1"
+        workflow_name(name), body, config=config(), keep_data=keep_data == "1"
     )
     return {"id": run_id}
 
@@ -73,7 +73,7 @@ def start_workflow_1x(name: str, keep_data: str, body: dict[str, str]) -> Any:
 )
 def stop_workflow_1x(target: str) -> Any:
     """``success`` is true only if a queued or running run was stopped."""
-    return {"success": bool(api.stop_workflows([target], config=state().config))}
+    return {"success": bool(api.stop_workflows([target], config=config()))}
 
 
 @legacy.operation(
@@ -121,7 +121,7 @@ def reserved_workflows_1x() -> Any:
 )
 def available_workflows_1x() -> Any:
     """Files that cannot be loaded are left out, as in 1.x."""
-    described = api.list_workflows(config=state().config)
+    described = api.list_workflows(config=config())
     return {
         "workflows": [
             {
@@ -161,7 +161,7 @@ def available_workflows_1x() -> Any:
 def list_workers_1x(queue: list[str] | None, details: str) -> Any:
     """With ``details=1`` each worker has ``jobs``: its running jobs as 1.x entries."""
     workers = []
-    for entry in api.list_workers(config=state().config):
+    for entry in api.list_workers(config=config()):
         if queue and not set(queue) & set(entry.get("queues") or []):
             continue
         worker = records.worker(entry)
@@ -193,7 +193,7 @@ def list_workers_1x(queue: list[str] | None, details: str) -> Any:
 )
 def stop_worker_1x(name: str) -> Any:
     """``success`` is false when no live worker has that name."""
-    return {"success": name in api.stop_workers([name], config=state().config)}
+    return {"success": name in api.stop_workers([name], config=config())}
 
 
 @legacy.operation(
@@ -206,7 +206,7 @@ def stop_worker_1x(name: str) -> Any:
 def show_config_1x() -> Any:
     """Passwords in URLs, password settings and the REST tokens are shown as
     ``********``."""
-    shown = records.json_data(state().config.redacted())
+    shown = records.json_data(config().redacted())
     rest = shown.get("extensions", {}).get("rest", {})
     for entry in rest.get("tokens") or []:
         if isinstance(entry, dict) and entry.get("token"):
@@ -215,19 +215,18 @@ def show_config_1x() -> Any:
 
 
 def _active() -> dict[str, Any]:
-    config = state().config
-    running = api.list_runs(config=config, state="running")
+    running = api.list_runs(config=config(), state="running")
     details = []
     for run in running:
         try:
-            details.append(records.run_detail(api.run_status(run["id"], config=config)))
+            details.append(records.run_detail(api.run_status(run["id"], config=config())))
         except RunNotFoundError:  # pruned meanwhile
             continue
     return {"workflows": [records.legacy_active(detail) for detail in details]}
 
 
 def _jobs(states: tuple[str, ...]) -> dict[str, Any]:
-    runs = api.list_runs(config=state().config, state=states)
+    runs = api.list_runs(config=config(), state=states)
     return {
         "workflows": [
             records.legacy_job(

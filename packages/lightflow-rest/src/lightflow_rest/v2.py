@@ -15,7 +15,7 @@ from lightflow import api
 from lightflow.exceptions import LightflowError
 
 from . import context, records, streams
-from .context import event_stream, workflow_name
+from .context import config, event_stream, workflow_name
 from .errors import ApiError
 from .schemas import RUN_ID, START_RUN, WORKFLOW_NAME, ref
 from .settings import OPERATE, READ
@@ -46,7 +46,7 @@ _MAX_PAGE = 1000
 
 def _resolved_run(run_id: str) -> dict[str, Any]:
     """The run's full record (raises the core's ``RunNotFoundError``: 404)."""
-    return api.run_status(run_id, config=context.state().config)
+    return api.run_status(run_id, config=config())
 
 
 def _stream() -> streams.Stream:
@@ -72,7 +72,7 @@ def _stream() -> streams.Stream:
 def health() -> Any:
     """Needs no token, for load balancers and monitoring."""
     try:
-        api.check_state_server(context.state().config)
+        api.check_state_server(config())
     except LightflowError as error:
         return {"status": "unavailable", "version": __version__, "state_server": str(error)}, 503
     return {"status": "ok", "version": __version__, "state_server": "ok"}
@@ -135,7 +135,7 @@ def list_runs(
     """Runs of every workflow, filtered and paged; a run's DAGs and tasks are at
     ``/runs/{run_id}``."""
     found = api.list_runs(
-        config=_config(), state=state, workflow=workflow, since=since, limit=limit, offset=offset
+        config=config(), state=state, workflow=workflow, since=since, limit=limit, offset=offset
     )
     return {"runs": [records.run(record) for record in found], "limit": limit, "offset": offset}
 
@@ -156,7 +156,7 @@ def start_run(body: dict[str, Any]) -> Any:
     run_id = api.start_workflow(
         name,
         body.get("arguments") or {},
-        config=_config(),
+        config=config(),
         keep_data=body.get("keep_data", False),
         queue=body.get("queue", "workflow"),
     )
@@ -192,7 +192,7 @@ def stop_run(run_id: str) -> Any:
     ``stopped`` is false for a run that had already ended. The server needs none of the
     workflow's code or dependencies for this."""
     full_id = _resolved_run(run_id)["id"]
-    stopped = api.stop_workflows([full_id], config=_config())
+    stopped = api.stop_workflows([full_id], config=config())
     return {"id": full_id, "stopped": full_id in stopped}
 
 
@@ -215,7 +215,7 @@ def stop_run(run_id: str) -> Any:
 )
 def run_logs(run_id: str, offset: int, limit: int) -> Any:
     """What the run's tasks printed and logged, oldest first."""
-    lines = api.run_logs(run_id, config=_config(), offset=offset, limit=limit)
+    lines = api.run_logs(run_id, config=config(), offset=offset, limit=limit)
     return {"lines": lines, "offset": offset, "next_offset": offset + len(lines)}
 
 
@@ -245,7 +245,7 @@ def run_logs(run_id: str, offset: int, limit: int) -> Any:
 def follow_logs(run_id: str, last_event_id: int | None) -> Any:
     """The lines written so far, then each line as it is written, until the run ends."""
     full_id = _resolved_run(run_id)["id"]
-    return event_stream(streams.run_log(_config(), full_id, _stream(), last_event_id))
+    return event_stream(streams.run_log(config(), full_id, _stream(), last_event_id))
 
 
 @v2.operation(
@@ -270,7 +270,7 @@ def run_events(run_id: str, last_event_id: int | None) -> Any:
     after the run's ``workflow_finished``. An event's id is its position in the run's
     history: reconnect with ``Last-Event-ID`` to go on after it."""
     full_id = _resolved_run(run_id)["id"]
-    return event_stream(streams.one_run(_config(), full_id, _stream(), last_event_id))
+    return event_stream(streams.one_run(config(), full_id, _stream(), last_event_id))
 
 
 @v2.operation(
@@ -299,7 +299,7 @@ def run_data(run_id: str, section: str, key: str | None) -> Any:
     section's top level without it), ``value`` the value at ``key`` when it is not a
     mapping (a value that is not JSON data is shown by its type and repr). A run's store
     outlives it only when it was started with ``keep_data``."""
-    return api.run_data(run_id, config=_config(), key=key, section=section)
+    return api.run_data(run_id, config=config(), key=key, section=section)
 
 
 @v2.operation(
@@ -336,7 +336,7 @@ def all_events(last_event_id: str | None) -> Any:
 )
 def list_workflows() -> Any:
     """A file that cannot be loaded is listed with ``error`` instead of its parameters."""
-    return {"workflows": records.json_data(api.list_workflows(config=_config()))}
+    return {"workflows": records.json_data(api.list_workflows(config=config()))}
 
 
 @v2.operation(
@@ -350,7 +350,7 @@ def list_workflows() -> Any:
 )
 def get_workflow(name: str) -> Any:
     """Its docstring, its parameters (type, default, help, required) and its DAGs."""
-    loaded = api.load(workflow_name(name), _config())
+    loaded = api.load(workflow_name(name), config())
     return records.json_data(api.describe(loaded, name=name))
 
 
@@ -365,7 +365,7 @@ def get_workflow(name: str) -> Any:
 )
 def workflow_graph(name: str) -> Any:
     """Tasks in definition order; an edge's ``slot`` is the alias the schema gave it."""
-    return api.workflow_graph(workflow_name(name), config=_config())
+    return api.workflow_graph(workflow_name(name), config=config())
 
 
 @v2.operation(
@@ -377,7 +377,7 @@ def workflow_graph(name: str) -> Any:
 )
 def list_workers() -> Any:
     """A worker told to stop is listed as ``stopping`` until it exits."""
-    return {"workers": [records.worker(entry) for entry in api.list_workers(config=_config())]}
+    return {"workers": [records.worker(entry) for entry in api.list_workers(config=config())]}
 
 
 @v2.operation(
@@ -393,7 +393,7 @@ def list_workers() -> Any:
 )
 def stop_worker(name: str) -> Any:
     """404 when no live worker has that name."""
-    stopped = api.stop_workers([name], config=_config())
+    stopped = api.stop_workers([name], config=config())
     if name not in stopped:
         raise ApiError(404, f"no live worker is named '{name}'; GET /api/v2/workers lists them")
     return {"name": name, "stopped": True}
@@ -409,9 +409,5 @@ def stop_worker(name: str) -> Any:
 def list_triggers() -> Any:
     """Triggers of the configuration's ``triggers`` section and those running (see
     ``lightflow triggers list``), and the kinds of trigger source installed."""
-    triggers = api.list_triggers(config=_config())
+    triggers = api.list_triggers(config=config())
     return {"triggers": records.json_data(triggers), "kinds": api.trigger_kinds()}
-
-
-def _config() -> Any:
-    return context.state().config
