@@ -9,9 +9,12 @@ runs.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-from lightflow.cli.main import CliState, CommandError, get_config
-from lightflow.exceptions import LightflowError
+
+if TYPE_CHECKING:
+    from lightflow.cli.main import CliState
 
 
 @click.group("rest")
@@ -42,8 +45,9 @@ def rest_group() -> None:
     help="Request threads per process; each open event stream holds one "
     "(default: extensions.rest.threads, 128).",
 )
+@click.pass_obj
 def serve_command(
-    host: str | None, port: int | None, workers: int | None, threads: int | None
+    state: CliState, host: str | None, port: int | None, workers: int | None, threads: int | None
 ) -> None:
     """Serve the API and the dashboard until Ctrl-C (SIGINT) or SIGTERM.
 
@@ -59,14 +63,10 @@ def serve_command(
     from .server import serve
     from .settings import load_settings
 
-    ctx = click.get_current_context()
-    try:
-        config = get_config(ctx)
-        api.require_broker(config)
-        settings = load_settings(config.extensions.get("rest"))
-        overrides = {"host": host, "port": port, "workers": workers, "threads": threads}
-        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-        ctx.ensure_object(CliState).apply_logging()
-        serve(create_app(config, settings), settings)
-    except LightflowError as error:
-        raise CommandError(error) from None
+    config = state.config
+    api.require_broker(config)
+    settings = load_settings(config.extensions.get("rest"))
+    overrides = {"host": host, "port": port, "workers": workers, "threads": threads}
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    state.apply_logging()
+    serve(create_app(config, settings), settings)
