@@ -13,6 +13,7 @@ const Lightflow = (() => {
   function token() { return sessionStorage.getItem(KEY) || ""; }
   function setToken(value) { sessionStorage.setItem(KEY, value.trim()); }
 
+  /* The headers of an API call: extra ones, and the token's. */
   function headers(extra) {
     const all = Object.assign({}, extra || {});
     if (token()) all.Authorization = "Bearer " + token();
@@ -135,5 +136,5 @@ const Lightflow = (() => {
     });
   }
 
-  return { call, follow, el, showMessage, time, duration, tokenForm, token };
+  return { call, follow, el, headers, showMessage, time, duration, tokenForm };
 })();

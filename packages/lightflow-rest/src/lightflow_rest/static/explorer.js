@@ -8,7 +8,7 @@
 "use strict";
 
 (() => {
-  const { el, showMessage, token } = Lightflow;
+  const { call, el, headers, showMessage } = Lightflow;
   const view = document.getElementById("view");
 
   function resolve(schema, components) {
@@ -35,20 +35,19 @@
   async function send(method, path, operation, inputs, body, output) {
     let url = path;
     const query = new URLSearchParams();
-    const headers = {};
+    const extra = {};
     for (const parameter of operation.parameters || []) {
       const value = inputs.get(parameter.name).value;
       if (value === "") continue;
       if (parameter.in === "path") url = url.replace("{" + parameter.name + "}", encodeURIComponent(value));
-      else if (parameter.in === "header") headers[parameter.name] = value;
+      else if (parameter.in === "header") extra[parameter.name] = value;
       else query.append(parameter.name, value);
     }
     if ([...query].length) url += "?" + query;
-    if (token()) headers.Authorization = "Bearer " + token();
-    const options = { method: method.toUpperCase(), headers };
+    const options = { method: method.toUpperCase(), headers: headers(extra) };
     if (body) {
       const form = body.dataset.media !== "application/json";
-      headers["Content-Type"] = body.dataset.media;
+      options.headers["Content-Type"] = body.dataset.media;
       options.body = form ? new URLSearchParams(body.value.split("\n").filter(Boolean).map((l) => l.split("=", 2))) : body.value;
     }
     const controller = new AbortController();
@@ -110,13 +109,12 @@
 
   async function load() {
     showMessage("");
-    const response = await fetch("/api/v2/openapi.json", { headers: token() ? { Authorization: "Bearer " + token() } : {} });
-    if (response.status !== 200) {
+    const { status, data: documentData } = await call("GET", "/api/v2/openapi.json");
+    if (status !== 200) {
       view.replaceChildren();
-      showMessage("Enter an API token to read the API description (" + response.status + ").", "info");
+      showMessage("Enter an API token to read the API description (" + status + ").", "info");
       return;
     }
-    const documentData = await response.json();
     const groups = new Map();
     for (const [path, methods] of Object.entries(documentData.paths)) {
       for (const [method, operation] of Object.entries(methods)) {
