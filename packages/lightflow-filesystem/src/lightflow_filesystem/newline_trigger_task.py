@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from lightflow.models import TaskParameters
 from lightflow.models.task import DEFAULT_QUEUE
-from lightflow.triggers import TriggerEvent
 
 from .file_task import Argument
 from .line_source import DEFAULT_POLL_INTERVAL, LineSource
@@ -94,7 +93,3 @@ class NewLineTriggerTask(WatchTask):
             poll=bool(params.poll),
             poll_interval=params.event_trigger_time or DEFAULT_POLL_INTERVAL,
         )
-
-    def values(self, events: Iterable[TriggerEvent]) -> list[str]:
-        """The batch's lines."""
-        return [event.values["line"] for event in events]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from lightflow.models import TaskParameters
 from lightflow.models.task import DEFAULT_QUEUE
-from lightflow.triggers import TriggerEvent
 
 from .exceptions import LightflowFilesystemConfigError
 from .file_task import Argument
@@ -146,7 +145,3 @@ class NotifyTriggerTask(WatchTask):
             poll_interval=params.poll_interval,
             report=report,
         )
-
-    def values(self, events: Iterable[TriggerEvent]) -> list[str]:
-        """The batch's file paths."""
-        return [event.values["path"] for event in events]

@@ -6,7 +6,9 @@ callback with each ``aggregate``-sized batch. The watching itself is the core's
 ``workflow stop`` or Ctrl-C, batches in the order things happened, a partial batch
 logged by name at the stop, what the task holds released if the run gives it up);
 the sources are the ones the ``lightflow fs watch`` command uses. A subclass only
-builds its source (:meth:`WatchTask.source`) and says what its callback receives.
+builds its source (:meth:`WatchTask.source`); its callback receives for a batch what
+a workflow started by that source receives as its one parameter (``files``,
+``lines``).
 
 The 1.x tuning arguments ``event_trigger_time`` and ``stop_polling_rate`` are
 accepted (checked to be numbers) and do not slow anything down any more: 1.x slept
@@ -18,7 +20,7 @@ and the stop flag is read every 0.25 s. ``NewLineTriggerTask`` uses
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lightflow.exceptions import ConfigError
@@ -32,7 +34,7 @@ if TYPE_CHECKING:
 
 
 class WatchTask(FileTask):
-    """Base of the trigger tasks; subclasses implement :meth:`source` and :meth:`values`.
+    """Base of the trigger tasks; subclasses implement :meth:`source`.
 
     Args:
         name: The task's name, unique within a DAG.
@@ -74,10 +76,14 @@ class WatchTask(FileTask):
             source = self.source(params)
         except ConfigError as error:
             raise LightflowFilesystemConfigError(f"task '{self.name}': {error}") from None
+        (parameter,) = source.parameters
+
+        def values(events: Sequence[TriggerEvent]) -> list[Any]:
+            return source.arguments(events)[parameter]
 
         def handle(batch: list[TriggerEvent]) -> None:
             if self._callback is not None:
-                self._callback(self.values(batch), data, store, signal, context)
+                self._callback(values(batch), data, store, signal, context)
 
         watch_in_task(
             source,
@@ -87,17 +93,13 @@ class WatchTask(FileTask):
             skip_duplicates=bool(params.get("skip_duplicate", False)),
             existing=bool(params.use_existing),
             flush_existing=bool(params.flush_existing),
-            describe=lambda events: ", ".join(repr(value) for value in self.values(events)),
+            describe=lambda events: ", ".join(repr(value) for value in values(list(events))),
         )
         return None
 
     def source(self, params: TaskParameters) -> TriggerSource:
         """The source to watch, built from the evaluated arguments."""
         raise NotImplementedError(f"{type(self).__name__} does not implement source()")
-
-    def values(self, events: Iterable[TriggerEvent]) -> list[Any]:
-        """What the callback receives for a batch (file paths, lines)."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement values()")
 
     def _number(self, value: Any, argument: str, *, optional: bool = False) -> float:
         if value is None and optional:
