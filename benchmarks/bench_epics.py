@@ -34,46 +34,24 @@ import contextlib
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import Latency, private_cluster, read_records, wait_until  # puts REPO on sys.path
+
+from tests.epics.servers import Ioc, client_environment, free_udp_and_tcp_port
+
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 RECORD_WORKFLOW = BENCH / "workflows" / "pv_record.py"
 CALLBACK_WORKFLOW = BENCH / "workflows" / "pv_callback.py"
-for folder in (REPO, BENCH):  # tests.epics.servers (the IOC), bench_filesystem (the cluster)
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from bench_filesystem import private_cluster, read_records  # noqa: E402
-
-from tests.epics.servers import Ioc, client_environment, free_udp_and_tcp_port  # noqa: E402
 
 TARGETS = {"source": 0.005, "callback": 0.005, "cluster": 0.100}
-
-
-@dataclass
-class Latency:
-    case: str
-    label: str
-    samples: list[float]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def p95(self) -> float:
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -138,15 +116,6 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, check: Callable[[], None]) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        check()
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out waiting for the PV's reaction")
-        time.sleep(0.002)
-
-
 # -- cases -------------------------------------------------------------------------------------
 def put(pv: str, value: float) -> float:
     """Write ``value`` (no waiting for completion); return ``time.time()`` just before."""
@@ -173,7 +142,7 @@ def measure_source(pv: str, label: str, samples: int, pause: float, start: float
         for index in range(samples):
             value = start + index
             sent[value] = put(pv.removeprefix("pva://"), value)
-            wait_until(lambda v=value: v in arrived, 10, lambda: None)
+            wait_until(lambda v=value: v in arrived, 10, "the PV's reaction")
             time.sleep(pause)
     finally:
         source.stop()
@@ -185,7 +154,8 @@ def measure_runs(
     case: str, label: str, key: str,
 ) -> Latency:  # fmt: skip
     """caput -> a record line (a callback, or a run's first task) for ``count`` values."""
-    wait_until(lambda: bool(read_records(record)), 120, command.check)  # the watch is on
+    # the watch is on
+    wait_until(lambda: bool(read_records(record)), 120, "the PV's reaction", check=command.check)
     sent: dict[float, float] = {}
     for index in range(count):
         value = start + index
@@ -193,7 +163,8 @@ def measure_runs(
         wait_until(
             lambda v=value: any(entry["value"] == v for entry in read_records(record)),
             60,
-            command.check,
+            "the PV's reaction",
+            check=command.check,
         )
         time.sleep(pause)
     reacted = {entry["value"]: entry[key] for entry in read_records(record)}
@@ -316,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress("caput -> first task, cluster (starting redis, secantus, a worker)")
                 folder = scratch / "cluster"
                 folder.mkdir()
-                config = stack.enter_context(private_cluster(folder))
+                config = stack.enter_context(private_cluster(folder, "epics"))
                 starts = folder / "cluster.jsonl"
                 watch = Command(folder / "watch.log", "-c", str(config), "epics", "watch", pv,
                                 "--no-skip-initial", "--workflow", str(RECORD_WORKFLOW),

@@ -26,47 +26,23 @@ Run it:  hatch run bench:python benchmarks/bench_filesystem.py   or
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import Latency, private_cluster, read_records, wait_until
+
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 RECORD_WORKFLOW = BENCH / "workflows" / "fs_record.py"
-if str(REPO) not in sys.path:  # tests.servers: the private servers
-    sys.path.insert(0, str(REPO))
-
-import yaml  # noqa: E402
-
-from tests.servers import WorkerProcess, redis, secantus  # noqa: E402
 
 LATENCY_TARGETS = {"embedded": 0.050, "cluster": 0.100}
-
-
-@dataclass
-class Latency:
-    engine: str
-    samples: list[float]
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def p95(self) -> float:
-        ordered = sorted(self.samples)
-        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 @dataclass
@@ -113,52 +89,11 @@ class Watch:
         self._log.close()
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def write(path: Path) -> float:
     """Write a small file; return ``time.time()`` once it is closed."""
     with open(path, "w") as file:
         file.write("frame\n")
     return time.time()
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.002) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out waiting for the runs")
-        time.sleep(interval)
-
-
-@contextlib.contextmanager
-def private_cluster(folder: Path) -> Iterator[Path]:
-    """redis-server, SecantusDB and one worker; yields the cluster's config file."""
-    with contextlib.ExitStack() as stack:
-        redis_server = stack.enter_context(redis())
-        mongo = stack.enter_context(secantus())
-        url = f"redis://{redis_server.address}/1"
-        config = folder / "lightflow.cfg"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "celery": {"broker_url": url},
-                    "signal": {"url": url},
-                    "store": {"uri": f"mongodb://{mongo.address}/", "database": "bench_fs"},
-                }
-            )
-        )
-        worker = WorkerProcess(
-            "fs-worker",
-            [sys.executable, "-m", "lightflow.cli", "-c", str(config), "worker", "start",
-             "-n", f"bench-fs@{socket.gethostname()}", "--concurrency", "2"],
-        )  # fmt: skip
-        stack.callback(worker.stop)
-        worker.start()
-        yield config
 
 
 # -- cases -------------------------------------------------------------------------------------
@@ -169,12 +104,12 @@ def measure_latency(engine: str, config: Path, files: int, pause: float) -> Late
     watch = Watch(config, folder, record, f"--{engine}")
     try:
         write(folder / "warm-up.h5")  # the first run pays for imports
-        wait_until(lambda: len(read_records(record)) == 1, 120)
+        wait_until(lambda: len(read_records(record)) == 1, 120, "the runs")
         closed: dict[str, float] = {}
         for i in range(files):
             path = folder / f"file_{i:04d}.h5"
             closed[str(path)] = write(path)
-            wait_until(lambda count=i + 2: len(read_records(record)) == count, 60)
+            wait_until(lambda count=i + 2: len(read_records(record)) == count, 60, "the runs")
             time.sleep(pause)
     finally:
         watch.stop()
@@ -183,7 +118,7 @@ def measure_latency(engine: str, config: Path, files: int, pause: float) -> Late
         for entry in read_records(record)
         if entry["files"][0] in closed
     ]
-    return Latency(engine, samples)
+    return Latency(engine, f"close -> task, {engine}", samples)
 
 
 def measure_source(folder: Path, count: int) -> tuple[float, int]:
@@ -198,7 +133,7 @@ def measure_source(folder: Path, count: int) -> tuple[float, int]:
         began = time.time()
         for i in range(count):
             write(folder / f"burst_{i:05d}.h5")
-        wait_until(lambda: len(seen) >= count, 120, 0.01)
+        wait_until(lambda: len(seen) >= count, 120, "the runs", interval=0.01)
     finally:
         source.stop()
     return seen[-1] - began, len(seen)
@@ -223,7 +158,7 @@ def measure_burst(config: Path, count: int, aggregate: int, workers: int) -> Bur
         def all_started() -> bool:
             return len(read_records(record)) >= expected
 
-        wait_until(all_started, 600, 0.05)
+        wait_until(all_started, 600, "the runs", interval=0.05)
     finally:
         watch.stop()
     entries = read_records(record)
@@ -246,10 +181,10 @@ def render(latencies: list[Latency], burst: Burst | None, header: str) -> str:
     lines = [header, ""]
     lines.append(f"{'case':<28}{'median':>10}{'p95':>10}{'target':>12}  result")
     for latency in latencies:
-        target = LATENCY_TARGETS[latency.engine]
+        target = LATENCY_TARGETS[latency.case]
         result = "ok" if latency.median <= target else "MISSED"
         lines.append(
-            f"{'close -> task, ' + latency.engine:<28}{latency.median * 1000:>8.1f}ms"
+            f"{latency.label:<28}{latency.median * 1000:>8.1f}ms"
             f"{latency.p95 * 1000:>8.1f}ms{'<= ' + format(target * 1000, 'g') + ' ms':>12}"
             f"  {result} ({len(latency.samples)} files)"
         )
@@ -306,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("latency, cluster (starting redis, secantus, a worker)", file=sys.stderr)
                 cluster = Path(scratch) / "cluster"
                 cluster.mkdir()
-                with private_cluster(cluster) as config:
+                with private_cluster(cluster, "fs") as config:
                     latencies.append(measure_latency("cluster", config, args.files, args.pause))
             if args.burst:
                 print(f"burst of {args.burst} files", file=sys.stderr, flush=True)
@@ -326,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(
                 {
                     "latency": {
-                        lat.engine: {"median": lat.median, "p95": lat.p95, "samples": lat.samples}
+                        lat.case: {"median": lat.median, "p95": lat.p95, "samples": lat.samples}
                         for lat in latencies
                     },
                     "burst": burst.__dict__ if burst else None,
@@ -334,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 indent=2,
             )
         )
-    missed = any(lat.median > LATENCY_TARGETS[lat.engine] for lat in latencies)
+    missed = any(lat.median > LATENCY_TARGETS[lat.case] for lat in latencies)
     lossy = burst is not None and not (burst.handed == burst.unique == burst.files)
     return 1 if missed or lossy else 0
 

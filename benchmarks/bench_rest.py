@@ -36,15 +36,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness import percentile, private_cluster  # puts REPO on sys.path
+
+from tests.servers import ServerProcess, free_port
+
 BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-import yaml  # noqa: E402
-
-from tests.servers import ServerProcess, WorkerProcess, free_port, redis, secantus  # noqa: E402
-
 WORKFLOWS = BENCH / "workflows"
 TOKEN = secrets.token_urlsafe(32)
 
@@ -106,58 +102,31 @@ class Follower(threading.Thread):
         self.connection.close()
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 @contextlib.contextmanager
 def private_server(concurrency: int) -> Iterator[int]:
     """Redis, SecantusDB, a worker and ``lightflow rest serve``; yields the server's port."""
     with contextlib.ExitStack() as stack:
-        redis_server = stack.enter_context(redis())
-        mongo = stack.enter_context(secantus())
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-rest-")))
-        state_url = f"redis://{redis_server.address}/1"
-        config = folder / "lightflow.cfg"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "workflows": [str(WORKFLOWS)],
-                    "celery": {"broker_url": state_url},
-                    "signal": {"url": state_url},
-                    "store": {"uri": f"mongodb://{mongo.address}/", "database": "bench_rest"},
-                    "extensions": {
-                        "rest": {
-                            "tokens": [{"token_env": "BENCH_REST_TOKEN", "role": "operate"}],
-                            "threads": 256,
-                        }
-                    },
+        settings = {
+            "workflows": [str(WORKFLOWS)],
+            "extensions": {
+                "rest": {
+                    "tokens": [{"token_env": "BENCH_REST_TOKEN", "role": "operate"}],
+                    "threads": 256,
                 }
-            )
+            },
+        }
+        config = stack.enter_context(
+            private_cluster(folder, "rest", concurrency=concurrency, settings=settings)
         )
-        lightflow = [sys.executable, "-m", "lightflow.cli", "-c", str(config)]
-        worker = WorkerProcess(
-            "rest-bench-worker",
-            [
-                *lightflow,
-                "worker",
-                "start",
-                "-n",
-                "bench-rest@localhost",
-                "--concurrency",
-                str(concurrency),
-            ],
-        )
-        stack.callback(worker.stop)
-        worker.start()
         port = free_port()
         server = ServerProcess(
-            ["env", f"BENCH_REST_TOKEN={TOKEN}", *lightflow, "rest", "serve", "--port", str(port)],
+            ["env", f"BENCH_REST_TOKEN={TOKEN}", sys.executable, "-m", "lightflow.cli",
+             "-c", str(config), "rest", "serve", "--port", str(port)],
             port,
             "lightflow rest serve",
             startup_timeout=60,
-        )
+        )  # fmt: skip
         stack.enter_context(server)
         yield port
 
