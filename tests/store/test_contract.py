@@ -346,3 +346,63 @@ def test_keys_list_the_names_under_a_key_in_order(doc: DataStoreDocument) -> Non
     assert doc.keys("log.main", section=META) == ["duration"]
     with pytest.raises(StoreError, match="invalid store key"):
         doc.keys("a..b")
+
+
+# -- the 1.x META layout of task records -------------------------------------------------
+def test_task_records_read_back_at_every_level_of_the_1x_layout(doc: DataStoreDocument) -> None:
+    doc.set_many({"log.main.start_time": "t0", "log.main.status": "running"}, section=META)
+    doc.set_many(
+        {
+            "log.main.tasks.a": {"status": "running", "worker": "w1"},
+            "log.main.tasks.b": {"status": "skipped"},
+            "log.side:2.tasks.c": {"status": "running"},
+        },
+        section=META,
+    )
+    doc.set_many(
+        {"log.main.tasks.a": {"status": "succeeded", "duration": 1.5}, "status": "running"},
+        section=META,
+    )
+    doc.set("log.main.tasks.b.note", "kept", section=META)
+    main_tasks = {
+        "a": {"status": "succeeded", "duration": 1.5},  # the whole record replaced
+        "b": {"status": "skipped", "note": "kept"},
+    }
+    assert doc.get("log.main.tasks.a.duration", section=META) == 1.5
+    assert doc.get("log.main.tasks.a", section=META) == main_tasks["a"]
+    assert doc.get("log.main.tasks.zzz", "none", section=META) == "none"
+    assert doc.get("log.main.tasks.a.zzz", "none", section=META) == "none"
+    assert doc.get("log.main.tasks", section=META) == main_tasks
+    assert doc.get("log.main", section=META) == {
+        "start_time": "t0",
+        "status": "running",
+        "tasks": main_tasks,
+    }
+    assert doc.get("log", section=META) == {
+        "main": {"start_time": "t0", "status": "running", "tasks": main_tasks},
+        "side:2": {"tasks": {"c": {"status": "running"}}},
+    }
+    assert doc.get("log.other", section=META) is None
+    assert doc.get("status", section=META) == "running"
+    assert doc.keys("log", section=META) == ["main", "side:2"]
+    assert doc.keys("log.main", section=META) == ["start_time", "status", "tasks"]
+    assert doc.keys("log.main.tasks", section=META) == ["a", "b"]
+    assert doc.keys("log.main.tasks.b", section=META) == ["status", "note"]
+    doc.push("log.main.tasks.b.seen", 1, section=META)
+    doc.extend("log.main.tasks.b.seen", [2, 3], section=META)
+    assert doc.get("log.main.tasks.b.seen", section=META) == [1, 2, 3]
+    assert doc.get("log.main.tasks", section=DATA) is None  # META only
+
+
+def test_task_records_of_a_removed_run_are_gone(store: DataStore) -> None:
+    run_id = store.add()
+    store.get(run_id).set("log.main.tasks.a", {"status": "running"}, section=META)
+    store.remove(run_id)
+    with pytest.raises(StoreError, match="no data store document"):
+        store.get(run_id)
+    again = store.get(store.add(workflow_id=run_id))
+    assert again.get("log", section=META) is None  # a new run of the same id starts empty
+    store.remove(run_id)
+    with pytest.raises(StoreError, match="no data store document"):  # nor brings it back
+        again.set("log.main.tasks.a", {"status": "running"}, section=META)
+    assert not store.exists(run_id)

@@ -182,3 +182,26 @@ def test_document_over_16_mb_fails_with_store_error(mongo_store: MongoDataStore)
 def test_importing_the_store_package_does_not_import_pymongo() -> None:
     code = "import sys, lightflow.store; sys.exit('pymongo' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_task_records_live_in_documents_of_their_own(
+    mongo_store: MongoDataStore, mongo_db: Any
+) -> None:
+    """However many tasks a run has, its own document does not grow with them."""
+    run_id = mongo_store.add()
+    document = mongo_store.get(run_id)
+    document.set("log.main.status", "running", section=META)
+    size = len(str(mongo_db.workflows.find_one({"_id": run_id})))
+    for batch in range(5):
+        document.set_many(
+            {f"log.main.tasks.t{batch}_{i}": {"status": "succeeded"} for i in range(200)},
+            section=META,
+        )
+    assert len(str(mongo_db.workflows.find_one({"_id": run_id}))) == size
+    records = mongo_db.workflows_tasks
+    assert records.count_documents({"run": run_id}) == 1000
+    record = records.find_one({"run": run_id, "task": "t3_7"})
+    assert record["dag"] == "main" and record["entry"] == {"status": "succeeded"}
+    assert len(document.get("log.main.tasks", section=META)) == 1000
+    mongo_store.remove(run_id)
+    assert records.count_documents({"run": run_id}) == 0

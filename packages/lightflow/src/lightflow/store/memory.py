@@ -15,6 +15,7 @@ import copy
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from ..exceptions import StoreError
@@ -23,7 +24,7 @@ from .base import DATA, META, DataStore, DataStoreDocument
 SECTIONS = (META, DATA)
 
 # Values of these types cannot change, so they are stored without copying them.
-_IMMUTABLE = (str, int, float, bool, bytes, type(None))
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), datetime)
 
 
 def split_key(key: str) -> list[str]:
@@ -102,8 +103,11 @@ def existing_run(workflow_id: str) -> StoreError:
 
 
 def _copy(value: Any, key: str) -> Any:
-    if type(value) in _IMMUTABLE:
+    kind = type(value)
+    if kind in _IMMUTABLE:
         return value
+    if kind is dict and all(type(item) in _IMMUTABLE for item in value.values()):
+        return dict(value)  # a run record's entry: no deepcopy machinery needed
     try:
         return copy.deepcopy(value)
     except Exception as error:

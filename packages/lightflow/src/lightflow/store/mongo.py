@@ -22,25 +22,29 @@ How values are stored, so that other tools can read the run and any value round-
   larger than it. Names inside such a value cannot be addressed with dot keys.
 
 ``get`` decodes all of this transparently, also inside lists and dicts. Overwriting a
-GridFS-backed value deletes its file; ``remove`` deletes the run's document and every
-GridFS file of the run. pymongo is imported only when a store is created, so importing
-:mod:`lightflow.store` stays cheap for the embedded engine.
+GridFS-backed value deletes its file; ``remove`` deletes the run's document, its task
+records and every GridFS file of the run. pymongo is imported only when a store is
+created, so importing :mod:`lightflow.store` stays cheap for the embedded engine.
+
+Two kinds of a run's records live beside its document, so that no document grows with
+the width of a run: each task's META record (``log.<dag>.tasks.<task>``) is a document
+of its own (:mod:`lightflow.store.task_records`; the keys read and write as in 1.x),
+and the events and log lines of a finished run are archived in chunks
+(:mod:`lightflow.store.archive`, :attr:`MongoDataStore.archive`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import pickle
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any
 
-import cloudpickle
-
 from ..exceptions import StoreError
-from .base import DATA, DataStore, DataStoreDocument
+from .archive import RunArchive
+from .base import DATA, META, DataStore, DataStoreDocument
 from .memory import (
     check_payload,
     check_section,
@@ -49,20 +53,29 @@ from .memory import (
     not_a_dict,
     split_key,
 )
+from .mongo_codec import (
+    GRIDFS_THRESHOLD,
+    MISSING,
+    TAG,
+    driver_reason,
+    dumps,
+    encode_inline,
+    file_ids,
+    is_tag,
+    one_line,
+    stored_kind,
+    too_large,
+    type_name,
+    uri_hosts,
+    walk,
+)
+from .task_records import TaskRecords, holds_records, task_key, with_records
 
-TAG = "__lightflow__"
-"""The field that marks a subdocument as an encoded value rather than a dict."""
-
-GRIDFS_THRESHOLD = 1 << 20
-"""Values whose stored form is larger than this many bytes go to GridFS."""
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Server error codes for an update whose path runs through a non-dict (28) or that
 # pushes onto a non-list (2): answered with the same message as the memory store.
 _PATH_ERRORS = (2, 28)
 # Server error codes for a document that would exceed 16 MB.
 _TOO_LARGE_ERRORS = (10334, 17419)
-_MISSING = object()
 
 
 class MongoDataStore(DataStore):
@@ -114,7 +127,7 @@ class MongoDataStore(DataStore):
         from bson.codec_options import CodecOptions
 
         self._timeout = float(timeout)
-        self._address = _uri_hosts(uri) if uri else f"{host}:{port}"
+        self._address = uri_hosts(uri) if uri else f"{host}:{port}"
         milliseconds = self._timeout * 1000
         options: dict[str, Any] = {
             "serverSelectionTimeoutMS": milliseconds,
@@ -136,7 +149,7 @@ class MongoDataStore(DataStore):
         try:
             self._client: Any = pymongo.MongoClient(uri or host, port, **options)
         except (pymongo.errors.ConfigurationError, ValueError, TypeError) as error:
-            reason = _one_line(str(error)).rstrip(".")
+            reason = one_line(str(error)).rstrip(".")
             raise StoreError(
                 f"invalid MongoDB settings for {self._address}: {reason}; check the store's "
                 "uri and connection options"
@@ -154,6 +167,10 @@ class MongoDataStore(DataStore):
         self._collection = db[collection]
         self._bucket = gridfs.GridFSBucket(db, bucket_name=f"{collection}_fs")
         self._files = db[f"{collection}_fs.files"]
+        with self._errors("open the collections of task records and run histories"):
+            self._tasks = TaskRecords(db[f"{collection}_tasks"])
+            #: Finished runs' events and log lines (see :mod:`lightflow.store.archive`).
+            self.archive = RunArchive(db[f"{collection}_history"])
 
     def add(self, payload: dict[str, Any] | None = None, *, workflow_id: str | None = None) -> str:
         """Create a run document and return its id (see :meth:`DataStore.add`).
@@ -194,9 +211,13 @@ class MongoDataStore(DataStore):
             return self._collection.find_one({"_id": workflow_id}, {"_id": 1}) is not None
 
     def remove(self, workflow_id: str) -> None:
-        """Delete a run's document and all its GridFS files (a no-op if it is absent)."""
+        """Delete a run's document, its task records and all its GridFS files.
+
+        A no-op if it is absent.
+        """
         with self._errors(f"remove run '{workflow_id}'"):
             self._collection.delete_one({"_id": workflow_id})
+            self._tasks.remove(workflow_id)
             files = self._files.find({"metadata.workflow_id": workflow_id}, {"_id": 1})
             self._delete_files(file["_id"] for file in files)
 
@@ -216,20 +237,20 @@ class MongoDataStore(DataStore):
         import bson
 
         path = f"{section}.{key}"
-        encoded = _encode_inline(value, key)
-        if _is_tag(encoded):
+        encoded = encode_inline(value, key)
+        if is_tag(encoded):
             blob = encoded["data"]
             if len(blob) <= GRIDFS_THRESHOLD:
                 return encoded
         elif len(bson.encode({"v": encoded})) <= GRIDFS_THRESHOLD:
             return encoded
         else:
-            blob = _dumps(value, key)
+            blob = dumps(value, key)
         file_id = self._bucket.upload_from_stream(
             f"{workflow_id}/{path}", blob, metadata={"workflow_id": workflow_id, "key": path}
         )
         uploads.append(file_id)
-        return {TAG: "gridfs", "type": _type_name(value), "file_id": file_id, "size": len(blob)}
+        return {TAG: "gridfs", "type": type_name(value), "file_id": file_id, "size": len(blob)}
 
     def _decode(self, value: Any) -> Any:
         """Return the Python value of a stored form (raises ``NoFile`` if a file is gone)."""
@@ -254,7 +275,7 @@ class MongoDataStore(DataStore):
             return pickle.loads(blob)
         except Exception as error:
             raise StoreError(
-                f"cannot read the stored {value.get('type', 'value')}: {_one_line(str(error))}"
+                f"cannot read the stored {value.get('type', 'value')}: {one_line(str(error))}"
                 "; install what it needs (e.g. the module defining it) where it is read"
             ) from error
 
@@ -300,29 +321,29 @@ class MongoDataStore(DataStore):
         except ConnectionFailure as error:
             raise StoreError(
                 f"cannot reach MongoDB at {self._address} within {self._timeout} s: "
-                f"{_reason(error)}; check the store settings (uri/host/port) and that "
+                f"{driver_reason(error)}; check the store settings (uri/host/port) and that "
                 "the server runs"
             ) from None
         except OperationFailure as error:
             if error.code == 18:
                 raise StoreError(
-                    f"MongoDB at {self._address} refused the login: {_reason(error)}; "
+                    f"MongoDB at {self._address} refused the login: {driver_reason(error)}; "
                     "check the store's username, password and auth_source"
                 ) from None
             if error.code == 13:
                 raise StoreError(
-                    f"MongoDB at {self._address} refused to {action}: {_reason(error)}; "
+                    f"MongoDB at {self._address} refused to {action}: {driver_reason(error)}; "
                     "set the store's username and password"
                 ) from None
             if error.code in _TOO_LARGE_ERRORS:
-                raise _too_large(action) from None
-            raise StoreError(f"cannot {action}: {_reason(error)}") from None
+                raise too_large(action) from None
+            raise StoreError(f"cannot {action}: {driver_reason(error)}") from None
         except InvalidDocument as error:
             if isinstance(error, DocumentTooLarge):
-                raise _too_large(action) from None
-            raise StoreError(f"cannot {action}: {_one_line(str(error))}") from None
+                raise too_large(action) from None
+            raise StoreError(f"cannot {action}: {one_line(str(error))}") from None
         except PyMongoError as error:
-            raise StoreError(f"cannot {action}: {_reason(error)}") from None
+            raise StoreError(f"cannot {action}: {driver_reason(error)}") from None
 
 
 class MongoDataStoreDocument(DataStoreDocument):
@@ -339,14 +360,9 @@ class MongoDataStoreDocument(DataStoreDocument):
         """
         parts = [] if key is None else split_key(key)
         check_section(section)
-        path = section if key is None else f"{section}.{key}"
-        store = self._store
         where = f"the {section} section of run '{self.workflow_id}'"
-        with store._errors(f"list '{key or ''}' in {where}"):
-            raw = store._collection.find_one({"_id": self.workflow_id}, {path: 1})
-        if raw is None:
-            raise missing_run(self.workflow_id)
-        value = _walk(raw, section, parts)
+        with self._store._errors(f"list '{key or ''}' in {where}"):
+            value = self._stored(key, parts, section)
         if type(value) is not dict or TAG in value:
             return []
         return list(value)
@@ -357,17 +373,13 @@ class MongoDataStoreDocument(DataStoreDocument):
 
         parts = split_key(key)
         check_section(section)
-        path = f"{section}.{key}"
         store = self._store
         with store._errors(f"get '{key}' in the {section} section of run '{self.workflow_id}'"):
             # A GridFS file may vanish between reading the document and the file when
             # another worker overwrites the value; reading again returns the new value.
             for _ in range(2):
-                raw = store._collection.find_one({"_id": self.workflow_id}, {path: 1})
-                if raw is None:
-                    raise missing_run(self.workflow_id)
-                value = _walk(raw, section, parts)
-                if value is _MISSING:
+                value = self._stored(key, parts, section)
+                if value is MISSING:
                     return default
                 try:
                     return store._decode(value)
@@ -387,9 +399,12 @@ class MongoDataStoreDocument(DataStoreDocument):
         Raises:
             StoreError: A name on the way to ``key`` holds something that is not a dict.
         """
+        if section == META and task_key(split_key(key)) is not None:
+            self.set_many({key: value}, section=section)
+            return
         old = self._update("set", key, section, "$set", value)
         with self._store._errors(f"delete the value replaced at '{key}'"):
-            self._store._delete_files(_file_ids(old))
+            self._store._delete_files(file_ids(old))
 
     def set_many(self, values: Mapping[str, Any], *, section: str = DATA) -> None:
         """Store several values with one ``$set``; GridFS files they replace are deleted.
@@ -403,6 +418,14 @@ class MongoDataStoreDocument(DataStoreDocument):
 
         check_section(section)
         items = [(key, split_key(key), value) for key, value in values.items()]
+        if section == META:
+            records = [(key, task_key(parts), value) for key, parts, value in items]
+            items = [
+                item
+                for item, (_key, routed, _value) in zip(items, records, strict=True)
+                if routed is None
+            ]
+            self._set_records([(k, r, v) for k, r, v in records if r is not None], bool(items))
         if not items:
             return
         store = self._store
@@ -442,7 +465,7 @@ class MongoDataStoreDocument(DataStoreDocument):
                 )
         with store._errors(f"delete the values replaced at {names}"):
             for _key, parts, _value in items:
-                store._delete_files(_file_ids(_walk(raw, section, parts)))
+                store._delete_files(file_ids(walk(raw, section, parts)))
 
     def push(self, key: str, value: Any, *, section: str = DATA) -> None:
         """Append ``value`` to the list at ``key`` (created if absent).
@@ -450,7 +473,8 @@ class MongoDataStoreDocument(DataStoreDocument):
         Raises:
             StoreError: ``key`` holds something that is not a list.
         """
-        self._update("push to", key, section, "$push", value)
+        if not self._push_record(key, section, [value]):
+            self._update("push to", key, section, "$push", value)
 
     def extend(self, key: str, values: Iterable[Any], *, section: str = DATA) -> None:
         """Append all ``values`` to the list at ``key`` in one atomic ``$push``.
@@ -458,7 +482,71 @@ class MongoDataStoreDocument(DataStoreDocument):
         Raises:
             StoreError: ``key`` holds something that is not a list.
         """
-        self._update("extend", key, section, "$push", list(values), each=True)
+        values = list(values)
+        if not self._push_record(key, section, values):
+            self._update("extend", key, section, "$push", values, each=True)
+
+    def _stored(self, key: str | None, parts: list[str], section: str) -> Any:
+        """The stored form at ``key`` (``MISSING`` if absent), task records included."""
+        routed = task_key(parts) if section == META else None
+        if routed is not None and (entry := self._task_entry(routed)) is not None:
+            return walk({"entry": entry}, "entry", routed[2])
+        path = section if key is None else f"{section}.{key}"
+        raw = self._store._collection.find_one({"_id": self.workflow_id}, {path: 1})
+        if raw is None:
+            raise missing_run(self.workflow_id)
+        value = walk(raw, section, parts)
+        if section == META and holds_records(parts):
+            value = with_records(value, parts, self._records(parts))
+        return value
+
+    # -- per-task META records (see lightflow.store.task_records) ------------------------
+    def _task_entry(self, routed: tuple[str, str, list[str]]) -> dict[str, Any] | None:
+        return self._store._tasks.entry(self.workflow_id, routed[0], routed[1])
+
+    def _records(self, parts: list[str]) -> dict[str, dict[str, Any]]:
+        """The run's task records below META ``parts`` (see :func:`holds_records`)."""
+        return self._store._tasks.of_run(self.workflow_id, parts[1] if len(parts) > 1 else None)
+
+    def _set_records(
+        self, records: list[tuple[str, tuple[str, str, list[str]], Any]], checked: bool
+    ) -> None:
+        """Write task records; ``checked``: the run document's own update follows.
+
+        Without a write to the run's document to fail for a removed run, the run is
+        looked up first, and again after: records written while it was being removed
+        are removed too.
+        """
+        if not records:
+            return
+        store = self._store
+        names = ", ".join(f"'{key}'" for key, _routed, _value in records)
+        with store._errors(f"set {names} in the meta section of run '{self.workflow_id}'"):
+            if not checked and not store.exists(self.workflow_id):
+                raise missing_run(self.workflow_id)
+            with store._uploads() as uploads:
+                encoded = [
+                    (dag, task, rest, store._encode(value, self.workflow_id, META, key, uploads))
+                    for key, (dag, task, rest), value in records
+                ]
+                store._tasks.set_many(self.workflow_id, encoded)
+            if not checked and not store.exists(self.workflow_id):
+                store._tasks.remove(self.workflow_id)
+                raise missing_run(self.workflow_id)
+
+    def _push_record(self, key: str, section: str, values: list[Any]) -> bool:
+        """Append to a list inside a task record; ``False`` if ``key`` is no such place."""
+        routed = task_key(split_key(key)) if section == META else None
+        if routed is None or not routed[2]:
+            return False
+        store = self._store
+        with store._errors(f"push to '{key}' in the meta section of run '{self.workflow_id}'"):
+            if not store.exists(self.workflow_id):
+                raise missing_run(self.workflow_id)
+            with store._uploads() as uploads:
+                encoded = [store._encode(v, self.workflow_id, META, key, uploads) for v in values]
+                store._tasks.push(self.workflow_id, routed[0], routed[1], routed[2], encoded)
+        return True
 
     def _update(
         self, verb: str, key: str, section: str, operator: str, value: Any, *, each: bool = False
@@ -511,7 +599,7 @@ class MongoDataStoreDocument(DataStoreDocument):
                 matched = False
             if not matched:
                 raise self._refusal(verb, key, section, parts)
-        return _MISSING if raw is None else _walk(raw, section, parts)
+        return MISSING if raw is None else walk(raw, section, parts)
 
     def _refusal(self, verb: str, key: str, section: str, parts: list[str]) -> StoreError:
         """Why an update matched nothing, in the words the memory store uses."""
@@ -538,126 +626,12 @@ class MongoDataStoreDocument(DataStoreDocument):
             current = current[part]
             if depth < len(parts) and (type(current) is not dict or TAG in current):
                 return not_a_dict(
-                    verb, key, section, self.workflow_id, parts[:depth], _kind(current)
+                    verb, key, section, self.workflow_id, parts[:depth], stored_kind(current)
                 )
             if depth == len(parts) and verb != "set" and type(current) is not list:
                 return StoreError(
                     f"cannot {verb} '{key}' in the {section} section of run "
-                    f"'{self.workflow_id}': it holds a {_kind(current)}, not a list; set it "
+                    f"'{self.workflow_id}': it holds a {stored_kind(current)}, not a list; set it "
                     "to a list first"
                 )
         return None
-
-
-def _encode_inline(value: Any, key: str) -> Any:
-    """The stored form of ``value`` with every non-plain part pickled in place."""
-    kind = type(value)
-    if kind in (str, float, bool, type(None)):
-        return value
-    if kind is int and _INT64_MIN <= value <= _INT64_MAX:
-        return value
-    if kind is datetime and value.tzinfo is timezone.utc and value.microsecond % 1000 == 0:
-        return value
-    if kind is list:
-        return [_encode_inline(item, key) for item in value]
-    if kind is dict and all(_plain_name(name) for name in value):
-        return {name: _encode_inline(item, key) for name, item in value.items()}
-    from bson import Binary
-
-    tag = {TAG: "pickle", "type": _type_name(value), "data": Binary(_dumps(value, key))}
-    if kind is datetime:
-        tag["at"] = value
-    return tag
-
-
-def _plain_name(name: Any) -> bool:
-    """Whether a dict key can be a MongoDB field name that dot paths address."""
-    return (
-        type(name) is str
-        and bool(name)
-        and name != TAG
-        and not name.startswith("$")
-        and "." not in name
-        and "\0" not in name
-    )
-
-
-def _dumps(value: Any, key: str) -> bytes:
-    try:
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as error:
-        raise StoreError(
-            f"cannot store the {type(value).__name__} at '{key}': it cannot be pickled "
-            f"({_one_line(str(error))}); store plain data instead"
-        ) from error
-
-
-def _is_tag(value: Any) -> bool:
-    return type(value) is dict and TAG in value
-
-
-def _walk(raw: dict[str, Any], section: str, parts: list[str]) -> Any:
-    """The stored form at ``parts`` in a (projected) run document, or ``_MISSING``."""
-    current: Any = raw.get(section)
-    for part in parts:
-        if type(current) is not dict or TAG in current or part not in current:
-            return _MISSING
-        current = current[part]
-    return current
-
-
-def _file_ids(value: Any) -> Iterator[Any]:
-    """The GridFS file ids referred to anywhere in a stored form."""
-    if type(value) is list:
-        for item in value:
-            yield from _file_ids(item)
-    elif type(value) is dict:
-        if value.get(TAG) == "gridfs":
-            yield value["file_id"]
-        elif TAG not in value:
-            for item in value.values():
-                yield from _file_ids(item)
-
-
-def _type_name(value: Any) -> str:
-    kind = type(value)
-    return (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
-
-
-def _kind(raw: Any) -> str:
-    """The short type name of a stored form, as the memory store names the value."""
-    if _is_tag(raw):
-        return str(raw.get("type", "value")).rsplit(".", 1)[-1]
-    return type(raw).__name__
-
-
-def _too_large(action: str) -> StoreError:
-    return StoreError(
-        f"cannot {action}: the run's document would exceed MongoDB's 16 MB limit; store "
-        f"fewer plain values per run (values above {GRIDFS_THRESHOLD // 1024} KiB each go "
-        "to GridFS)"
-    )
-
-
-def _reason(error: Exception) -> str:
-    """The useful part of a driver error, on one line and without the host prefix."""
-    details = getattr(error, "details", None)
-    text = details.get("errmsg", "") if isinstance(details, dict) else ""
-    text = text or str(error).split(", Timeout:")[0]
-    text = re.sub(r" \(configured timeouts:[^)]*\)", "", text)
-    text = re.sub(r"^\S+:\d+: ", "", text)
-    return _one_line(text.removeprefix("Plan executor error during update :: caused by :: "))
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _uri_hosts(uri: str) -> str:
-    """The host list of a MongoDB URI, without credentials (for messages)."""
-    match = re.match(r"mongodb(?:\+srv)?://(?:[^@/]*@)?([^/?]*)", uri)
-    return match.group(1) if match else "<invalid uri>"
