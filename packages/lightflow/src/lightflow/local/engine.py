@@ -34,13 +34,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.dag_run import DagRun, DagSpec, Outcome, TaskState
-from ..exceptions import SignalError
 from ..execution import TaskOutcome, compose_input, execute_task, initial_data
 from ..models.context import TaskContext
 from ..models.dag import Dag
 from ..models.task_data import MultiTaskData
 from ..records import EventListener, RunRecorder
-from ..signal import TaskSignal, stop_dag_reason, stop_workflow_reason
+from ..signal import (
+    TaskSignal,
+    dag_to_start,
+    dags_to_join,
+    stop_dag_reason,
+    stop_workflow_reason,
+)
 from ..store.base import DataStore
 from ..workflows import Workflow
 from .output import whole_lines
@@ -462,14 +467,7 @@ class _LocalChannel:
 
     def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
         run = self._run
-        if isinstance(dag, str):
-            if dag not in run.workflow.dags:
-                known = ", ".join(run.workflow.dags)
-                raise SignalError(
-                    f"start_dag: no DAG named '{dag}' in workflow "
-                    f"'{run.workflow.name}' (DAGs: {known})"
-                )
-            dag = run.workflow.dags[dag]
+        dag = dag_to_start(dag, run.workflow)
         with run._lock:
             instance = run._new_instance(dag, data)
         run._post(run._start_instance, instance)
@@ -478,19 +476,7 @@ class _LocalChannel:
     def join_dags(self, names: list[str] | None, requested_by: str) -> bool:
         run = self._run
         with run._lock:
-            if names is None:
-                names = [name for name in run._instances if name != requested_by]
-            if requested_by in names:
-                raise SignalError(
-                    f"join_dags: DAG '{requested_by}' cannot wait for "
-                    "itself to finish; join other DAGs only"
-                )
-            unknown = [name for name in names if name not in run._instances]
-            if unknown:
-                raise SignalError(
-                    f"join_dags: no DAG instance named '{unknown[0]}' in "
-                    "this run; pass names returned by start_dag"
-                )
+            names = dags_to_join(names, requested_by, run._instances)
             instances = [run._instances[name] for name in names]
             with run._pool.blocking():
                 run._dags_done.wait_for(lambda: all(i.run.done for i in instances))

@@ -7,7 +7,7 @@ from typing import Any
 from ..engine.dag_run import Outcome
 from ..exceptions import SignalError
 from ..models.dag import Dag
-from ..signal import stop_dag_reason, stop_workflow_reason
+from ..signal import dag_to_start, dags_to_join, stop_dag_reason, stop_workflow_reason
 from . import state as rs
 from .cluster import Cluster
 from .halting import halt_run, stop_instance
@@ -26,14 +26,7 @@ class RedisSignalChannel:
         self._dag = dag
 
     def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
-        workflow = self._cluster.workflow(self._run_id)
-        if isinstance(dag, str):
-            if dag not in workflow.dags:
-                known = ", ".join(workflow.dags)
-                raise SignalError(
-                    f"start_dag: no DAG named '{dag}' in workflow '{workflow.name}' (DAGs: {known})"
-                )
-            dag = workflow.dags[dag]
+        dag = dag_to_start(dag, self._cluster.workflow(self._run_id))
         if self._cluster.redis.exists(rs.run_key(self._run_id, "stop")):
             raise SignalError("start_dag: the workflow run is stopping")
         return create_instance(self._cluster, self._run_id, dag, data)
@@ -46,22 +39,7 @@ class RedisSignalChannel:
         try:
             while True:
                 states = {rs.text(k): rs.text(v) for k, v in client.hgetall(dags_key).items()}
-                wanted = (
-                    names
-                    if names is not None
-                    else [name for name in states if name != requested_by]
-                )
-                if requested_by in wanted:
-                    raise SignalError(
-                        f"join_dags: DAG '{requested_by}' cannot wait for "
-                        "itself to finish; join other DAGs only"
-                    )
-                unknown = [name for name in wanted if name not in states]
-                if unknown:
-                    raise SignalError(
-                        f"join_dags: no DAG instance named '{unknown[0]}' in "
-                        "this run; pass names returned by start_dag"
-                    )
+                wanted = dags_to_join(names, requested_by, states)
                 if all(states[name] for name in wanted):
                     return all(states[name] == Outcome.SUCCEEDED.value for name in wanted)
                 # Woken by the next finished DAG; the timeout only bounds a lost message.

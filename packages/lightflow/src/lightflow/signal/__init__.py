@@ -3,15 +3,21 @@
 Tasks receive a :class:`TaskSignal` as their third argument (1.x API). It forwards each
 request to a :class:`SignalChannel` provided by the engine running the task: an
 in-process channel for the embedded engine, a broker-backed one for the distributed
-engine. The task-facing API stays the same on both.
+engine. The task-facing API stays the same on both, and so do the checks of what a
+task asks for and their messages (:func:`dag_to_start`, :func:`dags_to_join`, the stop
+reasons), written here once for both channels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any, Protocol
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ..exceptions import SignalError
 from ..models.dag import Dag
+
+if TYPE_CHECKING:
+    from ..workflows import Workflow
 
 
 def stop_dag_reason(dag: str, requested_by: str) -> str:
@@ -22,6 +28,50 @@ def stop_dag_reason(dag: str, requested_by: str) -> str:
 def stop_workflow_reason(requested_by: str) -> str:
     """Why a run stopped when a task stopped the workflow."""
     return f"stopped by signal.stop_workflow() in DAG '{requested_by}'"
+
+
+def dag_to_start(dag: Dag | str, workflow: Workflow) -> Dag:
+    """The DAG ``start_dag`` asks for: the one given, or the workflow's of that name.
+
+    Raises:
+        SignalError: The workflow has no DAG of that name.
+    """
+    if not isinstance(dag, str):
+        return dag
+    if dag not in workflow.dags:
+        known = ", ".join(workflow.dags)
+        raise SignalError(
+            f"start_dag: no DAG named '{dag}' in workflow '{workflow.name}' (DAGs: {known})"
+        )
+    return workflow.dags[dag]
+
+
+def dags_to_join(
+    names: list[str] | None, requested_by: str, instances: Collection[str]
+) -> list[str]:
+    """The DAG instances ``join_dags`` waits for: ``names``, or every other one.
+
+    Args:
+        names: The instances asked for (``None``: all of ``instances`` but the asking one).
+        requested_by: The instance of the task that asks.
+        instances: The run's instances now.
+
+    Raises:
+        SignalError: A DAG would wait for itself, or a name is no instance of the run.
+    """
+    wanted = names if names is not None else [name for name in instances if name != requested_by]
+    if requested_by in wanted:
+        raise SignalError(
+            f"join_dags: DAG '{requested_by}' cannot wait for itself to finish; "
+            "join other DAGs only"
+        )
+    unknown = [name for name in wanted if name not in instances]
+    if unknown:
+        raise SignalError(
+            f"join_dags: no DAG instance named '{unknown[0]}' in this run; pass names "
+            "returned by start_dag"
+        )
+    return wanted
 
 
 class SignalChannel(Protocol):
