@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 from lightflow import api
 from lightflow.exceptions import LightflowError, ParameterError, WorkflowImportError
+from lightflow.models import DataStoreDocumentSection
 
 from .conftest import WORKFLOWS, Cluster
 
@@ -307,6 +310,35 @@ def test_workers_import_shared_code_from_the_configured_libraries(cluster: Clust
     cluster.store().remove(record["id"])
 
 
+def test_a_workflow_imports_helper_modules_beside_it_on_workers(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """As in 1.x, a workflow's folder is on the import path: on workers sharing it too."""
+    helper = f"frames_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{helper}.py").write_text("def count():\n    return 4\n")
+    (tmp_path / "counts_frames.py").write_text(
+        f"import {helper}\n"
+        "from lightflow.models import Dag\n"
+        "from lightflow.tasks import PythonTask\n\n"
+        f"def count(data, store, signal, context):\n    store.set('frames', {helper}.count())\n\n"
+        "d = Dag('main')\n"
+        "d.define({PythonTask('count', count): None})\n"
+    )
+    record, _ = cluster.run(str(tmp_path / "counts_frames.py"), keep_data=True)
+    assert record["state"] == "succeeded", record
+    assert api.run_store(record["id"], config=cluster.config).get("frames") == 4
+    cluster.store().remove(record["id"])
+
+
+def test_an_argument_of_no_json_type_reaches_tasks_as_the_object(cluster: Cluster) -> None:
+    record, _ = cluster.run("path_option", {"where": "/data/scan_0042"}, keep_data=True)
+    assert record["state"] == "succeeded", record
+    seen = api.run_store(record["id"], config=cluster.config).get("seen")
+    assert seen == {"type": "PosixPath", "name": "scan_0042"}
+    assert record["arguments"] == {"where": "PosixPath('/data/scan_0042')"}  # shown as text
+    cluster.store().remove(record["id"])
+
+
 def test_a_lost_task_that_is_not_safe_to_rerun_fails_the_run_with_a_record(
     cluster: Cluster,
 ) -> None:
@@ -338,6 +370,21 @@ def test_a_successor_reads_its_predecessors_meta_records(cluster: Cluster) -> No
         for name in ("work0", "work1", "work2"):
             assert {"duration", "worker", "status", "end_time"} <= set(seen[name]), seen
         cluster.store().remove(record["id"])
+
+
+def test_a_running_tasks_meta_entry_is_there_while_it_runs_as_in_1x(cluster: Cluster) -> None:
+    """A task that reads the log sees itself and a sibling still running."""
+    record, _ = cluster.run("reads_running_meta", keep_data=True, timeout=60)
+    assert record["state"] == "succeeded", record
+    document = api.run_store(record["id"], config=cluster.config)
+    seen = document.get("seen")
+    for name in ("probe", "busy"):
+        assert seen[name]["status"] == "running", seen
+        assert seen[name]["worker"] and seen[name]["start_time"], seen
+        assert "end_time" not in seen[name], seen
+    final = document.get("log.main.tasks.busy", section=DataStoreDocumentSection.Meta)
+    assert final["status"] == "succeeded" and "end_time" in final
+    cluster.store().remove(record["id"])
 
 
 def test_a_dag_stopped_by_a_task_ends_the_run_stopped_saying_so(cluster: Cluster) -> None:

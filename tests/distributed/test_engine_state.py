@@ -32,7 +32,7 @@ import redis
 from lightflow import api
 from lightflow.config import Config
 from lightflow.engine.dag_run import Outcome, Step
-from lightflow.queue import closing, driver, halting
+from lightflow.queue import closing, driver, halting, history
 from lightflow.queue import instance as dag_instance
 from lightflow.queue import meta as meta_queue
 from lightflow.queue import state as rs
@@ -142,7 +142,7 @@ def view_of(cluster: driver.Cluster, run_id: str, instance: str = "main") -> Ins
 
 
 def events(cluster: driver.Cluster, run_id: str) -> list[dict[str, Any]]:
-    return [json.loads(raw) for raw in cluster.redis.lrange(rs.run_key(run_id, "events"), 0, -1)]
+    return history.read_events(cluster, run_id)
 
 
 def meta(cluster: driver.Cluster, run_id: str, key: str, default: Any = None) -> Any:

@@ -626,15 +626,18 @@ def test_abort_workflow_aborts_the_run_and_running_tasks_see_it():
 
 def test_failing_task_fails_the_run_fast():
     ran = []
+    slow_runs = threading.Event()
 
     def slow(data, store, signal, context):
         # still running when the failure is handled: it sees the stop, then finishes
+        slow_runs.set()
         deadline = time.monotonic() + 5
         while not signal.is_stopped and time.monotonic() < deadline:
             time.sleep(0.005)
         ran.append(("slow", signal.is_stopped))
 
     def boom(data, store, signal, context):
+        slow_runs.wait(5)  # else the failure may cancel slow before it could start
         raise ValueError("bad frame 7")
 
     start = task("start")
@@ -898,6 +901,58 @@ def test_meta_records_each_task_dag_and_the_run():
     assert doc.get("name", section=META) == "wf"
     records = {t.task: t for t in result.tasks}
     assert records["a"].duration == pytest.approx(entry["duration"])
+
+
+def test_a_running_tasks_meta_entry_is_there_while_it_runs_as_in_1x():
+    """A task that reads the log sees itself and a sibling still running."""
+    from lightflow.workflows import load_workflow
+
+    path = Path(__file__).parent.parent / "distributed" / "workflows" / "reads_running_meta.py"
+    store = MemoryDataStore()
+    local = LocalRun(load_workflow(str(path)), {}, store=store, workers=4)
+    assert local.run().succeeded
+    seen = store.get(local.workflow_id).get("seen")
+    for name in ("probe", "busy"):
+        assert seen[name]["status"] == "running", seen
+        assert seen[name]["worker"] and seen[name]["start_time"], seen
+        assert "end_time" not in seen[name], seen
+    final = store.get(local.workflow_id).get("log.main.tasks.busy", section=META)
+    assert final["status"] == "succeeded" and "end_time" in final
+
+
+def test_a_workflow_imports_helper_modules_beside_it_and_is_listed(tmp_path):
+    """As in 1.x, a workflow's folder is on the import path when it is loaded."""
+    from lightflow.workflows import list_workflows, load_workflow
+
+    helper = f"frames_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{helper}.py").write_text("def count():\n    return 4\n")
+    (tmp_path / "counts_frames.py").write_text(
+        f"import {helper}\n"
+        "from lightflow.models import Dag\n"
+        "from lightflow.tasks import PythonTask\n\n"
+        f"def count(data, store, signal, context):\n    store.set('frames', {helper}.count())\n\n"
+        "d = Dag('main')\n"
+        "d.define({PythonTask('count', count): None})\n"
+    )
+    listed = {entry.name: entry for entry in list_workflows([tmp_path])}
+    assert listed["counts_frames"].error is None
+    store = MemoryDataStore()
+    local = LocalRun(load_workflow(str(tmp_path / "counts_frames.py")), {}, store=store)
+    assert local.run().succeeded
+    assert store.get(local.workflow_id).get("frames") == 4
+
+
+def test_an_argument_of_no_json_type_reaches_tasks_as_the_object():
+    from lightflow.workflows import load_workflow
+
+    loaded = load_workflow(
+        str(Path(__file__).parent.parent / "distributed/workflows/path_option.py")
+    )
+    store = MemoryDataStore()
+    arguments = loaded.parameters.consolidate({"where": "/data/scan_0042"})
+    local = LocalRun(loaded, arguments, store=store)
+    assert local.run().succeeded
+    assert store.get(local.workflow_id).get("seen") == {"type": "PosixPath", "name": "scan_0042"}
 
 
 def test_keep_data_false_removes_the_document():

@@ -100,11 +100,14 @@ class RunRecorder:
         )
 
     def task_started(self, dag: str, task: str, worker: str) -> float:
-        """Note that a task began running on ``worker`` (written to META when it ends).
+        """Record that a task began running on ``worker``.
 
+        Its META entry (start time, worker, status ``running``) is there while it runs,
+        as in 1.x: a task that reads the log sees itself and the tasks still running.
         Returns the start time, for a recorder in another process that records the end.
         """
-        return self._started(dag, task, None, EventKind.TASK_STARTED, worker=worker)
+        key = f"log.{dag}.tasks.{task}"
+        return self._started(dag, task, key, EventKind.TASK_STARTED, worker=worker)
 
     def task_finished(
         self,
@@ -148,7 +151,7 @@ class RunRecorder:
         self,
         dag: str | None,
         task: str | None,
-        key: str | None,
+        key: str,
         kind: EventKind,
         worker: str | None = None,
         extra: dict[str, Any] | None = None,
@@ -156,8 +159,10 @@ class RunRecorder:
         now = time.time()
         with self._lock:
             self._starts[(dag, task)] = now
-        if key is not None:
-            self._write(key, {**(extra or {}), "start_time": _utc(now), "status": "running"})
+        entry = {**(extra or {}), "start_time": _utc(now), "status": "running"}
+        if worker:
+            entry["worker"] = worker
+        self._write(key, entry)
         self._emit(
             RunEvent(
                 kind, self._workflow_id, self._workflow, now, dag=dag, task=task, worker=worker

@@ -164,13 +164,15 @@ def load_workflow(
     Args:
         name_or_path: A file path or a workflow name.
         paths: Folders searched for workflow names.
-        libraries: Folders put on ``sys.path`` so workflows can import shared code.
+        libraries: Folders put on ``sys.path`` so workflows can import shared code
+            (the workflow's own folder is put there too, see :func:`add_workflow_folder`).
 
     Raises:
         LightflowError: Any reason the file does not describe a runnable workflow.
     """
     name, path = find_workflow(name_or_path, paths)
     add_libraries(libraries)
+    add_workflow_folder(path)
     module = _import_file(path)
     dags: dict[str, Dag] = {}
     for value in vars(module).values():
@@ -206,6 +208,19 @@ def add_libraries(libraries: Iterable[str | Path]) -> None:
     for library in reversed([str(Path(library).expanduser()) for library in libraries]):
         if library not in sys.path:
             sys.path.insert(0, library)
+
+
+def add_workflow_folder(path: Path) -> None:
+    """Put the folder of the workflow file ``path`` at the end of ``sys.path`` (once).
+
+    As in 1.x, a workflow imports helper modules that sit next to it: loading it
+    (:func:`load_workflow`, and so ``workflow list``) and a worker that runs it both
+    call this. At the end, so that a workflow file named like a module (``random.py``)
+    never hides that module from anyone.
+    """
+    folder = str(Path(path).expanduser().parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
 
 
 def list_workflows(

@@ -142,9 +142,11 @@ def follow_events(
             or an outage lasted longer than :data:`OUTAGE_LIMIT` (one shorter than
             that is waited out, with one warning).
     """
+    from ..queue import history
     from ..queue import state as rs
 
-    client = cluster(config).redis
+    handle = cluster(config)
+    client = handle.redis
     deadline = None if timeout is None else time.monotonic() + timeout
     outage = _Outage(config, f"following run {run_id}" if run_id else "following the runs")
 
@@ -179,7 +181,7 @@ def follow_events(
         # between is in both, and is recognised by its place in the history.
         position = rs.event_log_end(client)
         seen = int(after) + 1 if after is not None else 0
-        for data in rs.read_events(client, full_id, seen):
+        for data in history.read_events(handle, full_id, seen):
             seen += 1
             if deliver(data, seen - 1):
                 return rs.read_run(client, full_id)
@@ -189,7 +191,7 @@ def follow_events(
                 # A restarted server may have lost the stream's newest entries (one
                 # second of an append-only file): after an outage, read the history.
                 mine = outage.ongoing or any(run == full_id for _entry, run, _data in entries)
-                history = rs.read_events(client, full_id, seen) if mine else []
+                recent = history.read_events(handle, full_id, seen) if mine else []
             except Exception as error:
                 outage.wait(error)
                 continue
@@ -197,7 +199,7 @@ def follow_events(
             if entries:
                 position = entries[-1][0]
             # The history is the order of record: deliver what it holds beyond `seen`.
-            for data in history:
+            for data in recent:
                 seen += 1
                 if deliver(data, seen - 1):
                     return outage.retry(lambda: rs.read_run(client, full_id))
@@ -239,12 +241,13 @@ def run_logs(
     Raises:
         RunNotFoundError: No such run.
     """
-    from ..queue import state as rs
+    from ..queue import history
 
-    client = cluster(config).redis
+    handle = cluster(config)
+    client = handle.redis
 
     def read() -> list[str]:
-        lines = rs.read_log(client, resolve_run_id(client, run_id))[0]
+        lines = history.read_log(handle, resolve_run_id(client, run_id))[0]
         return lines[offset : None if limit is None else offset + limit]
 
     return with_server_errors(config, read)
@@ -281,9 +284,11 @@ def follow_logs(
             or an outage lasted longer than :data:`OUTAGE_LIMIT` (one shorter than
             that is waited out, with one warning).
     """
+    from ..queue import history
     from ..queue import state as rs
 
-    client = cluster(config).redis
+    handle = cluster(config)
+    client = handle.redis
     deadline = None if timeout is None else time.monotonic() + timeout
     outage = _Outage(config, f"following the log of run {run_id}")
     skip = -1 if after is None else after  # positions up to this one are not delivered
@@ -299,7 +304,8 @@ def follow_logs(
                 # once the run has ended, the read after it holds every remaining line.
                 record = rs.read_run(client, full_id) or {}
                 ended = record.get("state") in rs.FINISHED_STATES
-                lines, last = rs.read_log(client, full_id, last, block=None if ended else 0.5)
+                block = None if ended else 0.5
+                lines, last = history.read_log(handle, full_id, last, block=block)
             except Exception as error:
                 outage.wait(error)
                 ended, lines = False, []

@@ -280,9 +280,11 @@ def run_status(run_id: str, *, config: Config) -> dict[str, Any]:
     Raises:
         RunNotFoundError: No run with that id (a unique id prefix is accepted).
     """
+    from ..queue import history
     from ..queue import state as rs
 
-    client = cluster(config).redis
+    handle = cluster(config)
+    client = handle.redis
 
     def read() -> dict[str, Any]:
         full_id = resolve_run_id(client, run_id)
@@ -291,7 +293,7 @@ def run_status(run_id: str, *, config: Config) -> dict[str, Any]:
             from ..exceptions import RunNotFoundError
 
             raise RunNotFoundError(f"run {full_id} was just pruned")
-        record["dags"] = _dags(rs.read_events(client, full_id))
+        record["dags"] = _dags(history.read_events(handle, full_id))
         return record
 
     return with_server_errors(config, read)
@@ -521,7 +523,7 @@ def prune_runs(
         LightflowError: ``older_than`` is not given and the configured retention is off
             or invalid, or the state server cannot be reached.
     """
-    from ..queue import state as rs
+    from ..queue import history
 
     if older_than is None:
         older_than = finished_run_retention(config)
@@ -532,7 +534,5 @@ def prune_runs(
             )
     if older_than < 0:
         raise LightflowError(f"older_than must not be negative, got {older_than:g} s")
-    client = cluster(config).redis
-    return with_server_errors(
-        config, lambda: rs.prune_finished_runs(client, older_than, dry_run=dry_run)
-    )
+    handle = cluster(config)
+    return with_server_errors(config, lambda: history.prune(handle, older_than, dry_run=dry_run))

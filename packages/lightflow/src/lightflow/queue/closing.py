@@ -6,9 +6,12 @@ from typing import TYPE_CHECKING
 
 from ..engine.dag_run import Outcome
 from ..events import EventKind, RunEvent
+from ..exceptions import LightflowError
 from . import state as rs
 from .cluster import Cluster
-from .instance import Progress, sweep
+from .history import archive
+from .inputs import START, output_key
+from .instance import Progress, queue_events, sweep
 from .meta import meta_writer, write_meta
 from .ready import wake
 
@@ -26,15 +29,17 @@ def carry_out(
     by its sweep (:func:`~lightflow.queue.instance.sweep`), and the run is closed if
     the step ended its last DAG instance.
     """
-    wake(cluster, progress.pushed, pulling)
+    wake(cluster, progress.pushed, pulling, progress.handoff)
     if progress.meta:
         meta_writer.request(cluster, run_id)
-    if progress.step.done:
-        finish_workflow(cluster, run_id)
-    if progress.sweep is not None:
+    if progress.sweep is not None and not progress.step.done:
         swept = sweep(cluster, run_id, instance, progress.sweep)
         if swept is not None:
             carry_out(cluster, run_id, instance, swept, pulling)
+    elif progress.sweep is not None:  # ended at once: nothing waits to be swept
+        cluster.redis.zrem(rs.OUTBOX, progress.sweep)
+    if progress.step.done:
+        finish_workflow(cluster, run_id)
 
 
 def finish_workflow(cluster: Cluster, run_id: str) -> None:
@@ -51,45 +56,63 @@ def finish_workflow(cluster: Cluster, run_id: str) -> None:
 
 
 def close_record(cluster: Cluster, run_id: str, outcome: str, *, started: bool) -> None:
+    """Record a run's end; remove its data unless kept, trim Redis, archive its history.
+
+    The run's own end event is published last, once its data is gone (unless kept)
+    and the state server holds nothing else of it: a follower that sees it finds the
+    run as it stays. Then its events and log lines move to the store
+    (:func:`~lightflow.queue.history.archive`).
+    """
     client = cluster.redis
     record = rs.read_run(client, run_id) or {}
     client.hset(rs.run_key(run_id), "ended", rs.now())
+    events: list[RunEvent] = []
+    name = record.get("workflow", "")
     if started:
         write_meta(cluster, run_id, wait=True)  # every entry before the run's own end
-        recorder = cluster.recorder(run_id, record.get("workflow", ""))
+        recorder = cluster.recorder(run_id, name, events, deferred=True)
         recorder.workflow_finished(
             outcome, record.get("error") or None, started_at=record.get("started")
         )
+        if record.get("keep_data"):
+            recorder.flush()
+        else:
+            cluster.store.remove(run_id)
     else:  # stopped while queued: no store document, just the event
-        pipe = client.pipeline()
-        rs.publish_event(
-            pipe,
-            run_id,
-            RunEvent(
-                EventKind.WORKFLOW_FINISHED,
-                run_id,
-                record.get("workflow", ""),
-                rs.now(),
-                outcome=outcome,
-            ).to_dict(),
+        events.append(
+            RunEvent(EventKind.WORKFLOW_FINISHED, run_id, name, rs.now(), outcome=outcome)
         )
-        pipe.execute()
-    clean_up(cluster, run_id, keep_data=bool(record.get("keep_data")), started=started)
+    clean_up(cluster, run_id)
+    pipe = client.pipeline()
+    queue_events(pipe, run_id, events)
+    pipe.execute()
+    archive(cluster, run_id)
 
 
-def clean_up(cluster: Cluster, run_id: str, *, keep_data: bool, started: bool) -> None:
-    """Drop the bulky per-run keys; keep the record, events and logs for status."""
+def clean_up(cluster: Cluster, run_id: str) -> None:
+    """Drop every key of a finished run but its record, events and log lines.
+
+    The keys are known from the run's DAG instances and their plans, so no pass over
+    the whole key space is needed (the prune of finished runs makes one).
+    """
     client = cluster.redis
-    parts = (rs.run_key(run_id, "out", ""), rs.run_key(run_id, "plan", ""))
-    keys = [
-        key
-        for key in map(rs.text, client.scan_iter(match=rs.run_key(run_id, "*"), count=500))
-        if key.startswith(parts)
-    ]
-    keys += [rs.run_key(run_id, "workflow"), rs.run_key(run_id, "meta")]
-    client.delete(*keys)
-    if started and not keep_data:
-        cluster.store.remove(run_id)
+    keys = [rs.run_key(run_id, part) for part in ("workflow", "arguments", "meta", "dags", "stop")]
+    keys.append(rs.run_key(run_id, "meta", "lock"))
+    for raw in client.hkeys(rs.run_key(run_id, "dags")):
+        instance = rs.text(raw)
+        keys += [rs.run_key(run_id, part, instance) for part in ("dag", "plan", "stop")]
+        keys.append(output_key(run_id, instance, START))
+        try:
+            plan = cluster.plan(run_id, instance)
+        except LightflowError:  # never got its plan: nothing more of it
+            continue
+        keys += [output_key(run_id, instance, task) for task in plan.spec.order]
+        keys += [rs.run_key(run_id, "seq", plan.dag), rs.run_key(run_id, "dagdef", plan.dag)]
+    pipe = client.pipeline(transaction=False)
+    for start in range(0, len(keys), 500):
+        pipe.delete(*keys[start : start + 500])
+    pipe.execute()
+    cluster.forget(run_id)
 
 
 def claim_run(client: redis.Redis, run_id: str, expected: str, new: str) -> bool:

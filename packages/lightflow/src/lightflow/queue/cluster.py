@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cloudpickle
@@ -25,8 +26,8 @@ from ..events import RunEvent
 from ..exceptions import LightflowError
 from ..models.dag import Dag
 from ..records import RunRecorder
-from ..store.base import DataStore, DataStoreDocument
-from ..workflows import Workflow
+from ..store.base import DataStoreDocument
+from ..workflows import Workflow, add_workflow_folder
 from . import state as rs
 from .app import create_app
 from .documents import RecordDocument
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from ..config import Config
+    from ..store.archive import RunArchive
+    from ..store.mongo import MongoDataStore
 
 
 class Cluster:
@@ -49,7 +52,7 @@ class Cluster:
         self.config = config
         self._app = app
         self._redis: redis.Redis | None = None
-        self._store: DataStore | None = None
+        self._store: MongoDataStore | None = None
         self._workflows: dict[str, Workflow] = {}
         self._documents: dict[str, DataStoreDocument] = {}
         self._plans: dict[tuple[str, str], Plan] = {}
@@ -73,19 +76,34 @@ class Cluster:
         return self._redis
 
     @property
-    def store(self) -> DataStore:
+    def store(self) -> MongoDataStore:
         if self._store is None:
             self._store = create_store(self.config)
         return self._store
 
+    @property
+    def archive(self) -> RunArchive:
+        """Where finished runs' histories are (see :mod:`lightflow.queue.history`)."""
+        return self.store.archive
+
     def workflow(self, run_id: str) -> Workflow:
-        """The run's workflow, unpickled once per process."""
+        """The run's workflow, unpickled once per process.
+
+        The workflow file's folder is put on the import path first, as where it was
+        loaded: the modules it imports from beside it are found on workers that share
+        the folder (see :func:`~lightflow.workflows.add_workflow_folder`).
+        """
         with self._lock:
             workflow = self._workflows.get(run_id)
         if workflow is None:
-            blob = self.redis.get(rs.run_key(run_id, "workflow"))
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.get(rs.run_key(run_id, "workflow"))
+            pipe.hget(rs.run_key(run_id), "path")
+            blob, path = pipe.execute()
             if blob is None:
                 raise LightflowError(f"run {run_id} is unknown to the state server")
+            if path:  # its helper modules, as on the host that loaded it
+                add_workflow_folder(Path(rs.text(path)))
             try:
                 workflow = cloudpickle.loads(blob)
             except Exception as error:  # a module it imports is not installed here
@@ -125,6 +143,15 @@ class Cluster:
             plan = pickle.loads(raw)
             _remember(self._plans, (run_id, instance), plan)
         return plan
+
+    def forget(self, run_id: str) -> None:
+        """Drop what this process caches of a run that has ended."""
+        with self._lock:
+            self._workflows.pop(run_id, None)
+        self._documents.pop(run_id, None)
+        self._names.pop(run_id, None)
+        for key in [key for key in self._plans if key[0] == run_id]:
+            self._plans.pop(key, None)
 
     def capacity(self, queue: str) -> int:
         """How many processes serve ``queue``: the workers' registry, a few seconds old.

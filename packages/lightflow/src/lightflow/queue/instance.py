@@ -298,7 +298,8 @@ def advance(
 def sweep(cluster: Cluster, run_id: str, instance: str, entry_done: str | None) -> Progress | None:
     """Cancel the waiting tasks of a halted instance, in a commit of its own.
 
-    ``entry_done`` is the outbox entry that stood for this sweep: cleared with it.
+    ``entry_done`` is the outbox entry that stood for this sweep: cleared with it. An
+    instance whose run has ended (and was cleaned up) meanwhile has nothing to sweep.
     """
 
     def cancel(machine: DagRun, _view: InstanceView) -> Step | None:
@@ -310,7 +311,10 @@ def sweep(cluster: Cluster, run_id: str, instance: str, entry_done: str | None) 
         if entry_done is not None:
             writes.zrem(rs.OUTBOX, entry_done)
 
-    progress = advance(cluster, run_id, instance, cancel, also=clear)
+    try:
+        progress = advance(cluster, run_id, instance, cancel, also=clear)
+    except LightflowError:  # the run has ended and was cleaned up meanwhile
+        progress = None
     if progress is None and entry_done is not None:
         cluster.redis.zrem(rs.OUTBOX, entry_done)
     return progress

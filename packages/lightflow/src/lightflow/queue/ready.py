@@ -97,17 +97,24 @@ def take(cluster: Cluster, queue: str, worker: str) -> TaskRef | None:
     return TaskRef(run_id, instance, task, attempt)
 
 
-def wake(cluster: Cluster, pushed: Mapping[str, int], pulling: str | None = None) -> None:
+def wake(
+    cluster: Cluster,
+    pushed: Mapping[str, int],
+    pulling: str | None = None,
+    handoff: TaskRef | None = None,
+) -> None:
     """Send task jobs for tasks just pushed (``pushed``: how many, by queue).
 
-    ``pulling`` is the queue of the task job this process runs, if any: it takes the
-    next task of that queue itself.
+    ``pulling`` is the queue of the task job this process runs, if any: it runs one
+    ready task of that queue itself next, the ``handoff`` or else the first pushed,
+    and the others need other processes, as many as the queue has besides this one.
     """
     for queue, count in pushed.items():
-        jobs = min(count, cluster.capacity(queue))
         if queue == pulling:
-            jobs -= 1
-        for _ in range(max(jobs, 0 if queue == pulling else 1)):
+            jobs = min(count - (handoff is None), cluster.capacity(queue) - 1)
+        else:
+            jobs = max(1, min(count, cluster.capacity(queue)))
+        for _ in range(jobs):
             cluster.send(TASK_JOB, (queue,), queue)
 
 

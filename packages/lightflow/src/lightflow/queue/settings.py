@@ -12,11 +12,11 @@ from urllib.parse import quote
 
 from ..config import redact_url
 from ..exceptions import ConfigError
-from ..store.base import DataStore
 from .app import DEFAULT_BROKER
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..store.mongo import MongoDataStore
 
 
 def state_url(config: Config) -> str:
@@ -64,7 +64,7 @@ def store_settings(config: Config) -> dict[str, Any]:
     return settings
 
 
-def create_store(config: Config) -> DataStore:
+def create_store(config: Config) -> MongoDataStore:
     """The MongoDB store from the ``store`` section (1.x keys or a ``uri``)."""
     from ..store.mongo import MongoDataStore
 

@@ -14,6 +14,7 @@ from .closing import carry_out, claim_run, finish_workflow
 from .cluster import Cluster
 from .dag_state import HALT, STARTED, InstanceView
 from .instance import Writes, advance, create_instance, queue_events, queue_meta
+from .submit import stored_arguments
 
 
 def workflow_job(cluster: Cluster, run_id: str) -> None:
@@ -27,10 +28,11 @@ def workflow_job(cluster: Cluster, run_id: str) -> None:
     if not store.exists(run_id):
         store.add(workflow_id=run_id)
     document = cluster.document(run_id)
-    for key, value in record["arguments"].items():
+    arguments = stored_arguments(cluster, run_id, record)
+    for key, value in arguments.items():
         document.set(key, value)
     client.hset(rs.run_key(run_id), "started", rs.now())
-    cluster.recorder(run_id, workflow.name).workflow_started(record["arguments"])
+    cluster.recorder(run_id, workflow.name).workflow_started(arguments)
     dags = workflow.autostart_dags
     if not dags:
         finish_workflow(cluster, run_id)

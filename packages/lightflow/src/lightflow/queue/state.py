@@ -151,8 +151,14 @@ def read_runs(client: redis.Redis, run_ids: list[str]) -> list[dict[str, Any]]:
     return records
 
 
+#: Fields of a run's record that are the engine's own bookkeeping, not the run's facts.
+_BOOKKEEPING = ("archived_events", "archived_logs")
+
+
 def _record(run_id: str, raw: dict[Any, Any]) -> dict[str, Any]:
     record: dict[str, Any] = {text(k): text(v) for k, v in raw.items()}
+    for name in _BOOKKEEPING:
+        record.pop(name, None)
     record["id"] = run_id
     record["arguments"] = json.loads(record.get("arguments", "{}"))
     record["keep_data"] = record.get("keep_data") == "1"
@@ -281,12 +287,12 @@ def prune_finished_runs(
                 if float(ended) < cutoff:
                     finished.append(run_id)
     if finished and not dry_run:
-        _delete_runs(client, finished)
+        delete_runs(client, finished)
     return finished
 
 
-def _delete_runs(client: redis.Redis, run_ids: list[str]) -> None:
-    """Delete the keys of finished runs: parts first, then records and list entries."""
+def delete_runs(client: redis.Redis, run_ids: list[str]) -> None:
+    """Delete every key of the runs: parts first, then records and list entries."""
     doomed = set(run_ids)
     prefix = run_key("")  # 'lf:run:'
     parts: list[str] = []

@@ -179,6 +179,7 @@ def _begin(
             carry_out(cluster, ref.run_id, ref.instance, progress, queue)
         return None
     heartbeats.keep_alive(cluster, ref.running_field, beat)
+    carry_out(cluster, ref.run_id, ref.instance, progress, queue)  # its META entry
     blobs = {**have, **progress.values}
     return _Begun(ref, workflow, plan, progress, worker, beat, start_time, blobs)
 
@@ -272,12 +273,14 @@ def _finish(
         step = _apply_outcome(machine, ref.task, outcome)
         finished.clear()
         record[:] = [cluster.recorder(ref.run_id, begun.workflow.name, finished, deferred=True)]
+        state = machine.states[ref.task]  # a bad Action(limit=) fails the task
+        error = machine.errors.get(ref.task) if state is TaskState.FAILED else None
         record[0].task_finished(
             ref.instance,
             ref.task,
-            machine.states[ref.task].value,  # a bad Action(limit=) fails the task
+            state.value,
             worker=begun.worker,
-            message=outcome.message or machine.errors.get(ref.task) or None,
+            message=outcome.message or error or None,
             traceback=outcome.traceback,
             started_at=begun.start_time,
         )

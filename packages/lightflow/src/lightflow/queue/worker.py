@@ -34,7 +34,7 @@ from ..config import finished_run_retention, redact_url
 from ..exceptions import LightflowError
 from ..models.dag import DEFAULT_QUEUE as DAG_QUEUE
 from ..workflows import add_libraries
-from . import driver, state
+from . import driver, history, state
 from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
 from .broker import check_broker
 
@@ -264,7 +264,7 @@ def _registered_workers(config: Config) -> dict[str, dict[str, str]]:
 def _prune(cluster: driver.Cluster, keep_finished: float) -> None:
     """Delete runs that finished more than ``keep_finished`` seconds ago; log, never raise."""
     try:
-        pruned = state.prune_finished_runs(cluster.redis, keep_finished)
+        pruned = history.prune(cluster, keep_finished)
     except Exception as error:
         logger.warning("pruning finished runs failed (next try in an hour): %s", error)
         return
