@@ -96,6 +96,24 @@ def test_non_string_slot_label_is_rejected():
         Dag("d", schema={a: {b: 5}})
 
 
+def test_a_wide_join_is_defined_in_linear_time():
+    """A DAG over a dataset's frames (thousands of lanes into one join) loads at once:
+    finding a repeated edge used to scan the join's predecessors for every lane."""
+    lanes = [Task(f"frame{i}") for i in range(20_000)]
+    start, join = Task("start"), Task("join")
+    began = time.perf_counter()
+    dag = Dag("d", schema={start: lanes, **{lane: join for lane in lanes}})
+    assert time.perf_counter() - began < 2.0
+    assert len(dag.predecessors("join")) == 20_000
+
+
+def test_an_edge_given_twice_is_one_edge_in_its_place():
+    a, b, c = Task("a"), Task("b"), Task("c")
+    dag = Dag("d", schema={a: [c, b, c], b: c})
+    assert dag.successors("a") == ["c", "b"]
+    assert dag.predecessors("c") == [("a", None), ("b", None)]
+
+
 def test_task_order_is_the_order_of_first_mention():
     a, b, c, d = Task("a"), Task("b"), Task("c"), Task("d")
     dag = Dag("dag", schema={c: [a, d], b: a})

@@ -7,7 +7,8 @@ cross processes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -64,9 +65,17 @@ class RunEvent:
     id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form (with ``id`` only when it has one)."""
-        data = asdict(self)
+        """Plain JSON-able form (with ``id`` only when it has one).
+
+        Built field by field rather than with ``dataclasses.asdict``: the distributed
+        engine encodes two events per task, and ``asdict`` costs several times more.
+        """
+        data = {name: getattr(self, name) for name in _FIELDS}
         data["kind"] = self.kind.value
-        if data["id"] is None:
-            del data["id"]
+        data["extra"] = copy.deepcopy(self.extra) if self.extra else {}
+        if self.id is not None:
+            data["id"] = self.id
         return data
+
+
+_FIELDS = [item.name for item in fields(RunEvent) if item.name not in ("extra", "id")]

@@ -119,6 +119,9 @@ class Dag:
         tasks: dict[str, BaseTask] = {}
         successors: dict[str, list[str]] = {}
         predecessors: dict[str, list[tuple[str, str | None]]] = {}
+        # Where each edge is in its child's predecessors: a join of thousands of lanes
+        # is defined in time linear in its edges.
+        edges: dict[tuple[str, str], int] = {}
         for parent, children in schema.items():
             parent_name = self._add_task(tasks, successors, predecessors, parent)
             for child, slot in self._children(parent_name, children):
@@ -128,12 +131,11 @@ class Dag:
                         f"Dag '{self._name}': slot label for '{parent_name}' -> "
                         f"'{child_name}' must be a string or None, got {slot!r}"
                     )
-                known = [
-                    i for i, (p, _s) in enumerate(predecessors[child_name]) if p == parent_name
-                ]
-                if known:  # the same edge again: the last label wins, as in a graph
-                    predecessors[child_name][known[0]] = (parent_name, slot or None)
+                known = edges.get((parent_name, child_name))
+                if known is not None:  # the same edge again: the last label wins, as in a graph
+                    predecessors[child_name][known] = (parent_name, slot or None)
                 else:
+                    edges[(parent_name, child_name)] = len(predecessors[child_name])
                     successors[parent_name].append(child_name)
                     predecessors[child_name].append((parent_name, slot or None))
         self._check_acyclic(successors)
