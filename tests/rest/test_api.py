@@ -114,10 +114,25 @@ def test_workers_and_stopping_one(http: Http, redis_cluster: Cluster) -> None:
     worker.process.wait(60)
 
 
-def test_triggers_and_their_kinds(http: Http) -> None:
+def test_triggers_and_their_kinds(http: Http, redis_cluster: Cluster) -> None:
+    # A trigger publishing its state where cluster triggers do; the cluster is shared
+    # with other suites, whose triggers may be listed too.
+    import time
+    import uuid
+
+    from lightflow.queue.driver import state_url
+    from lightflow.queue.state import connect
+    from lightflow.triggers.status import RedisStatusBoard
+
+    name = f"rest-{uuid.uuid4().hex[:8]}"
+    state = {"name": name, "kind": "folder", "workflow": "compress", "state": "running",
+             "updated": time.time(), "runs": 2, "last_run": "abc"}  # fmt: skip
+    RedisStatusBoard(connect(state_url(redis_cluster.config))).publish(name, state)
     triggers = http.get("/api/v2/triggers").json()
-    assert triggers["triggers"] == []
-    assert "folder" in triggers["kinds"]
+    listed = {trigger["name"]: trigger for trigger in triggers["triggers"]}
+    assert listed[name]["state"] == "running" and listed[name]["runs"] == 2
+    assert listed[name]["kind"] == "folder" and listed[name]["last_run"] == "abc"
+    assert {"folder", "pv"} <= set(triggers["kinds"])
 
 
 def test_unknown_paths_and_methods_are_json(http: Http) -> None:
