@@ -195,7 +195,7 @@ def test_a_commit_from_stale_fields_writes_nothing(engine: driver.Cluster) -> No
     writes.rpush(history, "stale event")
     writes.hset(rs.RUNNING, f"{run_id}|main|first", "stale entry")
     writes.push_ready("elsewhere", ["stale entry"])
-    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes)
+    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes, [])
 
     assert reply == [0, b"1"]  # refused, with the current value of the field compared
     assert fields(engine, run_id) == before
@@ -207,7 +207,7 @@ def test_a_commit_from_stale_fields_writes_nothing(engine: driver.Cluster) -> No
     # Refreshed with that value, the same writes go through, all of them.
     stale.refresh({"started": b"1"})
     assert stale.started is True
-    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes)
+    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes, [])
     assert reply[0] == 1
     assert client.get(out_key) == b"stale output"
     assert rs.text(client.lindex(history, -1)) == "stale event"
@@ -594,11 +594,12 @@ def test_meta_writer_writes_a_runs_queue_within_its_delay_and_coalesces_requests
     assert meta(engine, run_id, "tasks") == {f"t{i}": "succeeded" for i in range(5)}
     assert meta_queue_length(engine, run_id) == 0
     # One write for the five requests: one look at the queue before the batch and one
-    # after letting go of the lock (a write per request would look at least five times).
+    # after letting go of the lock, which the log may end before (a write per request
+    # would look at least five times).
     looks = [c for c in log.commands if c.startswith("LLEN") and queue_key in c]
     locks = [c for c in log.commands if c.startswith("SET") and f"{queue_key}:lock" in c]
     assert len(locks) == 1, log.commands
-    assert len(looks) == 2, log.commands
+    assert 1 <= len(looks) <= 2, log.commands
 
 
 def test_meta_writer_keeps_the_first_due_time_of_a_run(engine: driver.Cluster) -> None:

@@ -69,14 +69,14 @@ def close_record(cluster: Cluster, run_id: str, outcome: str, *, started: bool) 
     events: list[RunEvent] = []
     name = record.get("workflow", "")
     if started:
-        write_meta(cluster, run_id, wait=True)  # every entry before the run's own end
         recorder = cluster.recorder(run_id, name, events, deferred=True)
         recorder.workflow_finished(
             outcome, record.get("error") or None, started_at=record.get("started")
         )
         if record.get("keep_data"):
+            write_meta(cluster, run_id, wait=True)  # every entry before the run's own end
             recorder.flush()
-        else:
+        else:  # META entries still queued would be written only to go with the data
             cluster.store.remove(run_id)
     else:  # stopped while queued: no store document, just the event
         events.append(

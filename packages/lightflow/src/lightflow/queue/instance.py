@@ -81,9 +81,9 @@ def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
 #: then sections, each its count followed by its items: compared fields (field,
 #: ``=value`` or ``!`` for absent), fields set (field, value), consumed outputs
 #: (counter field, output key, increment, consumers), commands (argument count,
-#: arguments) and commands applied only if the commit ended the DAG. Answers
-#: ``{1, open, ended}``, ``{0, current values of the compared fields}`` on a conflict,
-#: or ``{-1}`` when the instance is gone.
+#: arguments), commands applied only if the commit ended the DAG, and fields to read
+#: once it is applied. Answers ``{1, open, ended, values read}``, ``{0, current values
+#: of the compared fields}`` on a conflict, or ``{-1}`` when the instance is gone.
 _COMMIT = """
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return {-1} end
@@ -124,18 +124,19 @@ for _ = 1, tonumber(take()) do
     redis.call('HDEL', key, name)
   end
 end
-local function run(count)
+local function run(count, apply)
   for _ = 1, count do
     local n = tonumber(take())
-    redis.call(unpack(ARGV, i, i + n - 1))
+    if apply then redis.call(unpack(ARGV, i, i + n - 1)) end
     i = i + n
   end
 end
-run(tonumber(take()))
+run(tonumber(take()), true)
 local ended = (not was_done) and open == 0 and redis.call('HGET', key, 'started') == '1'
-local count = tonumber(take())
-if ended then run(count) end
-return {1, open, ended and 1 or 0}
+run(tonumber(take()), ended)
+local reply = {1, open, ended and 1 or 0}
+for _ = 1, tonumber(take()) do reply[#reply + 1] = redis.call('HGET', key, take()) end
+return reply
 """
 
 
@@ -244,6 +245,7 @@ def advance(
     outputs: Mapping[str, bytes] | None = None,
     also: Callable[[Writes], None] | None = None,
     hand_off: HandOff | None = None,
+    read_after: Iterable[str] = (),
 ) -> Progress | None:
     """Apply ``event`` to the instance's machine and commit it (compare-and-set).
 
@@ -255,11 +257,12 @@ def advance(
     fresh attempt ids. ``outputs`` (key -> pickled output) are written with the
     transition, so no successor can start before its input exists; ``also`` may add
     further writes. With ``hand_off``, the first task made ready on that queue is
-    claimed for the worker instead of pushed.
+    claimed for the worker instead of pushed. ``read_after`` names fields the job's next
+    transition will read: the commit answers their values, saving it a round trip.
     """
     plan = cluster.plan(run_id, instance)
     view = view or InstanceView(cluster.redis, dag_key(run_id, instance), plan.spec)
-    reads = list(reads)
+    reads, read_after = list(reads), list(read_after)
     values = dict(zip(reads, view.load([OPEN, *prefetch], reads), strict=True))
     while True:
         if view.values[OPEN] is None:
@@ -282,7 +285,7 @@ def advance(
         if step.sweep_due:
             sweep_entry = job_entry(DAG_JOB, (run_id, instance), plan.queue)
             add_to_outbox(writes, [sweep_entry])
-        reply = _commit(cluster, run_id, instance, plan, view, writes)
+        reply = _commit(cluster, run_id, instance, plan, view, writes, read_after)
         if reply[0] == -1:
             view.values[OPEN] = None
             continue
@@ -291,6 +294,7 @@ def advance(
             ended = writes.if_ended if step.done else None
             meta = writes.meta or (ended is not None and ended.meta)
             view.committed(int(reply[1]))
+            view.values.update(zip(read_after, reply[3:], strict=True))
             return Progress(machine, view, step, writes.pushed, handoff, values, meta, sweep_entry)
         view.refresh(dict(zip(view.compared, reply[1:], strict=True)))
 
@@ -321,7 +325,13 @@ def sweep(cluster: Cluster, run_id: str, instance: str, entry_done: str | None) 
 
 
 def _commit(
-    cluster: Cluster, run_id: str, instance: str, plan: Plan, view: InstanceView, writes: Writes
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    plan: Plan,
+    view: InstanceView,
+    writes: Writes,
+    read_after: list[str],
 ) -> list[Any]:
     """Run :data:`_COMMIT` for the transition the view and ``writes`` hold."""
     args: list[Any] = [view.open_delta, len(view.compared)]
@@ -337,6 +347,7 @@ def _commit(
         args.append(consumers(plan.spec, name))
     args += writes.arguments()
     args += writes.if_ended.arguments() if writes.if_ended is not None else [0]
+    args += [len(read_after), *read_after]
     reply: list[Any] = cluster.script(_COMMIT)(keys=[view.key], args=args)
     return reply
 

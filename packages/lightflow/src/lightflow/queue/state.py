@@ -1,14 +1,19 @@
 """Run state in Redis: what lets short, stateless jobs carry a workflow run.
 
-Every key of a run starts with ``lf:run:<id>``:
+Every key of a run starts with ``lf:run:<id>``. When the run ends, all of them but its
+record are dropped and its events and log lines move to the store
+(:mod:`lightflow.queue.history`): a finished run keeps about a kilobyte here.
 
 ``lf:run:<id>`` (hash)
     The run record: workflow name, state (queued, running, succeeded, failed, stopped,
-    aborted), arguments (JSON), created/started/ended times, error, failed DAG/task,
-    queue, keep_data. ``lf:runs`` (sorted set, by creation time) lists every run.
-``lf:run:<id>:workflow``
+    aborted), arguments (JSON, for display), created/started/ended times, error,
+    failed DAG/task, queue, keep_data, the workflow file's path; and, once its history
+    was archived, how much of it (``archived_events``, ``archived_logs``, left out of
+    :func:`read_run`). ``lf:runs`` (sorted set, by creation time) lists every run.
+``lf:run:<id>:workflow`` and ``lf:run:<id>:arguments``
     The cloudpickled :class:`~lightflow.workflows.Workflow` (DAGs and tasks), so workers
-    need no copy of the workflow file.
+    need no copy of the workflow file, and the cloudpickled arguments: tasks get the
+    objects the run was started with.
 ``lf:run:<id>:dag:<instance>`` (hash)
     One DAG instance's state, a field per task (state, attempt id, the tally of its
     predecessors' verdicts; a failed task's error; how many successors consumed its
@@ -22,7 +27,9 @@ Every key of a run starts with ``lf:run:<id>``:
     so that stopping a run needs none of its code.
 ``lf:run:<id>:dags`` (hash)
     Instance name -> outcome ('' while running); the list join_dags and the workflow
-    completion check read. ``lf:run:<id>:seq:<dag>`` counts copies of a DAG.
+    completion check read. ``lf:run:<id>:seq:<dag>`` counts copies of a DAG, and
+    ``lf:run:<id>:dagdef:<dag>`` holds a DAG passed to ``start_dag`` that is not one
+    of the workflow's (cloudpickled).
 ``lf:run:<id>:out:<instance>:<task>``
     A finished task's output, kept only while a successor still waits for it.
 ``lf:run:<id>:stop`` / ``lf:run:<id>:stop:<instance>``
@@ -31,7 +38,8 @@ Every key of a run starts with ``lf:run:<id>``:
     META values (pickled dicts of dot-notation keys) queued by commits for the store,
     and the lock of the one process writing them out.
 ``lf:run:<id>:events`` (list) and ``lf:eventlog`` (stream)
-    The run's event history (JSON RunEvents), and the live stream of every run's
+    The run's event history (JSON RunEvents; from position ``archived_events`` on,
+    once archived), and the live stream of every run's
     events (fields ``run`` and ``event``), capped at about :data:`EVENT_LOG_KEPT`
     entries: followers read on from the last entry they saw, so a client that
     reconnects with it (``Last-Event-ID``) misses nothing.

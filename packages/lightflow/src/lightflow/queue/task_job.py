@@ -129,8 +129,8 @@ def _begin(
 ) -> _Begun | None:
     """Commit ``running`` for a task; ``None`` if it is not to run (its claim dropped).
 
-    Reads the task's field with those its finish will read (its successors', the
-    counters) and its input, in one round trip (none of it for a hand-off's input).
+    Reads the task's field and its input in one round trip (none of it for a hand-off),
+    and has the commit answer the fields its finish will read.
     """
     workflow = cluster.workflow(ref.run_id)
     plan = cluster.plan(ref.run_id, ref.instance)
@@ -161,17 +161,19 @@ def _begin(
         else:
             writes.hdel(rs.RUNNING, ref.running_field)
 
-    prefetch = [task_field(ref.task), HALT, STARTED, CREATED]
-    prefetch += [task_field(name) for name in plan.spec.successors[ref.task]]
+    # What its finish reads comes back with this commit (a hand-off's own field and
+    # the halt reason are known already: its begin then makes one round trip).
+    ahead = [STARTED, CREATED, *(task_field(name) for name in plan.spec.successors[ref.task])]
     progress = advance(
         cluster,
         ref.run_id,
         ref.instance,
         begin,
         view=carried.view if carried is not None else None,
-        prefetch=prefetch,
+        prefetch=[task_field(ref.task), HALT],
         reads=[key for key in keys if key not in have],
         also=mark_running,
+        read_after=ahead,
     )
     if progress is None or not ran[0]:
         heartbeats.remove(cluster, ref, delete=progress is None)
