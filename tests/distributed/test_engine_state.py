@@ -752,6 +752,25 @@ def test_a_task_claimed_by_a_process_that_died_goes_back_to_its_ready_list(
     assert task_states(engine.redis, run_id)["first"] == "queued"
 
 
+def test_the_ready_entries_a_stopped_run_leaves_behind_are_dropped_in_one_pull(
+    engine: driver.Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIGHTFLOW_TEST_FAN_WIDTH", "50")
+    run_id = start_run(engine, "wide_fan")
+    driver.dag_job(engine, run_id, "main")
+    begin(engine, run_id, "spread")
+    succeed(engine, run_id, "spread")
+    assert engine.redis.llen(ready_key("task")) == 51  # spread's own, then the lanes
+
+    driver.halt_run(engine, run_id, Outcome.STOPPED)  # nothing runs: the run ends
+    assert rs.read_run(engine.redis, run_id)["state"] == "stopped"
+
+    driver.task_job(engine, "task")  # one pull takes them all, and runs none
+    assert not engine.redis.llen(ready_key("task"))
+    assert not engine.redis.hgetall(rs.RUNNING)
+    assert not any(e["kind"] == "task_started" for e in events(engine, run_id))
+
+
 def test_ready_tasks_nobody_was_woken_for_get_a_task_job_from_the_sweeper(
     engine: driver.Cluster,
 ) -> None:

@@ -30,6 +30,7 @@ import cloudpickle
 
 from ..engine.dag_run import DagRun, Outcome, Step, TaskState
 from ..events import RunEvent
+from ..exceptions import LightflowError
 from ..execution import TaskOutcome, execute_task
 from ..models.context import TaskContext
 from ..records import RunRecorder
@@ -129,11 +130,18 @@ def _begin(
 ) -> _Begun | None:
     """Commit ``running`` for a task; ``None`` if it is not to run (its claim dropped).
 
+    A task of a run that has ended (the ready entries of a stopped run outlive it) is
+    dropped at once, so a wide run's leftovers cost a puller one read each.
+
     Reads the task's field and its input in one round trip (none of it for a hand-off),
     and has the commit answer the fields its finish will read.
     """
+    try:
+        plan = cluster.plan(ref.run_id, ref.instance)
+    except LightflowError:  # its run ended and is gone (a stop left it in the list)
+        heartbeats.remove(cluster, ref)
+        return None
     workflow = cluster.workflow(ref.run_id)
-    plan = cluster.plan(ref.run_id, ref.instance)
     started: list[RunEvent] = []
     recorder = cluster.recorder(ref.run_id, workflow.name, started, deferred=True)
     start_time = recorder.task_started(ref.instance, ref.task, worker)
