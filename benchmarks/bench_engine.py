@@ -7,7 +7,10 @@ document are built before the clock starts; no CLI start-up) for:
 * a chain of no-op tasks (default 1,000): the added time over the 1-task run is the
   per-hop cost of scheduling, composing input and recording (target: <= 1 s for 1,000);
 * fan-outs ``start -> N parallel no-op tasks -> join`` (default N = 1k, 5k, 10k): the
-  time per task should stay roughly constant as N grows (linear growth).
+  time per task should stay roughly constant as N grows (linear growth);
+* beside each fan-out, when Dask is installed, the same graph on Dask's threaded
+  scheduler (``dask.threaded.get``, one thread per CPU), the mark the issue sets:
+  Lightflow within 1.5x of it at 10,000.
 
 Each case runs ``--repeat`` times and the median is reported.
 
@@ -86,6 +89,27 @@ def median_time(make_dag: Callable[[], Dag], repeat: int, workers: int | None) -
     return statistics.median(time_run(make_dag, workers) for _ in range(repeat))
 
 
+def dask_fan_time(width: int, repeat: int) -> float | None:
+    """Median seconds of the fan-out on Dask's threaded scheduler (None: no Dask)."""
+    try:
+        from dask.threaded import get
+    except ImportError:
+        return None
+
+    def noop(*_inputs: Any) -> None:
+        return None
+
+    graph: dict[str, Any] = {"start": (noop,)}
+    graph.update({f"lane{i}": (noop, "start") for i in range(width)})
+    graph["join"] = (noop, [f"lane{i}" for i in range(width)])
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        get(graph, "join")
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -119,10 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("1 task", 1, base, None))
     chain = median_time(lambda: chain_dag(args.chain), args.repeat, args.workers)
     rows.append((f"chain of {args.chain}", args.chain, chain, (chain - base) / args.chain))
+    dask: list[tuple[int, float, float]] = []  # width, Lightflow, Dask (seconds)
     for width in args.fan:
         total = width + 2
         elapsed = median_time(lambda w=width: fan_dag(w), args.repeat, args.workers)
         rows.append((f"fan-out {width}", total, elapsed, (elapsed - base) / total))
+        dask_elapsed = dask_fan_time(width, args.repeat)
+        if dask_elapsed is not None:
+            dask.append((width, elapsed, dask_elapsed))
 
     print(
         f"Lightflow embedded engine, Python {sys.version.split()[0]}, "
@@ -135,6 +163,17 @@ def main(argv: list[str] | None = None) -> int:
         added = f"{elapsed - base:10.4f}" if per_task is not None else f"{'-':>10}"
         per = f"{per_task * 1e6:14.1f}" if per_task is not None else f"{'-':>14}"
         print(f"{label:<18} {tasks:>7} {elapsed:10.4f} {added} {per}")
+    if dask:
+        print()
+        print(
+            f"{'fan-out':<18} {'Dask threaded [s]':>18} {'per task [us]':>14} "
+            f"{'Lightflow/Dask':>15}"
+        )
+        for width, elapsed, dask_elapsed in dask:
+            per_task = dask_elapsed / (width + 2) * 1e6
+            print(
+                f"{width:<18} {dask_elapsed:18.4f} {per_task:14.1f} {elapsed / dask_elapsed:15.2f}"
+            )
     print()
     added_chain = chain - base
     scaled = added_chain * 1000 / args.chain
