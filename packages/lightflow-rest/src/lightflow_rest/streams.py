@@ -266,36 +266,20 @@ def one_run(config: Config, run_id: str, stream: Stream, after: int | None) -> I
 def run_log(config: Config, run_id: str, stream: Stream, after: int | None) -> Iterator[str]:
     """The SSE messages of one run's log lines (after line ``after``), then ``end``.
 
-    ``api.follow_logs`` can neither be told to stop early nor where to start, so it is
-    called for :data:`LOG_SLICE` seconds at a time (its time-out is a plain
-    ``LightflowError``; its typed errors end the stream) and the lines already sent
-    are counted off.
+    Each message's id is the line's position, what ``api.follow_logs`` resumes after.
     """
 
     def follow(deliver: Callable[[Any], None], done: Callable[[], bool]) -> Any:
-        delivered = 0 if after is None else after + 1
-        while not done():
-            position = 0
+        position = -1 if after is None else after
 
-            def line(text: str) -> None:
-                nonlocal position, delivered
-                if position >= delivered:
-                    deliver((position, text))
-                    delivered = position + 1
-                position += 1
+        def line(text: str) -> None:
+            nonlocal position
+            position += 1
+            deliver((position, text))
 
-            try:
-                return api.follow_logs(run_id, config=config, on_line=line, timeout=LOG_SLICE)
-            except LightflowError as error:
-                if type(error) is not LightflowError:
-                    raise
-        return None
+        return api.follow_logs(run_id, config=config, on_line=line, after=after, until=done)
 
     return _threaded(follow, stream, lambda line: message(line[1], event_id=str(line[0])))
-
-
-#: Seconds of one call of ``api.follow_logs`` (see :func:`run_log`).
-LOG_SLICE = 5.0
 
 
 class _End:
