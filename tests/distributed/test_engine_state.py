@@ -195,7 +195,8 @@ def test_a_commit_from_stale_fields_writes_nothing(engine: driver.Cluster) -> No
     writes.rpush(history, "stale event")
     writes.hset(rs.RUNNING, f"{run_id}|main|first", "stale entry")
     writes.push_ready("elsewhere", ["stale entry"])
-    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes, [])
+    nothing = dag_instance.Ahead()
+    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes, nothing, None)
 
     assert reply == [0, b"1"]  # refused, with the current value of the field compared
     assert fields(engine, run_id) == before
@@ -207,7 +208,7 @@ def test_a_commit_from_stale_fields_writes_nothing(engine: driver.Cluster) -> No
     # Refreshed with that value, the same writes go through, all of them.
     stale.refresh({"started": b"1"})
     assert stale.started is True
-    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes, [])
+    reply = dag_instance._commit(engine, run_id, "main", plan, stale, writes, nothing, None)
     assert reply[0] == 1
     assert client.get(out_key) == b"stale output"
     assert rs.text(client.lindex(history, -1)) == "stale event"

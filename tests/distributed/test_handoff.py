@@ -66,6 +66,30 @@ def test_one_task_job_runs_the_whole_chain_from_one_message(handles: driver.Clus
     handles.store.remove(run_id)
 
 
+def test_each_task_takes_the_next_one_in_its_own_commit(
+    handles: driver.Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fan-out pulled by one task job: one take of its own, then every task's end
+    commits and takes the next ready task in the same round trip."""
+    monkeypatch.setenv("LIGHTFLOW_TEST_FAN_WIDTH", "20")
+    run_id = start(handles, "wide_fan")
+    takes: list[Any] = []
+    real = task_job.take
+
+    def counted(*args: Any) -> Any:
+        takes.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(task_job, "take", counted)
+    driver.task_job(handles, "task")
+    record = rs.read_run(handles.redis, run_id)
+    assert record is not None and record["state"] == "succeeded"
+    assert len(takes) == 2  # the first task, and the look that finds the list empty
+    assert not handles.redis.llen(ready_key("task"))
+    assert not handles.redis.hgetall(rs.RUNNING)
+    handles.store.remove(run_id)
+
+
 def test_an_internal_error_in_a_handed_off_task_fails_that_task(
     handles: driver.Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:

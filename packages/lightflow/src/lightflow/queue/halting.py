@@ -13,7 +13,7 @@ from ..records import RunRecorder
 from . import state as rs
 from .closing import carry_out, claim_run, close_record
 from .cluster import Cluster
-from .dag_state import HALT, STARTED, InstanceView
+from .dag_state import HALT, OPEN, STARTED, InstanceView
 from .instance import Progress, Writes, advance, queue_events, queue_meta
 
 
@@ -64,7 +64,7 @@ def stop_instance(
         if reason:
             writes.hsetnx(rs.run_key(run_id), "error", reason)
 
-    progress = advance(cluster, run_id, instance, stop, also=flag, prefetch=[STARTED, HALT])
+    progress = advance(cluster, run_id, instance, stop, also=flag, prefetch=[STARTED, HALT, OPEN])
     if progress is not None:
         carry_out(cluster, run_id, instance, progress)
 

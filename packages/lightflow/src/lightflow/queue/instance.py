@@ -38,11 +38,11 @@ from ..execution import initial_data
 from ..models.dag import Dag
 from . import state as rs
 from .cluster import Cluster, Plan
-from .dag_state import CREATED, DAG, OPEN, STARTED, InstanceView, consumed_field
+from .dag_state import CREATED, DAG, OPEN, STARTED, InstanceView, consumed_field, task_field
 from .inputs import START, compose, consumers, input_keys, output_key
 from .jobs import DAG_JOB
 from .outbox import add_to_outbox, job_entry, send_jobs
-from .ready import READY_QUEUES, TaskRef, claim, entry, ready_key
+from .ready import READY_QUEUES, TAKE_FUNCTION, TaskRef, claim, entry, parse, ready_key
 
 #: Values of ``rpush`` arguments per command in a commit (Lua's unpack has a limit).
 _CHUNK = 1000
@@ -81,10 +81,14 @@ def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
 #: then sections, each its count followed by its items: compared fields (field,
 #: ``=value`` or ``!`` for absent), fields set (field, value), consumed outputs
 #: (counter field, output key, increment, consumers), commands (argument count,
-#: arguments), commands applied only if the commit ended the DAG, and fields to read
-#: once it is applied. Answers ``{1, open, ended, values read}``, ``{0, current values
-#: of the compared fields}`` on a conflict, or ``{-1}`` when the instance is gone.
-_COMMIT = """
+#: arguments), commands applied only if the commit ended the DAG, fields and keys to
+#: read once it is applied, and the ready list to take the next task from (with
+#: ``lf:running``, the worker, the time and the queue; see ``take_ready``). Answers
+#: ``{1, open, ended, taken entry or false, values read}``, ``{0, current values of
+#: the compared fields}`` on a conflict, or ``{-1}`` when the instance is gone.
+_COMMIT = (
+    TAKE_FUNCTION
+    + """
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return {-1} end
 local i = 1
@@ -134,10 +138,14 @@ end
 run(tonumber(take()), true)
 local ended = (not was_done) and open == 0 and redis.call('HGET', key, 'started') == '1'
 run(tonumber(take()), ended)
-local reply = {1, open, ended and 1 or 0}
+local taken = false
+if tonumber(take()) == 1 then taken = take_ready(take(), take(), take(), take(), take()) end
+local reply = {1, open, ended and 1 or 0, taken}
 for _ = 1, tonumber(take()) do reply[#reply + 1] = redis.call('HGET', key, take()) end
+for _ = 1, tonumber(take()) do reply[#reply + 1] = redis.call('GET', take()) end
 return reply
 """
+)
 
 
 class Writes:
@@ -214,6 +222,22 @@ class HandOff:
     worker: str
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """What a job has its commit answer for what it does next, saving a round trip.
+
+    Attributes:
+        fields: Instance fields its next transition reads.
+        keys: Other keys it reads next (a task's input), by value in ``Progress.values``.
+        take: Take the next ready task of this queue for this worker, claimed in the
+            same atomic step, unless the commit claimed a hand-off.
+    """
+
+    fields: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
+    take: HandOff | None = None
+
+
 @dataclass
 class Progress:
     """A committed state-machine step and the view it left."""
@@ -225,6 +249,8 @@ class Progress:
     pushed: Counter[str] = field(default_factory=Counter)
     #: The ready task this process claimed to run next (see ``hand_off``).
     handoff: TaskRef | None = None
+    #: The ready task taken and claimed for this process by the commit (see ``Ahead``).
+    taken: TaskRef | None = None
     #: Values of the extra keys read with the first fields (``reads`` of :func:`advance`).
     values: dict[str, Any] = field(default_factory=dict)
     #: Whether the commit queued META entries (see :class:`~lightflow.queue.meta.MetaWriter`).
@@ -245,28 +271,26 @@ def advance(
     outputs: Mapping[str, bytes] | None = None,
     also: Callable[[Writes], None] | None = None,
     hand_off: HandOff | None = None,
-    read_after: Iterable[str] = (),
+    ahead: Ahead = Ahead(),
 ) -> Progress | None:
     """Apply ``event`` to the instance's machine and commit it (compare-and-set).
 
     ``event`` returns ``None`` to change nothing. ``view`` continues from a previous
     commit of the same job (its values are the first try's expectations); ``prefetch``
     names fields the event will read, and ``reads`` other keys, all read in one round
-    trip if not known (see :attr:`Progress.values`). Skipped tasks pass their input
-    on, so their outputs are composed and stored in the same commit; ready tasks get
-    fresh attempt ids. ``outputs`` (key -> pickled output) are written with the
-    transition, so no successor can start before its input exists; ``also`` may add
-    further writes. With ``hand_off``, the first task made ready on that queue is
-    claimed for the worker instead of pushed. ``read_after`` names fields the job's next
-    transition will read: the commit answers their values, saving it a round trip.
+    trip if not known (see :attr:`Progress.values`); a field read later is read then.
+    Skipped tasks pass their input on, so their outputs are composed and stored in the
+    same commit; ready tasks get fresh attempt ids. ``outputs`` (key -> pickled output)
+    are written with the transition, so no successor can start before its input
+    exists; ``also`` may add further writes. With ``hand_off``, the first task made
+    ready on that queue is claimed for the worker instead of pushed; ``ahead`` says
+    what the commit should answer for the job's next step.
     """
     plan = cluster.plan(run_id, instance)
     view = view or InstanceView(cluster.redis, dag_key(run_id, instance), plan.spec)
-    reads, read_after = list(reads), list(read_after)
-    values = dict(zip(reads, view.load([OPEN, *prefetch], reads), strict=True))
+    reads = list(reads)
+    values = dict(zip(reads, view.load(prefetch, reads), strict=True))
     while True:
-        if view.values[OPEN] is None:
-            raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
         machine = DagRun(plan.spec, view, sweep_on_halt=False)
         step = event(machine, view)
         if step is None:
@@ -285,18 +309,22 @@ def advance(
         if step.sweep_due:
             sweep_entry = job_entry(DAG_JOB, (run_id, instance), plan.queue)
             add_to_outbox(writes, [sweep_entry])
-        reply = _commit(cluster, run_id, instance, plan, view, writes, read_after)
+        take = ahead.take if handoff is None else None
+        reply = _commit(cluster, run_id, instance, plan, view, writes, ahead, take)
         if reply[0] == -1:
-            view.values[OPEN] = None
+            raise LightflowError(f"run {run_id} has no DAG instance '{instance}'")
+        if reply[0] == 0:
+            view.refresh(dict(zip(view.compared, reply[1:], strict=True)))
             continue
-        if reply[0] == 1:
-            step.done = bool(reply[2])
-            ended = writes.if_ended if step.done else None
-            meta = writes.meta or (ended is not None and ended.meta)
-            view.committed(int(reply[1]))
-            view.values.update(zip(read_after, reply[3:], strict=True))
-            return Progress(machine, view, step, writes.pushed, handoff, values, meta, sweep_entry)
-        view.refresh(dict(zip(view.compared, reply[1:], strict=True)))
+        step.done = bool(reply[2])
+        ended = writes.if_ended if step.done else None
+        view.committed(int(reply[1]))
+        view.values.update(zip(ahead.fields, reply[4:], strict=False))
+        values.update(zip(ahead.keys, reply[4 + len(ahead.fields) :], strict=True))
+        progress = Progress(machine, view, step, writes.pushed, handoff, values=values)
+        progress.meta = writes.meta or (ended is not None and ended.meta)
+        progress.sweep, progress.taken = sweep_entry, parse(reply[3]) if reply[3] else None
+        return progress
 
 
 def sweep(cluster: Cluster, run_id: str, instance: str, entry_done: str | None) -> Progress | None:
@@ -331,7 +359,8 @@ def _commit(
     plan: Plan,
     view: InstanceView,
     writes: Writes,
-    read_after: list[str],
+    ahead: Ahead,
+    take: HandOff | None,
 ) -> list[Any]:
     """Run :data:`_COMMIT` for the transition the view and ``writes`` hold."""
     args: list[Any] = [view.open_delta, len(view.compared)]
@@ -347,7 +376,11 @@ def _commit(
         args.append(consumers(plan.spec, name))
     args += writes.arguments()
     args += writes.if_ended.arguments() if writes.if_ended is not None else [0]
-    args += [len(read_after), *read_after]
+    if take is None:
+        args.append(0)
+    else:
+        args += [1, ready_key(take.queue), rs.RUNNING, take.worker, rs.now(), take.queue]
+    args += [len(ahead.fields), *ahead.fields, len(ahead.keys), *ahead.keys]
     reply: list[Any] = cluster.script(_COMMIT)(keys=[view.key], args=args)
     return reply
 
@@ -391,8 +424,9 @@ def _make_ready(
     handoff = None
     by_queue: dict[str, list[str]] = {}
     for task in step.ready:
-        ref = TaskRef(run_id, instance, task, uuid.uuid4().hex)
-        view.set_attempt(task, ref.attempt)
+        attempt = uuid.uuid4().hex
+        view.set_attempt(task, attempt)
+        ref = TaskRef(run_id, instance, task, attempt, view.written[task_field(task)])
         queue = plan.queues[task]
         if handoff is None and hand_off is not None and queue == hand_off.queue:
             handoff = ref

@@ -21,10 +21,10 @@ heartbeat timeout with no task of that queue running gets a job
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import state as rs
@@ -40,26 +40,37 @@ PULL_SLICE = 1.0
 READY_QUEUES = "lf:readyqueues"
 
 #: Pops the oldest ready task of a queue and claims it in ``lf:running``, atomically:
-#: a process that dies holding it leaves a claim whose heartbeat stops.
-_TAKE = """
-local raw = redis.call('LPOP', KEYS[1])
-if not raw then return false end
-local ref = cjson.decode(raw)
-local claim = cjson.encode({attempt = ref[4], worker = ARGV[1], heartbeat = tonumber(ARGV[2]),
-                            queue = ARGV[3], claimed = true})
-redis.call('HSET', KEYS[2], ref[1] .. '|' .. ref[2] .. '|' .. ref[3], claim)
-return raw
+#: a process that dies holding it leaves a claim whose heartbeat stops. A Lua function,
+#: used by :func:`take` and by the commit that ends a task (see ``take_next`` of
+#: :func:`lightflow.queue.instance.advance`).
+TAKE_FUNCTION = """
+local function take_ready(list, running, worker, now, queue)
+  local raw = redis.call('LPOP', list)
+  if not raw then return false end
+  local ref = cjson.decode(raw)
+  local claim = cjson.encode({attempt = ref[4], worker = worker, heartbeat = tonumber(now),
+                              queue = queue, claimed = true})
+  redis.call('HSET', running, ref[1] .. '|' .. ref[2] .. '|' .. ref[3], claim)
+  return raw
+end
 """
+_TAKE = TAKE_FUNCTION + "return take_ready(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3])"
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class TaskRef:
-    """One attempt of one task of a DAG instance: what a ready entry names."""
+    """One attempt of one task of a DAG instance: what a ready entry names.
+
+    ``field`` is the task's field in its instance's hash as the commit that made it
+    ready left it (``queued <attempt> ...``): the task's begin commits against it
+    without reading it first, and reads only if it changed.
+    """
 
     run_id: str
     instance: str
     task: str
     attempt: str
+    field: str = dataclasses.field(default="", compare=False)
 
     @property
     def running_field(self) -> str:
@@ -73,8 +84,14 @@ def ready_key(queue: str) -> str:
 
 
 def entry(ref: TaskRef) -> str:
-    """A ready list entry: the task and when it became ready."""
-    return json.dumps([ref.run_id, ref.instance, ref.task, ref.attempt, rs.now()])
+    """A ready list entry: the task, when it became ready, and its field then."""
+    return json.dumps([ref.run_id, ref.instance, ref.task, ref.attempt, rs.now(), ref.field])
+
+
+def parse(raw: bytes | str) -> TaskRef:
+    """The task a ready list entry names."""
+    run_id, instance, task, attempt, _ready_since, *field = json.loads(raw)
+    return TaskRef(run_id, instance, task, attempt, field[0] if field else "")
 
 
 def claim(ref: TaskRef, worker: str, queue: str) -> dict[str, Any]:
@@ -91,10 +108,7 @@ def claim(ref: TaskRef, worker: str, queue: str) -> dict[str, Any]:
 def take(cluster: Cluster, queue: str, worker: str) -> TaskRef | None:
     """Pop the oldest ready task of ``queue`` and claim it for ``worker``."""
     raw = cluster.script(_TAKE)(keys=[ready_key(queue), rs.RUNNING], args=[worker, rs.now(), queue])
-    if raw is None:
-        return None
-    run_id, instance, task, attempt, _ready_since = json.loads(raw)
-    return TaskRef(run_id, instance, task, attempt)
+    return None if raw is None else parse(raw)
 
 
 def wake(

@@ -12,7 +12,7 @@ from ..events import RunEvent
 from . import state as rs
 from .closing import carry_out, claim_run, finish_workflow
 from .cluster import Cluster
-from .dag_state import HALT, STARTED, InstanceView
+from .dag_state import HALT, OPEN, STARTED, InstanceView
 from .instance import Writes, advance, create_instance, queue_events, queue_meta
 from .submit import stored_arguments
 
@@ -67,6 +67,8 @@ def dag_job(cluster: Cluster, run_id: str, instance: str) -> None:
             queue_events(writes, run_id, events)
             queue_meta(writes, run_id, meta)
 
-    progress = advance(cluster, run_id, instance, start, also=record, prefetch=[STARTED, HALT])
+    progress = advance(
+        cluster, run_id, instance, start, also=record, prefetch=[STARTED, HALT, OPEN]
+    )
     if progress is not None:
         carry_out(cluster, run_id, instance, progress)

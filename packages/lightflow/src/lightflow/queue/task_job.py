@@ -40,10 +40,19 @@ from . import state as rs
 from .channel import RedisSignalChannel
 from .closing import carry_out
 from .cluster import Cluster, Plan
-from .dag_state import CREATED, HALT, STARTED, InstanceView, task_field
+from .dag_state import CREATED, HALT, OPEN, STARTED, InstanceView, task_field
 from .halting import halt_run, job_failed
 from .inputs import START, compose, input_keys, output_key
-from .instance import HandOff, Progress, Writes, advance, queue_events, queue_meta
+from .instance import (
+    Ahead,
+    HandOff,
+    Progress,
+    Writes,
+    advance,
+    dag_key,
+    queue_events,
+    queue_meta,
+)
 from .meta import MetaAwareDocument
 from .ready import PULL_SLICE, TaskRef, claim, take, wake_if_left
 from .recovery import heartbeats, task_lost
@@ -81,9 +90,9 @@ def task_job(cluster: Cluster, queue: str) -> None:
     """
     worker = f"{cluster.hostname}/{os.getpid()}"
     deadline = time.monotonic() + PULL_SLICE
-    next_up: tuple[TaskRef, _Carried] | None = None
+    next_up: tuple[TaskRef, _Carried | None] | None = None
     while True:
-        if next_up is not None:
+        if next_up is not None:  # handed off, or taken by the last task's commit
             ref, carried = next_up
         elif time.monotonic() >= deadline:
             wake_if_left(cluster, queue)
@@ -95,7 +104,8 @@ def task_job(cluster: Cluster, queue: str) -> None:
             ref, carried = taken, None
             heartbeats.keep_alive(cluster, ref.running_field, claim(ref, worker, queue))
         try:
-            next_up = _run_task(cluster, queue, worker, ref, carried)
+            more = time.monotonic() < deadline
+            next_up = _run_task(cluster, queue, worker, ref, carried, more)
         except Exception as error:  # recorded as the task's failure; the next one goes on
             logger.exception("task %s/%s of run %s failed", ref.instance, ref.task, ref.run_id)
             heartbeats.remove(cluster, ref)
@@ -104,16 +114,25 @@ def task_job(cluster: Cluster, queue: str) -> None:
 
 
 def _run_task(
-    cluster: Cluster, queue: str, worker: str, ref: TaskRef, carried: _Carried | None
-) -> tuple[TaskRef, _Carried] | None:
-    """Run one task attempt; return the successor to run next in this process, if any."""
+    cluster: Cluster,
+    queue: str,
+    worker: str,
+    ref: TaskRef,
+    carried: _Carried | None,
+    more: bool,
+) -> tuple[TaskRef, _Carried | None] | None:
+    """Run one task attempt; return the task to run next in this process, if any.
+
+    That is a successor handed off (with what it needs from this one), or, with
+    ``more``, the next ready task of the queue, taken by this task's commit.
+    """
     begun = _begin(cluster, queue, worker, ref, carried)
     if begun is None:
         return None
     ended = False  # its entry in lf:running is gone: finished, or handed back
     try:
         outcome, output = _execute(cluster, begun)
-        done = _finish(cluster, queue, begun, outcome, output)
+        done = _finish(cluster, queue, begun, outcome, output, more)
         ended = done is not None
         if done is None:
             return None
@@ -133,8 +152,9 @@ def _begin(
     A task of a run that has ended (the ready entries of a stopped run outlive it) is
     dropped at once, so a wide run's leftovers cost a puller one read each.
 
-    Reads the task's field and its input in one round trip (none of it for a hand-off),
-    and has the commit answer the fields its finish will read.
+    One round trip: the commit checks the task's field against the one its ready entry
+    carries (or a hand-off's view holds) and answers the task's input and the fields its
+    finish reads.
     """
     try:
         plan = cluster.plan(ref.run_id, ref.instance)
@@ -169,19 +189,23 @@ def _begin(
         else:
             writes.hdel(rs.RUNNING, ref.running_field)
 
-    # What its finish reads comes back with this commit (a hand-off's own field and
-    # the halt reason are known already: its begin then makes one round trip).
-    ahead = [STARTED, CREATED, *(task_field(name) for name in plan.spec.successors[ref.task])]
+    # The task's field is what the commit that made it ready left (it reads it again
+    # only if it changed), its input and what its finish reads come back with its
+    # commit: one round trip.
+    if carried is not None:
+        view = carried.view
+    else:
+        view = InstanceView(cluster.redis, dag_key(ref.run_id, ref.instance), plan.spec)
+        view.values.update({task_field(ref.task): ref.field.encode() or None, HALT: None})
+    ahead = [OPEN, STARTED, CREATED, *(task_field(name) for name in plan.spec.successors[ref.task])]
     progress = advance(
         cluster,
         ref.run_id,
         ref.instance,
         begin,
-        view=carried.view if carried is not None else None,
-        prefetch=[task_field(ref.task), HALT],
-        reads=[key for key in keys if key not in have],
+        view=view,
         also=mark_running,
-        read_after=ahead,
+        ahead=Ahead(tuple(ahead), tuple(key for key in keys if key not in have)),
     )
     if progress is None or not ran[0]:
         heartbeats.remove(cluster, ref, delete=progress is None)
@@ -261,13 +285,19 @@ def _hand_back(cluster: Cluster, begun: _Begun) -> None:
 
 
 def _finish(
-    cluster: Cluster, queue: str, begun: _Begun, outcome: TaskOutcome, output: bytes | None
+    cluster: Cluster,
+    queue: str,
+    begun: _Begun,
+    outcome: TaskOutcome,
+    output: bytes | None,
+    more: bool,
 ) -> Progress | None:
     """Advance the DAG with the task's outcome; its output and events in the commit.
 
     Starts from the state the begin committed: reads Redis again only if another job
     changed a field it depends on meanwhile. The first successor made ready on this
-    queue is claimed for this process (see the module docstring).
+    queue is claimed for this process (see the module docstring); else, with ``more``,
+    the commit takes the next ready task of the queue for it.
     """
     ref = begun.ref
     finished: list[RunEvent] = []
@@ -311,6 +341,7 @@ def _finish(
         outputs=outputs,
         also=mark_finished,
         hand_off=HandOff(queue, begun.worker),
+        ahead=Ahead(take=HandOff(queue, begun.worker) if more else None),
     )
 
 
@@ -321,8 +352,8 @@ def _carry_on(
     outcome: TaskOutcome,
     done: Progress,
     output: bytes | None,
-) -> tuple[TaskRef, _Carried] | None:
-    """After the finish: halt the run on a failure, wake pullers, keep the hand-off."""
+) -> tuple[TaskRef, _Carried | None] | None:
+    """After the finish: halt the run on a failure, wake pullers, keep what comes next."""
     ref = begun.ref
     final = done.view.state_of(ref.task)
     if final in (TaskState.FAILED, TaskState.ABORTED):
@@ -335,13 +366,14 @@ def _carry_on(
             outcome.message or done.view.error_of(ref.task),
         )
     carry_out(cluster, ref.run_id, ref.instance, done, queue)
-    if done.handoff is None:
+    following = done.handoff or done.taken
+    if following is None:
         return None
-    heartbeats.keep_alive(
-        cluster, done.handoff.running_field, claim(done.handoff, begun.worker, queue)
-    )
+    heartbeats.keep_alive(cluster, following.running_field, claim(following, begun.worker, queue))
+    if done.taken is not None:
+        return done.taken, None
     blobs = {} if output is None else {output_key(ref.run_id, ref.instance, ref.task): output}
-    return done.handoff, _Carried(done.view, blobs)
+    return following, _Carried(done.view, blobs)
 
 
 def _apply_outcome(machine: DagRun, task: str, outcome: TaskOutcome) -> Step:
