@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -310,21 +309,10 @@ def test_workers_import_shared_code_from_the_configured_libraries(cluster: Clust
     cluster.store().remove(record["id"])
 
 
-def test_a_workflow_imports_helper_modules_beside_it_on_workers(
-    cluster: Cluster, tmp_path: Path
-) -> None:
+def test_a_workflow_imports_helper_modules_beside_it_on_workers(cluster: Cluster) -> None:
     """As in 1.x, a workflow's folder is on the import path: on workers sharing it too."""
-    helper = f"frames_{uuid.uuid4().hex[:8]}"
-    (tmp_path / f"{helper}.py").write_text("def count():\n    return 4\n")
-    (tmp_path / "counts_frames.py").write_text(
-        f"import {helper}\n"
-        "from lightflow.models import Dag\n"
-        "from lightflow.tasks import PythonTask\n\n"
-        f"def count(data, store, signal, context):\n    store.set('frames', {helper}.count())\n\n"
-        "d = Dag('main')\n"
-        "d.define({PythonTask('count', count): None})\n"
-    )
-    record, _ = cluster.run(str(tmp_path / "counts_frames.py"), keep_data=True)
+    workflow = Path(__file__).parent / "beside" / "counts_frames.py"
+    record, _ = cluster.run(str(workflow), keep_data=True)
     assert record["state"] == "succeeded", record
     assert api.run_store(record["id"], config=cluster.config).get("frames") == 4
     cluster.store().remove(record["id"])

@@ -920,24 +920,15 @@ def test_a_running_tasks_meta_entry_is_there_while_it_runs_as_in_1x():
     assert final["status"] == "succeeded" and "end_time" in final
 
 
-def test_a_workflow_imports_helper_modules_beside_it_and_is_listed(tmp_path):
+def test_a_workflow_imports_helper_modules_beside_it_and_is_listed():
     """As in 1.x, a workflow's folder is on the import path when it is loaded."""
     from lightflow.workflows import list_workflows, load_workflow
 
-    helper = f"frames_{tmp_path.name.replace('-', '_')}"
-    (tmp_path / f"{helper}.py").write_text("def count():\n    return 4\n")
-    (tmp_path / "counts_frames.py").write_text(
-        f"import {helper}\n"
-        "from lightflow.models import Dag\n"
-        "from lightflow.tasks import PythonTask\n\n"
-        f"def count(data, store, signal, context):\n    store.set('frames', {helper}.count())\n\n"
-        "d = Dag('main')\n"
-        "d.define({PythonTask('count', count): None})\n"
-    )
-    listed = {entry.name: entry for entry in list_workflows([tmp_path])}
-    assert listed["counts_frames"].error is None
+    folder = Path(__file__).parent.parent / "distributed" / "beside"
+    listed = {entry.name: entry for entry in list_workflows([folder])}
+    assert listed["counts_frames"].error is None and "_frame_count" not in listed
     store = MemoryDataStore()
-    local = LocalRun(load_workflow(str(tmp_path / "counts_frames.py")), {}, store=store)
+    local = LocalRun(load_workflow(str(folder / "counts_frames.py")), {}, store=store)
     assert local.run().succeeded
     assert store.get(local.workflow_id).get("frames") == 4
 
