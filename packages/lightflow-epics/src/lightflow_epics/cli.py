@@ -11,14 +11,14 @@ pyepics, p4p or the runtime until a command runs.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from lightflow.cli.triggers_cmd import run_specs, runtime_options
+from lightflow.cli.triggers_cmd import watch_options
 
 if TYPE_CHECKING:
     from lightflow.cli.main import CliState
+    from lightflow.cli.triggers_cmd import WatchOptions
 
 
 @click.group("epics")
@@ -62,14 +62,6 @@ def epics_group() -> None:
     "the window's last one (default 0: every update).",
 )
 @click.option(
-    "--arg",
-    "-a",
-    "arguments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A further workflow argument, the same for every run. Repeat for several.",
-)
-@click.option(
     "--skip-initial/--no-skip-initial",
     default=True,
     help="Whether the value read when the PV first connects is left out (default) or "
@@ -90,14 +82,7 @@ def epics_group() -> None:
     help="What a PV that does not connect in time does: keep waiting, or fail the watch "
     "(default: extensions.epics.on_timeout).",
 )
-@click.option(
-    "--name",
-    default=None,
-    help="The trigger's name (one PV; default: WORKFLOW@PV).",
-)
-@click.option("--queue", "-q", default="workflow", help="Cluster: the queue of the workflow job.")
-@click.option("--keep-data", is_flag=True, help="Cluster: keep each run's store data.")
-@runtime_options
+@watch_options
 @click.pass_obj
 def watch_command(
     state: CliState,
@@ -108,16 +93,10 @@ def watch_command(
     falling: float | None,
     changes: bool,
     debounce: float,
-    arguments: tuple[str, ...],
     skip_initial: bool,
     connection_timeout: float | None,
     on_timeout: str | None,
-    name: str | None,
-    queue: str,
-    keep_data: bool,
-    engine: str | None,
-    workers: int | None,
-    state_dir: Path | None,
+    watch: WatchOptions,
 ) -> None:
     """Start WORKFLOW when a PV updates (and --when, --rising, --falling or --changes).
 
@@ -128,23 +107,19 @@ def watch_command(
     SIGTERM, logging one line per started run; a PV that disconnects is logged, and
     watched again when its IOC is back.
     """
-    from lightflow.api import parse_arguments
     from lightflow.exceptions import ConfigError
-    from lightflow.triggers import TriggerSpec
 
     from .source import PvSource
 
-    if name is not None and len(pvs) > 1:
+    if watch.name is not None and len(pvs) > 1:
         raise ConfigError(
             f"--name names one trigger, but {len(pvs)} PVs are given: watch them with one "
             "command each to name them, or leave --name out"
         )
     defaults = _defaults(state)
-    fixed = parse_arguments(arguments)
     specs = [
-        TriggerSpec(
-            name=name or f"{workflow}@{pv}",
-            source=PvSource.from_settings(
+        watch.spec(
+            PvSource.from_settings(
                 {
                     "pv": pv,
                     "when": when,
@@ -156,15 +131,13 @@ def watch_command(
                     "on_timeout": on_timeout or defaults["on_timeout"],
                 }
             ),
-            workflow=workflow,
-            arguments=fixed,
+            workflow,
+            watched=pv,
             debounce=debounce,
-            queue=queue,
-            keep_data=keep_data,
         )
         for pv in pvs
     ]
-    run_specs(state, specs, engine=engine, workers=workers, state_dir=state_dir)
+    watch.run(state, specs)
 
 
 @epics_group.command("get")

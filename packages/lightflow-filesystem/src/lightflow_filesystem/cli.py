@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from lightflow.cli.triggers_cmd import run_specs, runtime_options
+from lightflow.cli.triggers_cmd import watch_options
 
 if TYPE_CHECKING:
     from lightflow.cli.main import CliState
+    from lightflow.cli.triggers_cmd import WatchOptions
     from lightflow.triggers import TriggerSpec
 
 
@@ -55,14 +56,6 @@ def fs_group() -> None:
     "(writers that reopen files; default with --poll: one poll interval).",
 )
 @click.option(
-    "--arg",
-    "-a",
-    "arguments",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="A further workflow argument, the same for every run. Repeat for several.",
-)
-@click.option(
     "--poll/--no-poll",
     default=None,
     help="Scan the folder instead of using inotify: needed on NFS/GPFS, where inotify "
@@ -74,15 +67,7 @@ def fs_group() -> None:
     default=None,
     help="Seconds between two scans with --poll (default: extensions.filesystem.poll_interval).",
 )
-@click.option(
-    "--name",
-    default=None,
-    help="The trigger's name, under which what was handed off is recorded "
-    "(default: WORKFLOW@FOLDER). Keep it to continue where a watch stopped.",
-)
-@click.option("--queue", "-q", default="workflow", help="Cluster: the queue of the workflow job.")
-@click.option("--keep-data", is_flag=True, help="Cluster: keep each run's store data.")
-@runtime_options
+@watch_options
 @click.pass_obj
 def watch_command(
     state: CliState,
@@ -93,15 +78,9 @@ def watch_command(
     recursive: bool,
     aggregate: int | None,
     settle: float | None,
-    arguments: tuple[str, ...],
     poll: bool | None,
     poll_interval: float | None,
-    name: str | None,
-    queue: str,
-    keep_data: bool,
-    engine: str | None,
-    workers: int | None,
-    state_dir: Path | None,
+    watch: WatchOptions,
 ) -> None:
     """Start WORKFLOW for every file (or --aggregate files) that lands in FOLDER.
 
@@ -118,8 +97,8 @@ def watch_command(
     if folder is None:
         given = {"--workflow": workflow, "--pattern": patterns, "--exclude": exclude,
                  "--recursive": recursive, "--aggregate": aggregate, "--settle": settle,
-                 "--arg": arguments, "--poll/--no-poll": poll is not None,
-                 "--poll-interval": poll_interval, "--name": name}  # fmt: skip
+                 "--arg": watch.arguments, "--poll/--no-poll": poll is not None,
+                 "--poll-interval": poll_interval, "--name": watch.name}  # fmt: skip
         misplaced = [option for option, value in given.items() if value]
         if misplaced:
             raise click.UsageError(
@@ -130,9 +109,6 @@ def watch_command(
     else:
         if not workflow:
             raise click.UsageError("Missing option '--workflow': the workflow FOLDER starts.")
-        from lightflow.api import parse_arguments
-        from lightflow.triggers import TriggerSpec
-
         from .folder_source import FolderSource
         from .plugin import CONFIG_DEFAULTS
 
@@ -149,18 +125,8 @@ def watch_command(
                 "poll_interval": poll_interval or defaults["poll_interval"],
             }
         )
-        specs = [
-            TriggerSpec(
-                name=name or f"{workflow}@{path}",
-                source=source,
-                workflow=workflow,
-                arguments=parse_arguments(arguments),
-                aggregate=aggregate,
-                queue=queue,
-                keep_data=keep_data,
-            )
-        ]
-    run_specs(state, specs, engine=engine, workers=workers, state_dir=state_dir)
+        specs = [watch.spec(source, workflow, watched=path, aggregate=aggregate)]
+    watch.run(state, specs)
 
 
 def _configured_triggers(state: CliState) -> list[TriggerSpec]:

@@ -1,10 +1,12 @@
 """``lightflow triggers``: run the triggers of lightflow.cfg, list triggers and their state.
 
 Extensions' watch commands (``lightflow fs watch``, ``lightflow epics watch``) build
-their trigger from command-line options and run it the same way: they take the
-runtime's options with :func:`runtime_options` and call :func:`run_specs`, so every
-watcher accepts ``--embedded/--cluster``, ``--workers`` and ``--state-dir`` and logs
-the same lines.
+their trigger from command-line options and run it the same way: they take the options
+every trigger has with :func:`watch_options` (``--arg``, ``--name``, ``--queue``,
+``--keep-data`` and the runtime's ``--embedded/--cluster``, ``--workers``,
+``--state-dir``), build their specs with :meth:`WatchOptions.spec` and run them with
+:meth:`WatchOptions.run`, so every watcher takes the same options and logs the same
+lines.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +23,7 @@ import click
 
 if TYPE_CHECKING:
     from ..triggers.settings import TriggerSpec
+    from ..triggers.source import TriggerSource
     from .main import CliState
 
 
@@ -55,6 +59,94 @@ def runtime_options(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, engine: bool | None, **kwargs: Any) -> Any:
         chosen = None if engine is None else ("cluster" if engine else "embedded")
         return command(*args, engine=chosen, **kwargs)
+
+    return wrapper
+
+
+@dataclass
+class WatchOptions:
+    """The options every watch command has, as :func:`watch_options` parsed them."""
+
+    arguments: dict[str, Any]
+    name: str | None
+    queue: str
+    keep_data: bool
+    engine: str | None
+    workers: int | None
+    state_dir: Path | None
+
+    def spec(
+        self,
+        source: TriggerSource,
+        workflow: str,
+        *,
+        watched: str,
+        aggregate: int | None = None,
+        debounce: float = 0.0,
+    ) -> TriggerSpec:
+        """The trigger of ``source``; named ``--name`` or ``WORKFLOW@WATCHED``."""
+        from ..triggers.settings import TriggerSpec
+
+        return TriggerSpec(
+            name=self.name or f"{workflow}@{watched}",
+            source=source,
+            workflow=workflow,
+            arguments=dict(self.arguments),
+            aggregate=aggregate,
+            debounce=debounce,
+            queue=self.queue,
+            keep_data=self.keep_data,
+        )
+
+    def run(self, state: CliState, specs: Sequence[TriggerSpec]) -> None:
+        """Run the triggers until Ctrl-C or SIGTERM (see :func:`run_specs`)."""
+        run_specs(state, specs, engine=self.engine, workers=self.workers, state_dir=self.state_dir)
+
+
+def watch_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the options of every watch command; the command receives ``watch``.
+
+    ``watch`` is a :class:`WatchOptions`: ``--arg KEY=VALUE`` (parsed), ``--name``,
+    ``--queue``, ``--keep-data`` and the runtime's options (:func:`runtime_options`).
+    """
+
+    @click.option(
+        "--arg",
+        "-a",
+        "arguments",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A further workflow argument, the same for every run. Repeat for several.",
+    )
+    @click.option(
+        "--name",
+        default=None,
+        help="The trigger's name, under which what was handed off is recorded (default: "
+        "WORKFLOW@what it watches). Keep it to continue where a watch stopped.",
+    )
+    @click.option(
+        "--queue", "-q", default="workflow", help="Cluster: the queue of the workflow job."
+    )
+    @click.option("--keep-data", is_flag=True, help="Cluster: keep each run's store data.")
+    @runtime_options
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        arguments: tuple[str, ...],
+        name: str | None,
+        queue: str,
+        keep_data: bool,
+        engine: str | None,
+        workers: int | None,
+        state_dir: Path | None,
+        **kwargs: Any,
+    ) -> Any:
+        from ..api import parse_arguments
+
+        watch = WatchOptions(
+            parse_arguments(arguments), name, queue, keep_data, engine, workers, state_dir
+        )
+        return command(*args, watch=watch, **kwargs)
 
     return wrapper
 
