@@ -274,7 +274,7 @@ def test_a_deleted_folder_shows_in_the_status(
 ) -> None:
     source, _ = watch()
     shutil.rmtree(tmp_path / "in")
-    assert wait_for(lambda: source.status()["state"] == "folder gone", 3)
+    assert wait_for(lambda: source.status()["state"] == "folder gone", 10)
     assert "the folder was deleted or unmounted" in caplog.text
 
 
