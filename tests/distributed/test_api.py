@@ -154,6 +154,23 @@ def test_workers_are_listed_with_their_queues(redis_cluster: Cluster) -> None:
     assert api.stop_workers(["nobody@nowhere"], config=redis_cluster.config) == []
 
 
+def test_a_worker_lists_the_task_it_runs_with_its_run_dag_and_attempt(
+    redis_cluster: Cluster,
+) -> None:
+    """A task job pulls tasks: the worker shows each task running, not the job."""
+    config = redis_cluster.config
+    run_id = api.start_workflow(str(WORKFLOWS / "progress.py"), {"seconds": "3"}, config=config)
+    deadline = time.monotonic() + 30
+    jobs: list[dict] = []
+    while not jobs and time.monotonic() < deadline:
+        for worker in api.list_workers(config=config):
+            jobs += [job for job in worker["running"] or [] if job["job"] == "lightflow.task"]
+    assert jobs, "no task was listed as running"
+    run, dag, task, attempt = jobs[0]["args"]
+    assert (run, dag) == (run_id, "main") and task and attempt
+    assert wait(redis_cluster, run_id)["state"] == "succeeded"
+
+
 def test_the_distributed_functions_refuse_without_a_broker() -> None:
     config = Config.from_dict({})
     for call in (

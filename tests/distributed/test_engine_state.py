@@ -778,18 +778,31 @@ def test_ready_tasks_nobody_was_woken_for_get_a_task_job_from_the_sweeper(
     run_id = start_run(engine)
     driver.dag_job(engine, run_id, "main")
     engine.redis.delete("task")  # the task job it sent is lost: the sender died first
-    assert driver.wake_stalled_queues(engine, dead_after=60) == []  # not waiting long yet
+    assert driver.wake_stalled(engine, older_than=60) == []  # not waiting long yet
 
     old = json.loads(engine.redis.lindex(ready_key("task"), 0))
     old[4] -= 120
     engine.redis.lset(ready_key("task"), 0, json.dumps(old))
-    assert driver.wake_stalled_queues(engine, dead_after=60) == ["task"]
+    assert driver.wake_stalled(engine, older_than=60) == ["task"]
     assert engine.redis.llen("task") == 1  # a task job on the broker
+    # One per heartbeat timeout at most, whichever worker's sweeper looks.
+    assert driver.wake_stalled(driver.Cluster(engine.config), older_than=60) == []
+    assert engine.redis.llen("task") == 1
 
-    # A queue with a task running has a puller: it takes the rest.
-    engine.redis.hset(rs.RUNNING, "x|y|z", json.dumps({"heartbeat": rs.now(), "queue": "task"}))
-    assert driver.wake_stalled_queues(engine, dead_after=60) == []
-    engine.redis.hdel(rs.RUNNING, "x|y|z")
+
+def test_tasks_are_not_left_waiting_when_the_registry_knows_no_worker(
+    engine: driver.Cluster,
+) -> None:
+    """Without the workers' registry (a state server that lost it), every ready task
+    gets a task job: none of them waits for another to end."""
+    assert not engine.redis.smembers(rs.WORKERS)  # no worker registered in this database
+    run_id = start_run(engine, "engine_state")
+    driver.dag_job(engine, run_id, "main")
+    begin(engine, run_id, "first")
+    progress = succeed(engine, run_id, "first")
+    engine.redis.delete("task")
+    closing.carry_out(engine, run_id, "main", progress, pulling="task")
+    assert engine.redis.llen("task") == 1  # left and right ready: this process runs one
 
 
 # -- 6. end to end -------------------------------------------------------------------------

@@ -153,17 +153,17 @@ class Cluster:
         for key in [key for key in self._plans if key[0] == run_id]:
             self._plans.pop(key, None)
 
-    def capacity(self, queue: str) -> int:
+    def capacity(self, queue: str) -> int | None:
         """How many processes serve ``queue``: the workers' registry, a few seconds old.
 
-        At least 1: a queue no registered worker serves still gets its jobs, for the
-        worker that will.
+        ``None`` when no registered worker says it serves the queue (none has started
+        yet, or the registry was lost with a state server that kept nothing).
         """
         now = time.monotonic()
         if now >= self._capacity_until:
             self._capacity = _registered_capacity(self.redis)
             self._capacity_until = now + CAPACITY_TTL
-        return max(1, self._capacity.get(queue, 0))
+        return self._capacity.get(queue)
 
     def workflow_name(self, run_id: str) -> str:
         """The name of the run's workflow, from its record (cached per process)."""

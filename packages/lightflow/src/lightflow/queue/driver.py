@@ -18,7 +18,7 @@ engine from here; each name lives in the module that owns one concern:
 * :mod:`.meta`: META entries written to the store in batches;
 * :mod:`.ready`: the ready lists task jobs pull from; :mod:`.recovery`: heartbeats,
   the tasks of dead workers and ready tasks nobody takes (:func:`recover_lost_tasks`,
-  :func:`wake_stalled_queues`);
+  :func:`wake_stalled`);
 * :mod:`.task_log`: task output in the worker log and the run's log
   (:func:`current_task_tag`, :func:`keep_log_line`).
 
@@ -28,8 +28,10 @@ See ``docs/architecture.md`` for who acknowledges what and what is re-run after 
 from .channel import RedisSignalChannel
 from .cluster import Cluster
 from .halting import halt_run, job_failed
+from .jobs import TASK_JOB
 from .outbox import resend_unsent_jobs
-from .recovery import recover_lost_tasks, wake_stalled_queues
+from .ready import wake_stalled
+from .recovery import recover_lost_tasks
 from .settings import create_store, state_url, store_settings
 from .starting import dag_job, workflow_job
 from .submit import submit
@@ -37,6 +39,7 @@ from .task_job import task_job
 from .task_log import current_task_tag, keep_log_line
 
 __all__ = [
+    "TASK_JOB",
     "Cluster",
     "RedisSignalChannel",
     "create_store",
@@ -51,6 +54,6 @@ __all__ = [
     "store_settings",
     "submit",
     "task_job",
-    "wake_stalled_queues",
+    "wake_stalled",
     "workflow_job",
 ]

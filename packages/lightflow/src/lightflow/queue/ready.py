@@ -15,8 +15,7 @@ of that queue and will take the next one. A puller whose slice ends while tasks 
 left sends one job before it goes, so there is always one on its way. What a dead
 process held is recovered by the sweeper: a claim whose heartbeat stopped is pushed
 back (:mod:`.recovery`), and a list whose oldest task has waited longer than the
-heartbeat timeout with no task of that queue running gets a job
-(:func:`wake_stalled`).
+heartbeat timeout gets a job (:func:`wake_stalled`).
 """
 
 from __future__ import annotations
@@ -122,13 +121,15 @@ def wake(
     ``pulling`` is the queue of the task job this process runs, if any: it runs one
     ready task of that queue itself next, the ``handoff`` or else the first pushed,
     and the others need other processes, as many as the queue has besides this one.
+    When the registry does not know the queue's processes, each task gets a job (one
+    that finds nothing left costs little; a task waiting for a puller costs its time).
     """
     for queue, count in pushed.items():
-        if queue == pulling:
-            jobs = min(count - (handoff is None), cluster.capacity(queue) - 1)
-        else:
-            jobs = max(1, min(count, cluster.capacity(queue)))
-        for _ in range(jobs):
+        others = count - (handoff is None) if queue == pulling else count
+        processes = cluster.capacity(queue)
+        if processes is not None:
+            others = min(others, processes - (queue == pulling))
+        for _ in range(max(others, 0 if queue == pulling else 1)):
             cluster.send(TASK_JOB, (queue,), queue)
 
 
@@ -138,23 +139,23 @@ def wake_if_left(cluster: Cluster, queue: str) -> None:
         cluster.send(TASK_JOB, (queue,), queue)
 
 
-def wake_stalled(cluster: Cluster, busy: set[str], older_than: float) -> list[str]:
-    """Send a task job to each queue whose ready tasks wait with nobody to take them.
+def wake_stalled(cluster: Cluster, older_than: float) -> list[str]:
+    """Send a task job to each queue whose oldest ready task waited too long.
 
     A queue stalls when a process died between committing ready tasks and sending
-    their jobs. ``busy`` are the queues with a task running or claimed now (their
-    pullers take the rest); of the others, a queue whose oldest ready task has waited
-    more than ``older_than`` seconds gets a job. Returns the queues woken.
+    their jobs, or when fewer pullers came than the tasks could use (a registry that
+    said too few processes). A queue whose oldest ready task has waited more than
+    ``older_than`` seconds gets one job, at most one per ``older_than`` across all
+    the workers' sweepers: a queue whose processes are all busy with long tasks gets
+    no more than that. Returns the queues woken.
     """
     woken = []
     for raw in cluster.redis.smembers(READY_QUEUES):
         queue = rs.text(raw)
-        if queue in busy:
-            continue
         oldest: Any = cluster.redis.lindex(ready_key(queue), 0)
-        if oldest is None:
+        if oldest is None or time.time() - float(json.loads(oldest)[4]) <= older_than:
             continue
-        if time.time() - float(json.loads(oldest)[4]) > older_than:
+        if cluster.redis.set(f"lf:woken:{queue}", "1", nx=True, px=int(older_than * 1000)):
             cluster.send(TASK_JOB, (queue,), queue)
             woken.append(queue)
     return woken

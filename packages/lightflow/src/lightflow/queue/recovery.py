@@ -25,7 +25,7 @@ from .cluster import Cluster, Plan
 from .dag_state import InstanceView, task_field
 from .halting import halt_run
 from .instance import Writes, advance
-from .ready import TaskRef, entry, wake_stalled
+from .ready import TaskRef, entry
 
 
 class Heartbeats(BackgroundWork):
@@ -168,13 +168,3 @@ def _push_back(cluster: Cluster, ref: TaskRef, plan: Plan) -> str:
         return ""
     carry_out(cluster, ref.run_id, ref.instance, progress)
     return "queued again"
-
-
-def wake_stalled_queues(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
-    """Send a task job to queues whose ready tasks wait with no puller (see :mod:`.ready`)."""
-    busy = set()
-    for raw in cluster.redis.hvals(rs.RUNNING):
-        beat = json.loads(raw)
-        if rs.now() - beat["heartbeat"] < dead_after and beat.get("queue"):
-            busy.add(beat["queue"])
-    return wake_stalled(cluster, busy, dead_after)

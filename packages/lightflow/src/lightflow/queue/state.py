@@ -47,10 +47,12 @@ record are dropped and its events and log lines move to the store
     Log lines of the run's tasks (field ``line``), in the order they were written;
     the newest :data:`LOG_LINES_KEPT` (about) are kept. A stream, so a follower
     (``workflow logs --follow``) reads on from the last entry it saw, trimming or not.
-``lf:ready:<queue>`` (list) and ``lf:readyqueues`` (set)
+``lf:ready:<queue>`` (list), ``lf:readyqueues`` (set) and ``lf:woken:<queue>``
     The ready tasks of a queue, oldest first (JSON [run, instance, task, attempt,
-    time]), which task jobs take one by one (see :mod:`lightflow.queue.ready`); and
-    the queues that have such a list.
+    time, the task's field]), which task jobs take one by one (see
+    :mod:`lightflow.queue.ready`); the queues that have such a list; and a marker,
+    living one heartbeat timeout, of the last task job a sweeper sent to a queue whose
+    ready tasks waited too long.
 ``lf:running`` (hash)
     ``<id>|<instance>|<task>`` -> JSON {attempt, worker, heartbeat, queue, ...}: tasks
     running now, or claimed by a process that will run them next. Workers refresh the

@@ -19,6 +19,7 @@ workflows. A worker also
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -179,7 +180,7 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
                     logger.warning("re-queued task of a dead worker: %s", entry)
                 for job in driver.resend_unsent_jobs(cluster, dead_after):
                     logger.warning("sent a job a dead worker committed but never sent: %s", job)
-                for queue in driver.wake_stalled_queues(cluster, dead_after):
+                for queue in driver.wake_stalled(cluster, dead_after):
                     logger.warning("sent a task job for ready tasks nobody took: %s", queue)
             except Exception as error:
                 logger.warning("lost-task sweep failed: %s", error)
@@ -427,6 +428,42 @@ def stop_workers(config: Config, names: Sequence[str] = ()) -> list[str]:
     return alive
 
 
+def _tasks_by_process(config: Config) -> dict[tuple[str, int], list[list[str]]]:
+    """The tasks running now, by (host, pid) of the process running them: ``lf:running``.
+
+    Best effort, like the rest of a status: none when the state server cannot say.
+    """
+    try:
+        entries = driver.Cluster(config).redis.hgetall(state.RUNNING)
+    except RedisError:
+        return {}
+    tasks: dict[tuple[str, int], list[list[str]]] = {}
+    for raw_field, raw in entries.items():
+        beat = json.loads(raw)
+        host, _slash, pid = str(beat.get("worker", "")).rpartition("/")
+        if beat.get("claimed") or not pid.isdigit():
+            continue
+        run_id, instance, task = state.text(raw_field).split("|", 2)
+        tasks.setdefault((host, int(pid)), []).append([run_id, instance, task, beat["attempt"]])
+    return tasks
+
+
+def _running_jobs(
+    name: str, active: list[dict[str, Any]], tasks: dict[tuple[str, int], list[list[str]]]
+) -> list[dict[str, Any]]:
+    """A worker's jobs now, ``{"job", "args"}``: a task job stands for the tasks its
+    process runs, each as ``lightflow.task`` with ``(run id, DAG, task, attempt)``."""
+    host = name.rpartition("@")[2]
+    jobs = []
+    for job in active:
+        if job.get("name") != driver.TASK_JOB:
+            jobs.append({"job": job.get("name"), "args": job.get("args")})
+            continue
+        for args in tasks.get((host, int(job.get("worker_pid") or 0)), []):
+            jobs.append({"job": driver.TASK_JOB, "args": args})
+    return jobs
+
+
 def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
     """Describe every live worker: name, pid, queues, concurrency, running jobs, state.
 
@@ -455,6 +492,7 @@ def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
     inspect = app.control.inspect(list(stats), timeout=timeout, limit=len(stats))
     queues = (inspect.active_queues() or {}) if stats else {}
     active = (inspect.active() or {}) if stats else {}
+    tasks = _tasks_by_process(config) if active else {}
     workers = []
     for name, info in sorted(stats.items()):
         pool = info.get("pool", {})
@@ -464,10 +502,7 @@ def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
                 "pid": info.get("pid"),
                 "queues": [q["name"] for q in queues.get(name, [])],
                 "concurrency": pool.get("max-concurrency"),
-                "running": [
-                    {"job": job.get("name"), "args": job.get("args")}
-                    for job in active.get(name, [])
-                ],
+                "running": _running_jobs(name, active.get(name, []), tasks),
                 "state": "running",
             }
         )
