@@ -102,6 +102,28 @@ def test_advice_names_the_file_given_with_c(site: Site) -> None:
     path = site.write_config("beamline.cfg", workflows=[])
     result = site.lightflow("-c", str(path), "workflow", "list")
     assert f"add them to 'workflows' in {path}" in result.stdout
+    error = one_error_line(site.lightflow("-c", str(path), "run", "no_such_flow"))
+    assert f"add its folder to 'workflows' in {path}" in error, error
+    amqp = site.write_config("amqp.cfg", celery={"broker_url": "amqp://guest@127.0.0.1//"})
+    error = one_error_line(site.lightflow("-c", str(amqp), "workflow", "status"))
+    assert f"signal.url (or signal.host/port) in {amqp}" in error, error
+    store = site.write_config(
+        "store.cfg", celery={"broker_url": "redis://127.0.0.1:1/0"}, store={"hots": "x"}
+    )
+    error = one_error_line(site.lightflow("-c", str(store), "workflow", "start", "x.py"))
+    assert f"unknown store setting 'hots' in {store}" in error, error
+
+
+def test_config_list_hides_every_secret_setting(site: Site) -> None:
+    path = site.write_config(
+        extensions={"rest": {"tokens": [{"token": "tok-123456789abc", "token_env": "LF_T"}]}},
+        store={"client_secret": "sec-987", "password": "pw-555"},
+    )
+    listing = site.lightflow("-c", str(path), "config", "list")
+    assert listing.returncode == 0
+    for secret in ("tok-123456789abc", "sec-987", "pw-555"):
+        assert secret not in listing.stdout, secret
+    assert "token_env: LF_T" in listing.stdout  # where a secret is kept stays visible
 
 
 def test_the_default_file_describes_what_runs_without_a_broker(site: Site) -> None:

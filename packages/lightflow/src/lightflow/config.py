@@ -57,6 +57,8 @@ from .exceptions import ConfigError
 #: What a password is shown as in listings and error messages.
 SECRET = "********"
 _URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@/\s]+@")
+# Words that make a setting's key name a secret, whose value is never shown.
+_SECRET_KEY_WORDS = ("password", "passwd", "secret", "token")
 # A password in a URL's query string (redis-py takes ``?password=``), or a token.
 _QUERY_SECRET = re.compile(r"([?&;][\w.-]*(?:pass(?:word|wd)?|secret|token)=)[^&;#\s]+", re.I)
 # What a broker URL looks like to kombu: TRANSPORT://..., several joined by ';'.
@@ -447,7 +449,8 @@ class Config:
     def redacted(self) -> dict[str, Any]:
         """:meth:`to_dict` with secrets hidden, for showing: ``config list``, the REST API.
 
-        Every value of a key naming a password and the password in every URL is
+        Every value of a key naming a password, secret or token (``password``,
+        ``api_token``, ``client_secret``...) and the credentials in every URL are
         :data:`SECRET`.
         """
         return _redacted(self._data)
@@ -457,7 +460,11 @@ class Config:
 
 
 def _redacted(value: Any, key: str = "") -> Any:
-    secret = "password" in key.lower()
+    name = key.lower()
+    # ``token_env`` and ``token_file`` say where a secret is kept, not what it is.
+    secret = any(word in name for word in _SECRET_KEY_WORDS) and not name.endswith(
+        ("_env", "_file")
+    )
     if isinstance(value, dict):
         return {k: _redacted(v, str(k)) for k, v in value.items()}
     if isinstance(value, list):

@@ -24,6 +24,7 @@ from typing import Any
 
 import cloudpickle
 
+from .config import CONFIG_NAME
 from .exceptions import (
     LightflowError,
     WorkflowDefinitionError,
@@ -100,11 +101,14 @@ class WorkflowListing:
     error: str | None = None
 
 
-def find_workflow(name_or_path: str, paths: Iterable[str | Path] = ()) -> tuple[str, Path]:
+def find_workflow(
+    name_or_path: str, paths: Iterable[str | Path] = (), *, config_file: str = CONFIG_NAME
+) -> tuple[str, Path]:
     """Resolve a workflow file path or a workflow name to ``(name, path)``.
 
     A value naming an existing file (or ending in ``.py``) is a path; otherwise it is a
-    name looked up in ``paths``, dots meaning subfolders.
+    name looked up in ``paths``, dots meaning subfolders. ``config_file`` is the
+    configuration file named in the advice of a name not found (the one ``-c`` gave).
 
     Raises:
         WorkflowNotFoundError: No such file or workflow.
@@ -132,7 +136,7 @@ def find_workflow(name_or_path: str, paths: Iterable[str | Path] = ()) -> tuple[
     where = ", ".join(str(p) for p in searched) or "no workflow paths are configured"
     raise WorkflowNotFoundError(
         f"no workflow named '{name_or_path}' (searched: {where}); give a file path or "
-        "add its folder to 'workflows' in lightflow.cfg"
+        f"add its folder to 'workflows' in {config_file}"
     )
 
 
@@ -157,7 +161,11 @@ def workflow_folders(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_workflow(
-    name_or_path: str, paths: Iterable[str | Path] = (), libraries: Iterable[str | Path] = ()
+    name_or_path: str,
+    paths: Iterable[str | Path] = (),
+    libraries: Iterable[str | Path] = (),
+    *,
+    config_file: str = CONFIG_NAME,
 ) -> Workflow:
     """Import a workflow file and collect its DAGs and parameters.
 
@@ -166,11 +174,12 @@ def load_workflow(
         paths: Folders searched for workflow names.
         libraries: Folders put on ``sys.path`` so workflows can import shared code
             (the workflow's own folder is put there too, see :func:`add_workflow_folder`).
+        config_file: The configuration file named in advice (see :func:`find_workflow`).
 
     Raises:
         LightflowError: Any reason the file does not describe a runnable workflow.
     """
-    name, path = find_workflow(name_or_path, paths)
+    name, path = find_workflow(name_or_path, paths, config_file=config_file)
     add_libraries(libraries)
     add_workflow_folder(path)
     module = _import_file(path)

@@ -30,7 +30,9 @@ def load(name_or_path: str | Workflow, config: Config | None = None) -> Workflow
         return name_or_path
     if config is None:
         return load_workflow(name_or_path)
-    return load_workflow(name_or_path, config.workflows, config.libraries)
+    return load_workflow(
+        name_or_path, config.workflows, config.libraries, config_file=config.file_name
+    )
 
 
 def list_workflows(*, config: Config) -> list[dict[str, Any]]:

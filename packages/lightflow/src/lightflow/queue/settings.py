@@ -37,7 +37,7 @@ def state_url(config: Config) -> str:
         return broker
     raise ConfigError(
         f"the broker ({redact_url(broker)}) is not Redis, so set the Redis server that "
-        "holds run state: signal.url (or signal.host/port) in lightflow.cfg"
+        f"holds run state: signal.url (or signal.host/port) in {config.file_name}"
     )
 
 
@@ -58,7 +58,7 @@ def store_settings(config: Config) -> dict[str, Any]:
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         raise ConfigError(
-            f"unknown store setting '{unknown[0]}' in lightflow.cfg; the store accepts: "
+            f"unknown store setting '{unknown[0]}' in {config.file_name}; the store accepts: "
             f"{', '.join(accepted)}"
         )
     return settings
