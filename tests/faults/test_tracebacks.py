@@ -63,3 +63,12 @@ def test_the_same_on_a_worker(redis_cluster: Cluster, workflow: str, line: str) 
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert_only_user_frames(result.stderr, workflow, line)
+
+
+def test_an_extension_tasks_frames_are_left_out_like_the_cores(site: Site) -> None:
+    """GlobTask calls the user's callback: only the callback's frame is the user's."""
+    result = site.lightflow("run", str(WORKFLOWS / "failing_glob.py"))
+    assert result.returncode == 1
+    assert "ZeroDivisionError: division by zero" in result.stderr
+    assert_only_user_frames(result.stderr, "failing_glob.py", "return len(files) / 0")
+    assert "lightflow_filesystem" not in result.stderr, result.stderr

@@ -283,7 +283,11 @@ def _format_exception(
 
 
 def _is_ours(filename: str) -> bool:
-    return Path(filename).resolve().is_relative_to(_PACKAGE_DIR)
+    """Whether ``filename`` is Lightflow's: the core's or an installed extension's."""
+    from .plugins.manager import extension_folders  # the plugins import the tasks
+
+    path = Path(filename).resolve()
+    return any(path.is_relative_to(folder) for folder in (_PACKAGE_DIR, *extension_folders()))
 
 
 def _is_library(filename: str) -> bool:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import importlib.util
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import pluggy
@@ -110,6 +112,26 @@ def installed_extensions() -> list[Extension]:
     get_plugin_manager()
     with _lock:
         return list(_extensions)
+
+
+@functools.cache
+def extension_folders() -> tuple[Path, ...]:
+    """The package folders of the installed extensions, found without importing them.
+
+    What a task of an extension runs around the user's callback (``GlobTask`` calling
+    ``callback(files, ...)``) is Lightflow's code to the user, whether the extension
+    was installed from a wheel or from a checkout: tracebacks leave its frames out as
+    they leave out the core's (:func:`lightflow.execution.user_traceback`).
+    """
+    folders: list[Path] = []
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            spec = importlib.util.find_spec(entry_point.module.partition(".")[0])
+        except (ImportError, ValueError):
+            continue  # reported by get_plugin_manager when it loads the extension
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            folders.append(Path(location).resolve())
+    return tuple(folders)
 
 
 def problems() -> list[PluginProblem]:
