@@ -9,6 +9,11 @@ posts its outcome and the scheduler wakes at once (no polling). The only other w
 of machine state is a pool thread marking its task as started, under the same lock,
 so a task cancelled by a halt is dropped instead of run.
 
+Data passes between tasks in memory, but what would travel pickled on a cluster (a
+task's output for its successors, the data given to ``start_dag``) is checked to
+pickle as it would there (:mod:`lightflow.portable`, without copying a large array):
+a lock or a generator fails the task here as it would on a worker.
+
 :meth:`LocalRun.interrupt` stops a run as ``workflow stop`` would: running tasks see
 ``signal.is_stopped`` (a BashTask kills its command's process group) and the run ends
 stopped once they have ended. Tasks still running after :data:`INTERRUPT_GRACE`
@@ -34,10 +39,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine.dag_run import DagRun, DagSpec, Outcome, TaskState
+from ..exceptions import SignalError
 from ..execution import TaskOutcome, compose_input, execute_task, initial_data
 from ..models.context import TaskContext
 from ..models.dag import Dag
 from ..models.task_data import MultiTaskData
+from ..portable import refusal, unportable
 from ..records import EventListener, RunRecorder
 from ..signal import (
     TaskSignal,
@@ -54,6 +61,9 @@ from .pool import TaskPool
 #: Seconds an interrupted run gives its running tasks to end once they were told to
 #: stop; a BashTask needs up to its ``terminate_timeout`` (2 s by default).
 INTERRUPT_GRACE = 5.0
+
+#: Why ``lightflow run`` refuses data it could pass on in memory.
+_CHECKED = "lightflow run checks this so the workflow also runs on a cluster"
 
 #: The runs whose scheduler is running in this process, for :func:`stop_on_signals`.
 _running: set[LocalRun] = set()
@@ -331,7 +341,30 @@ class LocalRun:
             outcome = TaskOutcome(
                 TaskState.FAILED, data, message=f"{type(error).__name__}: {error}"
             )
-        self._post(self._task_done, instance, task_name, outcome, worker)
+        self._post(
+            self._task_done,
+            instance,
+            task_name,
+            self._portable(instance, task_name, outcome),
+            worker,
+        )
+
+    def _portable(self, instance: DagInstance, task: str, outcome: TaskOutcome) -> TaskOutcome:
+        """``outcome``, or a failure if its data could not go to a successor's worker.
+
+        On a cluster the output goes to the successors pickled, and data a pickle
+        refuses (a lock, a generator) fails the task there; so it fails here too,
+        checked on the task's own thread (:mod:`lightflow.portable`).
+        """
+        if outcome.state not in (TaskState.SUCCEEDED, TaskState.STOPPED):
+            return outcome
+        if not instance.run.spec.successors[task]:
+            return outcome  # nothing crosses: the cluster does not pickle it either
+        culprit = unportable(outcome.data)
+        if culprit is None:
+            return outcome
+        message = refusal("the data it returned", culprit)
+        return TaskOutcome(TaskState.FAILED, outcome.data, message=f"{message}; {_CHECKED}")
 
     def _task_done(
         self, instance: DagInstance, task: str, outcome: TaskOutcome, worker: str
@@ -468,6 +501,10 @@ class _LocalChannel:
     def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
         run = self._run
         dag = dag_to_start(dag, run.workflow)
+        culprit = None if data is None else unportable(data)
+        if culprit is not None:
+            message = refusal(f"the data given to start_dag('{dag.name}')", culprit)
+            raise SignalError(f"{message}; {_CHECKED}")
         with run._lock:
             instance = run._new_instance(dag, data)
         run._post(run._start_instance, instance)

@@ -33,6 +33,7 @@ from ..events import RunEvent
 from ..exceptions import LightflowError
 from ..execution import TaskOutcome, execute_task
 from ..models.context import TaskContext
+from ..portable import refusal, unportable
 from ..records import RunRecorder
 from ..signal import TaskSignal
 from ..workflows import Workflow
@@ -257,14 +258,9 @@ def _execute(cluster: Cluster, begun: _Begun) -> tuple[TaskOutcome, bytes | None
     try:
         return outcome, cloudpickle.dumps(outcome.data)
     except Exception as error:  # the task put something unpicklable in its data
-        failed = TaskOutcome(
-            TaskState.FAILED,
-            outcome.data,
-            message=f"the output data of task '{ref.task}' cannot be pickled to pass it "
-            f"on: {type(error).__name__}: {error}; put only picklable values in data "
-            "(paths, arrays, plain objects)",
-        )
-        return failed, None
+        culprit = unportable(outcome.data) or f"{type(error).__name__}: {error}"
+        message = refusal("the data it returned", culprit)
+        return TaskOutcome(TaskState.FAILED, outcome.data, message=message), None
 
 
 def _hand_back(cluster: Cluster, begun: _Begun) -> None:
