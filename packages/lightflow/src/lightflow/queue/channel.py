@@ -1,7 +1,15 @@
-"""Signals from tasks on workers: start, join and stop DAGs through Redis."""
+"""Signals from tasks on workers: start, join and stop DAGs through Redis.
+
+A task's ``start_dag`` calls are counted, and the n-th call of a task in a DAG
+instance names the same instance in every attempt of the task
+(:class:`~lightflow.queue.instance.StartCall`): a task re-run after its worker died
+finds the DAGs its earlier attempt started, and joins them, instead of starting
+copies of them.
+"""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from ..engine.dag_run import Outcome
@@ -11,25 +19,29 @@ from ..signal import dag_to_start, dags_to_join, stop_dag_reason, stop_workflow_
 from . import state as rs
 from .cluster import Cluster
 from .halting import halt_run, stop_instance
-from .instance import create_instance
+from .instance import StartCall, create_instance
 
 
 class RedisSignalChannel:
     """Signals between tasks and runs across processes and hosts, through Redis.
 
-    ``dag`` is the DAG instance of the task the channel serves (named in reasons).
+    ``dag`` and ``task`` are the DAG instance and the task the channel serves (one
+    attempt of it: the channel counts its ``start_dag`` calls).
     """
 
-    def __init__(self, cluster: Cluster, run_id: str, dag: str) -> None:
+    def __init__(self, cluster: Cluster, run_id: str, dag: str, task: str) -> None:
         self._cluster = cluster
         self._run_id = run_id
         self._dag = dag
+        self._task = task
+        self._calls = itertools.count(1)
 
     def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
         dag = dag_to_start(dag, self._cluster.workflow(self._run_id))
         if self._cluster.redis.exists(rs.run_key(self._run_id, "stop")):
             raise SignalError("start_dag: the workflow run is stopping")
-        return create_instance(self._cluster, self._run_id, dag, data)
+        call = StartCall(self._dag, self._task, next(self._calls))
+        return create_instance(self._cluster, self._run_id, dag, data, call)
 
     def join_dags(self, names: list[str] | None, requested_by: str) -> bool:
         client = self._cluster.redis

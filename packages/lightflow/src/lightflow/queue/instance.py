@@ -53,28 +53,92 @@ def dag_key(run_id: str, instance: str) -> str:
     return rs.run_key(run_id, "dag", instance)
 
 
-def create_instance(cluster: Cluster, run_id: str, dag: Dag, data: Any) -> str:
-    """Register a new instance of ``dag`` in the run and queue its DAG job."""
+def create_instance(
+    cluster: Cluster, run_id: str, dag: Dag, data: Any, call: StartCall | None = None
+) -> str:
+    """Register a new instance of ``dag`` in the run and queue its DAG job.
+
+    ``call`` names the ``start_dag`` call of a task that asks: the instance its earlier
+    attempt created with that call is returned instead, created only if it is absent
+    (a task re-run after its worker died finds the DAGs it started, and their start
+    data is written once). The name is reserved first (:data:`_RESERVE`), then the
+    instance is created under it in one atomic step (:data:`_CREATE`), so an attempt
+    that dies in between leaves a name the next one creates.
+    """
     client = cluster.redis
-    copy = client.incr(rs.run_key(run_id, "seq", dag.name))
-    name = dag.name if copy == 1 else f"{dag.name}:{copy}"
+    if call is None:
+        copy = client.incr(rs.run_key(run_id, "seq", dag.name))
+        name = dag.name if copy == 1 else f"{dag.name}:{copy}"
+    else:
+        reserved = cluster.script(_RESERVE)(
+            keys=[rs.run_key(run_id, "started"), rs.run_key(run_id, "seq", dag.name)],
+            args=[call.field(dag.name), dag.name],
+        )
+        name = rs.text(reserved)
     plan = Plan.of(dag, name)
-    pipe = client.pipeline()
-    pipe.set(rs.run_key(run_id, "plan", name), pickle.dumps(plan, protocol=5))
+    writes = Writes()
+    writes.set(rs.run_key(run_id, "plan", name), pickle.dumps(plan, protocol=5))
     if dag.name not in cluster.workflow(run_id).dags:
-        pipe.set(rs.run_key(run_id, "dagdef", dag.name), cloudpickle.dumps(dag))
+        writes.set(rs.run_key(run_id, "dagdef", dag.name), cloudpickle.dumps(dag))
     if data is not None:
-        pipe.set(output_key(run_id, name, START), cloudpickle.dumps(initial_data(data)))
-    pipe.hset(
-        dag_key(run_id, name),
-        mapping={DAG: dag.name, CREATED: rs.now(), OPEN: len(plan.spec.order)},
-    )
-    pipe.hset(rs.run_key(run_id, "dags"), name, "")
+        writes.set(output_key(run_id, name, START), cloudpickle.dumps(initial_data(data)))
+    key = dag_key(run_id, name)
+    for field_name, value in ((DAG, dag.name), (CREATED, rs.now()), (OPEN, len(plan.spec.order))):
+        writes.hset(key, field_name, value)
+    writes.hset(rs.run_key(run_id, "dags"), name, "")
     job = job_entry(DAG_JOB, (run_id, name), dag.queue)
-    add_to_outbox(pipe, [job])
-    pipe.execute()
-    send_jobs(cluster, [job])
+    add_to_outbox(writes, [job])
+    created = cluster.script(_CREATE)(
+        keys=[rs.run_key(run_id, "dags")], args=[name, *writes.arguments()]
+    )
+    if created:
+        send_jobs(cluster, [job])
     return name
+
+
+@dataclass(frozen=True)
+class StartCall:
+    """The ``index``-th ``start_dag`` call (from 1) of a task in a DAG instance.
+
+    The same in every attempt of the task, so that a re-run finds what it started.
+    """
+
+    instance: str
+    task: str
+    index: int
+
+    def field(self, dag: str) -> str:
+        """Its field in ``lf:run:<id>:started`` (the DAG named too: a re-run that asks
+        for another DAG at that call gets a new instance)."""
+        return json.dumps([self.instance, self.task, self.index, dag])
+
+
+#: Returns the instance name reserved for a ``start_dag`` call (KEYS[1]: the run's
+#: ``started`` hash, ARGV[1]: the call's field), reserving the next copy of the DAG
+#: (KEYS[2]: its counter, ARGV[2]: its name) the first time.
+_RESERVE = """
+local name = redis.call('HGET', KEYS[1], ARGV[1])
+if name then return name end
+local copy = redis.call('INCR', KEYS[2])
+name = ARGV[2]
+if copy > 1 then name = name .. ':' .. copy end
+redis.call('HSET', KEYS[1], ARGV[1], name)
+return name
+"""
+
+#: Applies the writes that create an instance (ARGV[2:], as :meth:`Writes.arguments`
+#: flattens them) unless the run's instance list (KEYS[1]) has it (ARGV[1]) already.
+#: Returns 1 if it created it.
+_CREATE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local i = 3
+for _ = 1, tonumber(ARGV[2]) do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1
+"""
 
 
 #: Commits a transition (KEYS[1]: the instance's hash). ARGV: the change of ``open``,

@@ -27,7 +27,9 @@ record are dropped and its events and log lines move to the store
     so that stopping a run needs none of its code.
 ``lf:run:<id>:dags`` (hash)
     Instance name -> outcome ('' while running); the list join_dags and the workflow
-    completion check read. ``lf:run:<id>:seq:<dag>`` counts copies of a DAG, and
+    completion check read. ``lf:run:<id>:seq:<dag>`` counts copies of a DAG,
+    ``lf:run:<id>:started`` (hash) names the instance each ``start_dag`` call of a task
+    created (``[instance, task, n, dag]`` -> instance, so a re-run finds it), and
     ``lf:run:<id>:dagdef:<dag>`` holds a DAG passed to ``start_dag`` that is not one
     of the workflow's (cloudpickled).
 ``lf:run:<id>:out:<instance>:<task>``

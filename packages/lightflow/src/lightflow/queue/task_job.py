@@ -242,7 +242,9 @@ def _execute(cluster: Cluster, begun: _Begun) -> tuple[TaskOutcome, bytes | None
                 task,
                 data,
                 MetaAwareDocument(cluster, ref.run_id),
-                TaskSignal(RedisSignalChannel(cluster, ref.run_id, ref.instance), ref.instance),
+                TaskSignal(
+                    RedisSignalChannel(cluster, ref.run_id, ref.instance, ref.task), ref.instance
+                ),
                 context,
                 source=begun.workflow.path,
             )
