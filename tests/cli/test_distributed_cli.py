@@ -677,8 +677,9 @@ def fake_wait_on_queued_run(
         checked.set()
         return workers
 
-    def run_status(run_id: str, *, config: Any) -> dict[str, Any]:
-        return {"id": RUN_ID, "state": "queued"}
+    def queued_work(run_id: str, *, config: Any, leave_out: Any = ()) -> list[dict[str, Any]]:
+        work = [{"queue": "fast", "dag": None, "task": None}]  # the run's workflow job
+        return [piece for piece in work if piece["queue"] not in leave_out]
 
     def follow(*, config: Any, on_event: Any, **_: Any) -> dict[str, Any]:
         checked.wait(5)
@@ -686,7 +687,7 @@ def fake_wait_on_queued_run(
         return {"id": RUN_ID, "workflow": "exposure", "state": "stopped"}
 
     monkeypatch.setattr(worker, "worker_status", status)
-    monkeypatch.setattr(api, "run_status", run_status)
+    monkeypatch.setattr(api, "queued_work", queued_work)
     monkeypatch.setattr(api_events, "follow_events", follow)
     return pinged
 
@@ -709,9 +710,9 @@ def test_waiting_on_a_queue_no_worker_consumes_prints_one_note(
 def test_waiting_on_a_queue_a_worker_consumes_prints_no_note(
     site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    busy = [{"name": "cpu1@beamline", "queues": ["workflow", "dag", "task"]}]
+    busy = [{"name": "cpu1@beamline", "queues": ["fast", "dag", "task"]}]
     pinged = fake_wait_on_queued_run(monkeypatch, busy)
-    result = invoke("workflow", "start", "exposure", "exposure=1", "--wait")
+    result = invoke("workflow", "start", "exposure", "exposure=1", "-q", "fast", "--wait")
     assert pinged == ["ping"] and "Note:" not in result.stderr
 
 

@@ -189,6 +189,18 @@ def test_a_run_is_found_by_a_unique_prefix(http: Http) -> None:
     assert run["id"] == run_id
 
 
+def test_a_queued_task_shows_the_queue_it_waits_on(http: Http) -> None:
+    run_id = start(http, "routed")
+    try:
+        wait_for_task(http, run_id, "train", state="queued")
+        [main] = http.get(f"/api/v2/runs/{run_id}").json()["dags"]
+        tasks = {task["name"]: task for task in main["tasks"]}
+        assert tasks["train"]["queue"] == "rest-suite-gpu" and tasks["train"]["worker"] is None
+        assert tasks["prepare"]["state"] == "succeeded" and tasks["prepare"]["queue"] is None
+    finally:
+        http.post(f"/api/v2/runs/{run_id}/stop")
+
+
 def test_stop_a_running_run(http: Http) -> None:
     run_id = start(http, "endless")
     wait_for_task(http, run_id, "wait")

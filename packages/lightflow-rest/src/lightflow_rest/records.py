@@ -15,7 +15,7 @@ from typing import Any
 from lightflow.api import run_duration
 
 _RUN_FIELDS = ("error", "failed_dag", "failed_task", "queue", "started", "ended")
-_TASK_FIELDS = ("worker", "started", "ended", "duration", "message", "traceback")
+_TASK_FIELDS = ("worker", "queue", "started", "ended", "duration", "message", "traceback")
 
 
 def run(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,6 +49,7 @@ def run_detail(record: Mapping[str, Any]) -> dict[str, Any]:
                 "started": dag.get("started"),
                 "ended": dag.get("ended"),
                 "duration": dag.get("duration"),
+                "queue": dag.get("queue"),
                 "tasks": tasks,
             }
         )

@@ -65,9 +65,10 @@ _TASK = {
     "name": {"type": "string"},
     "state": {
         "type": "string",
-        "description": "started, succeeded, failed, stopped, skipped, aborted or cancelled",
+        "description": "queued, started, succeeded, failed, stopped, skipped, aborted or cancelled",
     },
     "worker": _nullable("string"),
+    "queue": _nullable("string", description="The queue a queued task waits on"),
     "started": _TIME,
     "ended": _TIME,
     "duration": _nullable("number"),
@@ -81,6 +82,7 @@ _DAG = {
     "started": _TIME,
     "ended": _TIME,
     "duration": _nullable("number"),
+    "queue": _nullable("string", description="The queue a DAG waits on before it starts"),
     "tasks": {"type": "array", "items": ref("Task")},
 }
 

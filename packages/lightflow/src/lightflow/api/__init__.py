@@ -16,7 +16,8 @@ dataclasses.
   :func:`describe`, :func:`workflow_graph`, :func:`render_graph`;
 * runs (:mod:`.runs`): :func:`run_workflow` (embedded engine), :func:`start_workflow`,
   :func:`wait_for_run`, :func:`stop_workflows`, :func:`list_runs`,
-  :func:`run_status`, :func:`run_store`, :func:`run_data`, :func:`prune_runs`;
+  :func:`run_status`, :func:`queued_work`, :func:`run_store`, :func:`run_data`,
+  :func:`prune_runs`;
 * following (:mod:`.events`): :func:`follow_events` (resumable by event id),
   :func:`run_logs`, :func:`follow_logs`;
 * workers (:mod:`.workers`): :func:`list_workers`, :func:`stop_workers`,
@@ -39,6 +40,7 @@ from .runs import (
     list_runs,
     parse_arguments,
     prune_runs,
+    queued_work,
     run_data,
     run_duration,
     run_status,
@@ -70,6 +72,7 @@ __all__ = [
     "parse_arguments",
     "parse_duration",
     "prune_runs",
+    "queued_work",
     "render_graph",
     "require_broker",
     "run_data",

@@ -9,7 +9,7 @@ so any host with the configuration can stop any run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..config import finished_run_retention
@@ -275,13 +275,16 @@ def run_status(run_id: str, *, config: Config) -> dict[str, Any]:
         ``{"state", "duration", "tasks"}``, and ``tasks``: task name -> ``{"state",
         "worker", "started", "ended", "duration", "message", "traceback"}`` (the
         ``message`` says why a task failed, stopped or was aborted; ``traceback`` is
-        the failed task's own code).
+        the failed task's own code). While the run is running, a task waiting for a
+        worker to take it is ``queued`` with its ``queue``, and a DAG instance whose
+        start waits is ``queued`` with its ``queue`` (see :func:`queued_work`).
 
     Raises:
         RunNotFoundError: No run with that id (a unique id prefix is accepted).
     """
     from ..queue import history
     from ..queue import state as rs
+    from ..queue.waiting import queued_work as waiting
 
     handle = cluster(config)
     client = handle.redis
@@ -293,8 +296,51 @@ def run_status(run_id: str, *, config: Config) -> dict[str, Any]:
             from ..exceptions import RunNotFoundError
 
             raise RunNotFoundError(f"run {full_id} was just pruned")
-        record["dags"] = _dags(history.read_events(handle, full_id))
+        dags = _dags(history.read_events(handle, full_id))
+        if record.get("state") == "running":
+            for work in waiting(handle, full_id):
+                if work.dag is None:  # the workflow job (only while the run is queued)
+                    continue
+                dag = dags.setdefault(work.dag, {"state": "running", "tasks": {}})
+                queued = dag if work.task is None else dag["tasks"].setdefault(work.task, {})
+                queued.update(state="queued", queue=work.queue)
+        record["dags"] = dags
         return record
+
+    return with_server_errors(config, read)
+
+
+def queued_work(
+    run_id: str, *, config: Config, leave_out: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """What of a run waits on a queue for a worker to take it.
+
+    Cheap enough to ask every few seconds: it reads none of the run's events, and
+    nothing of the tasks routed to the queues left out.
+
+    Args:
+        run_id: The run (a unique prefix will do).
+        config: The configuration.
+        leave_out: Queues not asked about (e.g. the ones live workers consume).
+
+    Returns:
+        ``{"queue", "dag", "task"}`` per piece of work: the run's workflow job while
+        the run is queued (``dag`` and ``task`` ``None``), a DAG instance that has not
+        started (``task`` ``None``), a queued task. Empty once the run has ended.
+
+    Raises:
+        RunNotFoundError: No such run.
+    """
+    from ..queue.waiting import queued_work as waiting
+
+    handle = cluster(config)
+
+    def read() -> list[dict[str, Any]]:
+        full_id = resolve_run_id(handle.redis, run_id)
+        return [
+            {"queue": work.queue, "dag": work.dag, "task": work.task}
+            for work in waiting(handle, full_id, leave_out=leave_out)
+        ]
 
     return with_server_errors(config, read)
 

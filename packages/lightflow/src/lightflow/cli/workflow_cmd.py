@@ -155,7 +155,7 @@ def workflow_start(
     run_id = api.start_workflow(workflow, values, config=config, queue=queue, keep_data=keep_data)
     click.echo(run_id)
     if wait:
-        _wait_for(run_id, config, queue)
+        _wait_for(run_id, config)
 
 
 class _Terminated(BaseException):
@@ -183,18 +183,22 @@ def _sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
-#: Seconds a run followed with ``--wait`` may stay queued before the command looks for
-#: a live worker that consumes its queue (and says so once when there is none).
-QUEUED_NOTE_AFTER = 5.0
+#: Seconds a run followed with ``--wait`` may have work queued before the command looks
+#: for live workers that consume its queues (and says so once per queue none consumes).
+QUEUED_NOTE_AFTER = 3.0
+#: Seconds between two such looks after the first, while the run is followed.
+QUEUED_LOOK_EVERY = 2.0
+#: Pieces of work a note names before it counts the rest.
+QUEUED_NAMED = 3
 
 
-def _wait_for(run_id: str, config: Config, queue: str) -> None:
+def _wait_for(run_id: str, config: Config) -> None:
     """Show the run's progress as ``lightflow run`` does; fail unless it succeeds."""
     from .. import api
     from .run_cmd import ProgressPrinter, _stdout_takes_unicode, report
 
     progress = ProgressPrinter(unicode=_stdout_takes_unicode())
-    watch = _QueuedWatch(run_id, config, queue)
+    watch = _QueuedWatch(run_id, config)
     watch.start()
     try:
         with _sigterm_interrupts():
@@ -212,19 +216,22 @@ def _wait_for(run_id: str, config: Config, queue: str) -> None:
 
 
 class _QueuedWatch:
-    """Says once, on stderr, when a followed run stays queued with no worker for it.
+    """Says once per queue, on stderr, when a followed run has work no worker will take.
 
-    A run on a queue no worker consumes never starts, and ``--wait`` would wait in
-    silence. After :data:`QUEUED_NOTE_AFTER` seconds a thread checks that the run is
-    still queued and asks the live workers for their queues (``worker status``); only
-    ``--wait`` pays for that, never a plain ``workflow start``. Following goes on
-    either way; a check that fails is only a note not given.
+    Work on a queue no live worker consumes never starts, and ``--wait`` would wait in
+    silence: the run itself (its workflow queue), a DAG instance (its DAG's queue) or a
+    task (``queue=`` of the task). From :data:`QUEUED_NOTE_AFTER` seconds on, every
+    :data:`QUEUED_LOOK_EVERY` seconds, a thread asks the live workers for their queues
+    (``worker status``) and the run for its queued work on the others
+    (:func:`lightflow.api.queued_work`); only ``--wait`` pays for that, never a plain
+    ``workflow start``. Following goes on either way; a look that fails is only a
+    note not given.
     """
 
-    def __init__(self, run_id: str, config: Config, queue: str) -> None:
+    def __init__(self, run_id: str, config: Config) -> None:
         self._run_id = run_id
         self._config = config
-        self._queue = queue
+        self._noted: set[str] = set()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="lightflow-queued", daemon=True)
 
@@ -234,36 +241,54 @@ class _QueuedWatch:
     def stop(self) -> None:
         self._done.set()
 
-    def _queued(self) -> bool:
-        from .. import api
-
-        return api.run_status(self._run_id, config=self._config).get("state") == "queued"
-
     def _watch(self) -> None:
-        import shlex
-
-        from .. import api
-
         if self._done.wait(QUEUED_NOTE_AFTER):
             return
-        try:
-            if not self._queued():
+        while True:
+            with contextlib.suppress(Exception):  # the note is advice: following goes on
+                self._look()
+            if self._done.wait(QUEUED_LOOK_EVERY):
                 return
-            workers = api.list_workers(config=self._config, timeout=1.0)
-            if any(
-                self._queue in (w.get("queues") or []) and w.get("state", "running") == "running"
-                for w in workers
-            ):
-                return  # a live worker will take it: the run waits its turn
-            if self._done.is_set() or not self._queued():
+
+    def _look(self) -> None:
+        from .. import api
+
+        workers = api.list_workers(config=self._config, timeout=1.0)
+        live = {
+            queue
+            for worker in workers
+            if worker.get("state", "running") == "running"
+            for queue in worker.get("queues") or []
+        }
+        waiting: dict[str, list[dict[str, Any]]] = {}
+        for work in api.queued_work(
+            self._run_id, config=self._config, leave_out=live | self._noted
+        ):
+            waiting.setdefault(work["queue"], []).append(work)
+        for queue, works in waiting.items():
+            if self._done.is_set():
                 return
-        except Exception:  # the note is advice: following goes on without it
-            return
-        click.echo(
-            f"Note: run {short_id(self._run_id)} is still queued on queue '{self._queue}' "
-            "and no live worker consumes it; start one with "
-            f"`lightflow worker start -q {shlex.quote(self._queue)}` (still waiting).",
-            err=True,
+            self._noted.add(queue)
+            click.echo(self._note(queue, works), err=True)
+
+    def _note(self, queue: str, works: list[dict[str, Any]]) -> str:
+        import shlex
+
+        names = [
+            f"DAG {work['dag']}" if work["task"] is None else f"task {work['dag']}/{work['task']}"
+            for work in works
+            if work["dag"] is not None
+        ]
+        if names:
+            more = len(names) - QUEUED_NAMED
+            named = ", ".join(names[:QUEUED_NAMED]) + (f" and {more} more" if more > 0 else "")
+            what = f"has {named} queued"
+        else:
+            what = "is still queued"
+        return (
+            f"Note: run {short_id(self._run_id)} {what} on queue '{queue}' and no live "
+            "worker consumes it; start one with "
+            f"`lightflow worker start -q {shlex.quote(queue)}` (still waiting)."
         )
 
 
@@ -311,7 +336,7 @@ def workflow_status(state: CliState, run_id: str | None, details: bool, limit: i
 
     Without RUN_ID, a table of runs, newest first. With RUN_ID (a unique prefix will
     do), that run's state and times, and per DAG the state, duration and worker of
-    every task.
+    every task; a DAG or task still queued shows the queue it waits on.
     """
     from .. import api
 
@@ -457,7 +482,7 @@ def _echo_run(record: dict[str, Any], time_format: str, details: bool) -> None:
         rows.append(("Error", str(record["error"])))
     _echo_table(rows)
     for instance, dag in (record.get("dags") or {}).items():
-        duration = _format_seconds(dag.get("duration"))
+        duration = _format_seconds(dag.get("duration")) or _on_queue(dag)
         click.echo(f"\nDAG {instance}  {dag.get('state', '?')}  {duration}".rstrip())
         task_rows = []
         for name, task in dag.get("tasks", {}).items():
@@ -466,13 +491,18 @@ def _echo_run(record: dict[str, Any], time_format: str, details: bool) -> None:
                 f"  {name}",
                 str(task.get("state", "?")),
                 _format_seconds(task.get("duration")),
-                str(task.get("worker") or ""),
+                str(task.get("worker") or _on_queue(task)),
                 str(message or ""),
             ))  # fmt: skip
         if task_rows:
             _echo_table(task_rows)
     if details:
         _echo_failures(record)
+
+
+def _on_queue(entry: dict[str, Any]) -> str:
+    """Where a queued DAG or task waits (``on queue gpu``), for the status table."""
+    return f"on queue {entry['queue']}" if entry.get("queue") else ""
 
 
 def _echo_failures(record: dict[str, Any]) -> None:
