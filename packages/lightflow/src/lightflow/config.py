@@ -89,7 +89,8 @@ DEPRECATED_SECTIONS = {
 }
 #: The settings of the ``signal`` section: 1.x's ``host``, ``port``, ``password`` and
 #: ``database`` (and ``polling_time``, deprecated), then ``url``, ``ssl``,
-#: ``heartbeat_timeout`` and ``keep_finished_runs``. Any other key is an error.
+#: ``heartbeat_timeout``, ``keep_finished_runs`` and ``stop_grace``. Any other key is
+#: an error.
 SIGNAL_KEYS = (
     "url",
     "host",
@@ -99,6 +100,7 @@ SIGNAL_KEYS = (
     "ssl",
     "heartbeat_timeout",
     "keep_finished_runs",
+    "stop_grace",
 )
 #: The URL schemes redis-py connects with (``signal.url``).
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -158,6 +160,10 @@ signal:
   # and `workflow logs` (90s, 30m, 12h, 7d); workers then delete them, checking once
   # an hour. 0 or null keeps them forever (`lightflow workflow prune` still works).
   keep_finished_runs: 7d
+  # Seconds `workflow stop` gives running tasks to end once they see is_stopped; a task
+  # still running then is recorded stopped and its worker terminates its process
+  # (`workflow stop --grace SECONDS` for one stop, `--force` for none).
+  stop_grace: 10
 
 # MongoDB holding the run data. A `uri` (mongodb://...) replaces host and port.
 store:
@@ -627,6 +633,10 @@ def _signal_problem(key: str, value: Any) -> str | None:
         if value is None or (_is_number(value) and math.isfinite(value) and value > 0):
             return None
         return "a positive number of seconds (default 15)"
+    if key == "stop_grace":
+        if value is None or (_is_number(value) and math.isfinite(value) and value >= 0):
+            return None
+        return "a number of seconds, 0 or more (default 10)"
     return None
 
 

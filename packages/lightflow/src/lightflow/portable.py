@@ -62,13 +62,28 @@ def unportable(data: Any) -> str | None:
     Returns:
         ``"'guard' is a _thread.lock"``: the path to the innermost value that cannot
         be pickled (keys of a dataset, ``[i]`` for items, ``.name`` for attributes;
-        none when it is ``data`` itself) and its type.
+        none when it is a whole value) and its type.
     """
-    if _fails(data) is None:
-        return None
-    path, value = _culprit(data, "")
-    where = f"'{path}'" if path else "the value"
-    return f"{where} is a {_type_name(value)}"
+    for payload in _payloads(data):
+        if _fails(payload) is not None:
+            path, value = _culprit(payload, "")
+            where = f"'{path}'" if path else "the value"
+            return f"{where} is a {_type_name(value)}"
+    return None
+
+
+def _payloads(data: Any) -> list[Any]:
+    """What of ``data`` the user put there: each dataset's values.
+
+    A dataset's history (task names, text) always pickles and grows along a chain:
+    pickling it at every hop would make a chain's checks cost in proportion to its
+    length squared.
+    """
+    if isinstance(data, MultiTaskData):
+        return [dataset.data for dataset in data.datasets]
+    if isinstance(data, TaskData):
+        return [data.data]
+    return [data]
 
 
 def refusal(what: str, culprit: str) -> str:
@@ -91,10 +106,6 @@ def _culprit(value: Any, path: str) -> tuple[str, Any]:
 
 def _parts(value: Any, path: str) -> list[tuple[str, Any]]:
     """The parts a value is pickled from, each with its path."""
-    if isinstance(value, MultiTaskData):
-        return [(path, dataset) for dataset in value.datasets]
-    if isinstance(value, TaskData):
-        return [(path, value.data)]
     if isinstance(value, Mapping):
         return [(_join(path, str(key)), item) for key, item in value.items()]
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -138,7 +138,13 @@ def start_workflow(
     )
 
 
-def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
+def stop_workflows(
+    targets: Sequence[str] = (),
+    *,
+    config: Config,
+    grace: float | None = None,
+    force: bool = False,
+) -> list[str]:
     """Stop runs given by id (a unique prefix will do) or by workflow name.
 
     With no targets, every unfinished run is stopped. Returns the ids of the runs asked
@@ -146,6 +152,12 @@ def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
     that has no queued or running run, or for a run that has already ended. Running
     tasks see ``signal.is_stopped``; nothing more of the runs is queued. The workflow
     is not loaded and none of its code runs (see :func:`lightflow.queue.driver.halt_run`).
+
+    A task still running ``grace`` seconds later (``signal.stop_grace`` by default,
+    10 s; none with ``force``) is recorded stopped and its worker terminates its
+    process, so a task that ignores ``is_stopped`` cannot keep the run going
+    (:mod:`lightflow.queue.termination`). Stopping a run that is stopping again
+    shortens its grace period, never lengthens it.
 
     Raises:
         NoBrokerError: No broker is configured.
@@ -155,8 +167,12 @@ def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
     from ..engine.dag_run import Outcome
     from ..exceptions import RunNotFoundError
     from ..queue.driver import halt_run
+    from ..queue.termination import stop_grace, terminate_after
     from ..workflows import find_workflow
 
+    if grace is not None and not grace >= 0:  # NaN too
+        raise ParameterError(f"a stop's grace period must be 0 or more seconds, got {grace}")
+    grace = 0.0 if force else stop_grace(config) if grace is None else grace
     handle = cluster(config)
 
     def is_workflow_name(name: str, runs: list[dict[str, Any]]) -> bool:
@@ -194,6 +210,7 @@ def stop_workflows(targets: Sequence[str] = (), *, config: Config) -> list[str]:
         for record in unfinished:
             if record["id"] in chosen:
                 halt_run(handle, record["id"], Outcome.STOPPED)
+                terminate_after(handle, record["id"], grace)
                 stopped.append(record["id"])
         return stopped
 

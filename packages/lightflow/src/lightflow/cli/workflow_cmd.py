@@ -295,20 +295,36 @@ class _QueuedWatch:
 @workflow_group.command("stop")
 @click.argument("targets", nargs=-1, metavar="[RUN_ID|WORKFLOW]...")
 @click.option("--yes", "-y", is_flag=True, help="Stop all runs without asking.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Seconds running tasks get to end before their processes are terminated "
+    "(default: signal.stop_grace, 10).",
+)
+@click.option(
+    "--force", is_flag=True, help="Terminate the processes of running tasks at once (no grace)."
+)
 @click.pass_obj
-def workflow_stop(state: CliState, targets: tuple[str, ...], yes: bool) -> None:
+def workflow_stop(
+    state: CliState, targets: tuple[str, ...], yes: bool, grace: float | None, force: bool
+) -> None:
     """Stop runs by id or workflow name (none given: all).
 
     With no RUN_ID or WORKFLOW, every queued and running run is stopped. Running tasks
-    are asked to stop, nothing more is queued. Prints the ids of the runs asked to
-    stop.
+    are asked to stop (they see is_stopped, a BashTask ends its command) and nothing
+    more is queued. A task still running after the grace period is recorded stopped
+    and its worker terminates its process and starts a new one. Prints the ids of the
+    runs asked to stop.
     """
     from .. import api
 
+    if force and grace is not None:
+        raise click.UsageError("give --force or --grace, not both (--force is --grace 0)")
     config = distributed_config(state)
     if not targets:
         confirm_all("Stop all queued and running workflows", yes)
-    stopped = api.stop_workflows(list(targets), config=config)
+    stopped = api.stop_workflows(list(targets), config=config, grace=grace, force=force)
     if not stopped:
         which = ", ".join(targets) if targets else "any workflow"
         click.echo(f"No queued or running runs of {which}: nothing to stop.", err=True)

@@ -96,7 +96,7 @@ def clean_up(cluster: Cluster, run_id: str) -> None:
     the whole key space is needed (the prune of finished runs makes one).
     """
     client = cluster.redis
-    parts = ("workflow", "arguments", "meta", "dags", "stop", "started")
+    parts = ("workflow", "arguments", "meta", "dags", "stop", "terminate", "started")
     keys = [rs.run_key(run_id, part) for part in parts]
     keys.append(rs.run_key(run_id, "meta", "lock"))
     for raw in client.hkeys(rs.run_key(run_id, "dags")):

@@ -1,10 +1,15 @@
-"""Stopping runs and DAG instances, and recording a job that died of an internal error.
+"""Stopping runs and DAG instances, giving up tasks, recording a job that died.
 
 A stop never needs the workflow's code: it sets the run's stop flag and halts each
-instance with one commit (see :func:`halt_run`).
+instance with one commit (see :func:`halt_run`). A running task that outlives a stop's
+grace period is given up (:func:`give_up_task`: recorded stopped, so the run can end)
+before its process is terminated (:mod:`lightflow.queue.termination`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from ..engine.dag_run import DagRun, Outcome, Step, TaskState
 from ..events import RunEvent
@@ -13,7 +18,7 @@ from ..records import RunRecorder
 from . import state as rs
 from .closing import carry_out, claim_run, close_record
 from .cluster import Cluster
-from .dag_state import HALT, OPEN, STARTED, InstanceView
+from .dag_state import HALT, OPEN, STARTED, InstanceView, task_field
 from .instance import Progress, Writes, advance, queue_events, queue_meta
 
 
@@ -67,6 +72,60 @@ def stop_instance(
     progress = advance(cluster, run_id, instance, stop, also=flag, prefetch=[STARTED, HALT, OPEN])
     if progress is not None:
         carry_out(cluster, run_id, instance, progress)
+
+
+def give_up_task(
+    cluster: Cluster,
+    run_id: str,
+    instance: str,
+    task: str,
+    entry: Mapping[str, Any],
+    message: str,
+) -> bool:
+    """Record a task that did not end after a stop as stopped, without waiting for it.
+
+    ``entry`` is the task's ``lf:running`` entry (attempt, worker, start time); the
+    commit applies only while that attempt still runs, and drops the entry. The DAG (and
+    the run, if that was its last task) ends at once. Returns whether the task was given
+    up; its process must be terminated next, and its own finish then changes nothing.
+    """
+    attempt = entry["attempt"]
+    stopped: list[RunEvent] = []
+    recorders: list[RunRecorder] = []
+
+    def give_up(machine: DagRun, view: InstanceView) -> Step | None:
+        if (
+            machine.halt is None  # only a stopped DAG's tasks are given up
+            or view.attempt(task) != attempt
+            or machine.states[task] is not TaskState.RUNNING
+        ):
+            return None
+        stopped.clear()
+        recorders[:] = [
+            cluster.recorder(run_id, cluster.workflow_name(run_id), stopped, deferred=True)
+        ]
+        recorders[0].task_finished(
+            instance,
+            task,
+            TaskState.STOPPED.value,
+            worker=entry.get("worker"),
+            message=message,
+            started_at=entry.get("started"),
+        )
+        return machine.task_stopped(task)
+
+    def record(writes: Writes) -> None:
+        writes.hdel(rs.RUNNING, rs.running_field(run_id, instance, task))
+        queue_events(writes, run_id, stopped)
+        queue_meta(writes, run_id, recorders[0].take())
+
+    progress = advance(
+        cluster, run_id, instance, give_up, also=record, prefetch=[HALT, task_field(task)]
+    )
+    if progress is None:
+        return False
+    carry_out(cluster, run_id, instance, progress)
+    return True
 
 
 def job_failed(

@@ -84,6 +84,11 @@ class _Begun:
     blobs: dict[str, Any]  # its input's stored outputs, by key
 
 
+class _Overtaken(Exception):
+    """A task's end found it decided without it: given up after a stop (its process is
+    about to be terminated, see :mod:`.termination`), or lost and queued again."""
+
+
 def task_job(cluster: Cluster, queue: str) -> None:
     """Run the ready tasks of ``queue`` until none is left or the slice is used up.
 
@@ -107,6 +112,9 @@ def task_job(cluster: Cluster, queue: str) -> None:
         try:
             more = time.monotonic() < deadline
             next_up = _run_task(cluster, queue, worker, ref, carried, more)
+        except _Overtaken:  # its process may be terminated next: it takes no other task
+            wake_if_left(cluster, queue)
+            return
         except Exception as error:  # recorded as the task's failure; the next one goes on
             logger.exception("task %s/%s of run %s failed", ref.instance, ref.task, ref.run_id)
             heartbeats.remove(cluster, ref)
@@ -126,6 +134,9 @@ def _run_task(
 
     That is a successor handed off (with what it needs from this one), or, with
     ``more``, the next ready task of the queue, taken by this task's commit.
+
+    Raises:
+        _Overtaken: The task's end changed nothing (see :class:`_Overtaken`).
     """
     begun = _begin(cluster, queue, worker, ref, carried)
     if begun is None:
@@ -136,7 +147,7 @@ def _run_task(
         done = _finish(cluster, queue, begun, outcome, output, more)
         ended = done is not None
         if done is None:
-            return None
+            raise _Overtaken
         return _carry_on(cluster, queue, begun, outcome, done, output)
     except SystemExit:  # handed back (or left to the sweeper) by _execute
         ended = True

@@ -38,6 +38,7 @@ from ..workflows import add_libraries
 from . import driver, history, state
 from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
 from .broker import check_broker
+from .termination import TerminationWatch
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -199,6 +200,12 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
     threading.Thread(target=sweep, name="lightflow-sweeper", daemon=True).start()
 
 
+def _watch_terminations(sender: Any = None, **_: Any) -> None:
+    """Terminate this worker's tasks that outlive a stop's grace period (:mod:`.termination`)."""
+    if sender is not None:
+        TerminationWatch.start(driver.Cluster(sender.app.lightflow_config, sender.app), sender)
+
+
 def _register(cluster: driver.Cluster, name: str, consumer: Any) -> None:
     """Enter this worker in ``lf:workers`` (see :mod:`lightflow.queue.state`)."""
     try:
@@ -340,6 +347,7 @@ def start_worker(
     signals.worker_process_init.connect(_write_whole_lines, weak=False)
     signals.worker_ready.connect(_write_whole_lines, weak=False)
     signals.worker_ready.connect(_start_sweeper, weak=False)
+    signals.worker_ready.connect(_watch_terminations, weak=False)
     signals.worker_shutting_down.connect(_mark_stopping, weak=False)
     signals.worker_shutdown.connect(_unregister, weak=False)
     argv = ["worker", "-Q", ",".join(queues), "--loglevel", "INFO"]

@@ -1,0 +1,261 @@
+"""Terminating the processes of tasks that outlive a stop's grace period.
+
+A stop asks running tasks to end: they see ``signal.is_stopped``, a ``BashTask`` kills
+its command. A task that ignores it would keep its run ``running`` until it ends on its
+own, however long that is. So a stop from outside (``workflow stop``,
+:func:`lightflow.api.stop_workflows`) also sets a deadline, the grace period
+(``signal.stop_grace``, 10 s by default; none with ``--force``):
+:func:`terminate_after` keeps it in ``lf:run:<id>:terminate`` and announces the run on
+the channel ``lf:terminations``.
+
+Every worker's main process watches that channel (:class:`TerminationWatch`). At the
+deadline, each task of the run that one of *its* pool processes still runs (by the
+``worker`` host/pid of its ``lf:running`` entry) is given up
+(:func:`~lightflow.queue.halting.give_up_task`: recorded stopped with the reason, so the
+run is recorded stopped at once), then its job is revoked with ``terminate`` through
+Celery's own remote control: the pool process gets SIGTERM (a ``SystemExit`` in the
+task, so its ``finally`` blocks and context managers run), Celery acknowledges the job
+as revoked (it is not delivered again) and the pool starts a new process in its place.
+A process still there :data:`KILL_AFTER` seconds later gets SIGKILL. A BashTask's
+command goes with its process (its watchdog kills the command's group). A task that
+ended meanwhile is left alone.
+
+The watch catches up whenever it (re)subscribes: it reads the deadlines of the runs of
+the tasks its processes run, so a message missed during a lost connection costs
+nothing. Only pools of processes can be terminated (prefork, Celery's default); a
+worker on another pool says so once at start, and a stop then waits for its tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from . import state as rs
+from .halting import give_up_task
+from .jobs import TASK_JOB
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .cluster import Cluster
+
+logger = logging.getLogger("lightflow.worker")
+
+#: Seconds a stop gives running tasks by default (``signal.stop_grace``).
+STOP_GRACE = 10.0
+#: Seconds a process told to terminate (SIGTERM) has before it is killed (SIGKILL).
+KILL_AFTER = 2.0
+#: The channel a stop announces its run on (the run id); see :class:`TerminationWatch`.
+CHANNEL = "lf:terminations"
+#: Longest wait for a message: the watch notices a closed connection at least this often.
+_IDLE_WAIT = 30.0
+
+#: Sets the run's deadline (the server's time plus ARGV[1] seconds) unless it has an
+#: earlier one, and announces the run (ARGV[2]); only while the run has not ended (its
+#: keys go with it, this one would be left behind). The state server's clock, so the
+#: hosts' clocks do not matter.
+_SET_DEADLINE = """
+local state = redis.call('HGET', KEYS[1], 'state')
+if state ~= 'queued' and state ~= 'running' then return 0 end
+local time = redis.call('TIME')
+local deadline = tonumber(time[1]) + tonumber(time[2]) / 1e6 + tonumber(ARGV[1])
+local old = redis.call('GET', KEYS[2])
+if old and cjson.decode(old).deadline <= deadline then return 0 end
+redis.call('SET', KEYS[2], cjson.encode({deadline = deadline, grace = tonumber(ARGV[1])}))
+redis.call('PUBLISH', KEYS[3], ARGV[2])
+return 1
+"""
+
+
+def stop_grace(config: Config) -> float:
+    """Seconds a stop gives running tasks before their processes are terminated."""
+    value = (config.signal or {}).get("stop_grace")
+    return STOP_GRACE if value is None else float(value)
+
+
+def terminate_after(cluster: Cluster, run_id: str, grace: float) -> None:
+    """Have the tasks of a stopped run still running ``grace`` seconds from now terminated.
+
+    Call it after the run was halted: a task is given up only once its DAG stopped. A
+    deadline already set stays if it is earlier (a ``--force`` after a stop shortens it).
+    """
+    keys = [rs.run_key(run_id), rs.run_key(run_id, "terminate"), CHANNEL]
+    cluster.script(_SET_DEADLINE)(keys=keys, args=[grace, run_id])
+
+
+def give_up_reason(grace: float) -> str:
+    """What the record of a task given up says."""
+    if grace <= 0:
+        return "still running when the run was stopped with --force; its process was terminated"
+    return f"still running {grace:g} s after the run was stopped; its process was terminated"
+
+
+class TerminationWatch:
+    """A worker's thread that terminates its tasks that outlive a stop's grace period.
+
+    Args:
+        cluster: The worker's handles on the servers.
+        consumer: Celery's consumer of this worker (its pool and node name).
+    """
+
+    THREAD_NAME = "lightflow-terminations"
+
+    def __init__(self, cluster: Cluster, consumer: Any) -> None:
+        self._cluster = cluster
+        self._app = consumer.app
+        self._pool = consumer.pool
+        self._node = str(consumer.hostname)
+        self._host = cluster.hostname
+
+    @classmethod
+    def start(cls, cluster: Cluster, consumer: Any) -> TerminationWatch | None:
+        """Start watching for this worker; ``None`` (and a warning) if its pool cannot."""
+        watch = cls(cluster, consumer)
+        if not watch._processes():
+            logger.warning(
+                "this worker's pool (%s) cannot terminate a task's process: a stop waits "
+                "for the tasks that ignore it; use the prefork pool (the default) for "
+                "signal.stop_grace to apply",
+                type(consumer.pool).__module__.rpartition(".")[2],
+            )
+            return None
+        threading.Thread(target=watch._run, name=cls.THREAD_NAME, daemon=True).start()
+        return watch
+
+    # -- finding what to terminate ---------------------------------------------------------
+    def _processes(self) -> set[int]:
+        """The pids of this worker's pool processes (none for a pool without processes)."""
+        try:
+            return {int(pid) for pid in self._pool.info.get("processes") or ()}
+        except Exception:  # a pool being restarted: none this time
+            return set()
+
+    def _mine(self, raw: bytes | str) -> tuple[dict[str, Any], int] | None:
+        """A running task's ``lf:running`` entry and pid, if a process of this worker runs it."""
+        entry = json.loads(raw)
+        host, _slash, pid = str(entry.get("worker", "")).rpartition("/")
+        if entry.get("claimed") or host != self._host or not pid.isdigit():
+            return None
+        return (entry, int(pid)) if int(pid) in self._processes() else None
+
+    def _deadlines(self, run_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """The runs' (deadline on this host's monotonic clock, grace), where a stop set one."""
+        pipe = self._cluster.redis.pipeline(transaction=False)
+        pipe.time()
+        for run_id in run_ids:
+            pipe.get(rs.run_key(run_id, "terminate"))
+        (seconds, micros), *values = pipe.execute()
+        server_now, here_now = seconds + micros / 1e6, time.monotonic()
+        due = {}
+        for run_id, raw in zip(run_ids, values, strict=True):
+            if raw is not None:
+                value = json.loads(raw)
+                due[run_id] = (here_now + value["deadline"] - server_now, float(value["grace"]))
+        return due
+
+    def _catch_up(self) -> dict[str, tuple[float, float]]:
+        """The deadlines of the runs this worker's processes run tasks of."""
+        runs = {
+            rs.text(field).split("|", 1)[0]
+            for field, raw in self._cluster.redis.hgetall(rs.RUNNING).items()
+            if self._mine(raw) is not None
+        }
+        return self._deadlines(sorted(runs))
+
+    # -- the watch --------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                self._watch()
+            except RedisError as error:  # reconnect; the catch-up finds what was missed
+                logger.debug("termination watch: %s; subscribing again", error)
+                time.sleep(1.0)
+            except Exception:  # never let a bug end the watch for good
+                logger.exception("termination watch failed; starting it again")
+                time.sleep(1.0)
+
+    def _watch(self) -> None:
+        pubsub = self._cluster.redis.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(CHANNEL)
+        try:
+            due = self._catch_up()
+            while True:
+                now = time.monotonic()
+                for run_id in [run_id for run_id, (at, _) in due.items() if at <= now]:
+                    self._terminate_run(run_id, due.pop(run_id)[1])
+                wait = min((at for at, _ in due.values()), default=now + _IDLE_WAIT) - now
+                message = pubsub.get_message(timeout=max(0.0, min(wait, _IDLE_WAIT)))
+                if message is not None:
+                    announced = self._deadlines([rs.text(message["data"])])
+                    for run_id, when in announced.items():
+                        due[run_id] = min(when, due.get(run_id, when))
+        finally:
+            pubsub.close()
+
+    def _terminate_run(self, run_id: str, grace: float) -> None:
+        """Give up and terminate the tasks of ``run_id`` this worker's processes still run."""
+        client = self._cluster.redis
+        for field, raw in client.hscan_iter(rs.RUNNING, match=f"{run_id}|*"):
+            mine = self._mine(raw)
+            if mine is None:
+                continue
+            entry, pid = mine
+            _run, instance, task = rs.text(field).split("|", 2)
+            if not give_up_task(
+                self._cluster, run_id, instance, task, entry, give_up_reason(grace)
+            ):
+                continue  # it ended meanwhile
+            logger.warning(
+                "task %s/%s of run %s still ran %g s after the run was stopped: terminating "
+                "its process %d",
+                instance,
+                task,
+                run_id,
+                grace,
+                pid,
+            )
+            self._terminate(pid)
+
+    def _terminate(self, pid: int) -> None:
+        """Revoke the job process ``pid`` runs, terminating it; SIGKILL if it stays."""
+        job = _job_on(pid)
+        if job is None:  # the job ended meanwhile: nothing of the task is left to end
+            return
+        self._app.control.revoke(job, terminate=True, signal="SIGTERM", destination=[self._node])
+        timer = threading.Timer(KILL_AFTER, self._kill_if_stuck, (pid,))
+        timer.daemon = True
+        timer.start()
+
+    def _kill_if_stuck(self, pid: int) -> None:
+        """SIGKILL a process that outlived its SIGTERM (a task that caught the SystemExit,
+        or stuck in code that never returns to Python), unless it runs another job now."""
+        if pid not in self._processes() or _job_on(pid) is not None:
+            return
+        logger.warning("process %d outlived its SIGTERM by %g s: killing it", pid, KILL_AFTER)
+        try:
+            self._pool.terminate_job(pid, signal.SIGKILL)
+        except OSError:  # gone meanwhile
+            pass
+
+
+def _job_on(pid: int) -> str | None:
+    """The id of the task job this worker's process ``pid`` runs now, if any."""
+    from celery.worker import state as worker_state
+
+    for _try in range(3):
+        try:
+            requests = list(worker_state.active_requests)
+        except RuntimeError:  # changed by the worker's loop while copied: again
+            continue
+        for request in requests:
+            if request.worker_pid == pid and request.name == TASK_JOB:
+                return str(request.id)
+        return None
+    return None
