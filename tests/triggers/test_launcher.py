@@ -6,7 +6,10 @@ the markers and the ``started`` calls, and make a ``started`` callback fail.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -99,3 +102,54 @@ def test_close_asks_running_runs_to_stop_by_its_deadline(
     launcher.close(began + 0.5)
     assert time.monotonic() - began < 0.8
     wait_until(lambda: out.read_text() == "running\nstopped\n", what="the run stopped")
+
+
+def child_pids() -> set[int]:
+    """This process's child processes, from /proc (any of its threads may have started them)."""
+    pids: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            pids.update(int(pid) for pid in (task / "children").read_text().split())
+    return pids
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a killed child that was not reaped yet is a zombie)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_a_ctrl_c_while_a_run_process_starts_neither_kills_it_nor_prints_a_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ctrl-C reaches the whole process group, the ready process too while Python starts.
+
+    Before Python installs its handler the signal would kill the process; after, it
+    would raise KeyboardInterrupt in its imports: either way the run would wait.
+    """
+    caplog.set_level(logging.INFO, "lightflow.triggers")
+    config = Config.load(str(write_config(tmp_path / "lightflow.cfg", {})))
+    earlier = child_pids()  # of the launchers of other tests
+    launcher = EmbeddedLauncher(config, markers=tmp_path / "started", workers=1, name="unit")
+    launcher.open(api.load(str(WORKFLOWS / "collect.py")))
+    try:
+        interrupted: set[int] = set()
+        until = time.monotonic() + 1.0
+        while time.monotonic() < until:
+            for pid in child_pids() - earlier:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+                    interrupted.add(pid)
+            time.sleep(0.002)
+        assert interrupted, "no process was started to run the first batch"
+        assert [pid for pid in interrupted if not alive(pid)] == []
+        out, started = tmp_path / "out.txt", []
+        launcher.launch(batch(out, "a"), started.append)
+        wait_until(lambda: items_written(out) == [["a"]], what="the run")
+    finally:
+        launcher.close(time.monotonic() + 1.0)
+    assert "ended before its run" not in caplog.text, caplog.text
+    assert "KeyboardInterrupt" not in capfd.readouterr().err

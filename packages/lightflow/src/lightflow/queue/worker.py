@@ -8,8 +8,10 @@ workflows. A worker also
   tags every log line written while a task runs (``print`` included, through Celery's
   stdout redirection) with ``[run/dag/task]`` on every handler, Celery's and the
   section's, and keeps it in the run's log,
-* sweeps for tasks whose worker died (no heartbeat) and re-queues them, and sends
-  jobs a dead worker committed but never sent, so a run survives a worker killed
+* marks itself and its pool processes alive and records the jobs it holds
+  (:mod:`lightflow.queue.liveness`), and sweeps for the tasks and jobs of dead workers
+  (re-queued or sent again within ``signal.heartbeat_timeout``, 3 s by default) and
+  for jobs a dead worker committed but never sent, so a run survives a worker killed
   with SIGKILL at any point, and
 * once an hour deletes the runs that finished longer ago than
   ``signal.keep_finished_runs`` (7 days by default), so the state server does not
@@ -38,6 +40,8 @@ from ..workflows import add_libraries
 from . import driver, history, state
 from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
 from .broker import check_broker
+from .jobs import DAG_JOB, TASK_JOB, WORKFLOW_JOB
+from .liveness import WorkerMarks, read_verdicts, resend_held_jobs
 from .termination import TerminationWatch
 
 if TYPE_CHECKING:
@@ -45,9 +49,11 @@ if TYPE_CHECKING:
 
 DEFAULT_QUEUES = (WORKFLOW_QUEUE, DAG_QUEUE, TASK_QUEUE)
 SWEEP_INTERVAL = 5.0
-#: Seconds without a heartbeat after which a running task's worker counts as dead
-#: (``signal.heartbeat_timeout`` in the config).
-HEARTBEAT_TIMEOUT = 15.0
+#: Seconds after which a worker process that was not marked alive counts as dead, and
+#: its tasks and jobs run again (``signal.heartbeat_timeout`` in the config). The mark
+#: comes from the worker's main process, which runs no task code, so a busy task
+#: never delays it: a short timeout costs no false alarms.
+HEARTBEAT_TIMEOUT = 3.0
 #: Seconds between two prunes of finished runs by one worker: a prune costs a pass over
 #: the state server's keys, and runs are kept for days, so an hour late is no matter.
 PRUNE_INTERVAL = 3600.0
@@ -152,13 +158,43 @@ def _heartbeat_timeout(config: Config) -> float:
     return float((config.signal or {}).get("heartbeat_timeout") or HEARTBEAT_TIMEOUT)
 
 
-def _start_sweeper(sender: Any = None, **_: Any) -> None:
+def _marks(config: Config, cluster: driver.Cluster) -> WorkerMarks:
+    """This worker's marks (see :mod:`lightflow.queue.liveness`): the jobs it holds are
+    Celery's requests, received and not finished."""
+    from celery.worker import state as held
+
+    return WorkerMarks(
+        cluster.redis,
+        cluster.hostname,
+        _heartbeat_timeout(config),
+        lambda: set(held.requests.copy()),  # copy(): one step, as Celery changes it
+    )
+
+
+def _job_received(marks: WorkerMarks, request: Any) -> None:
+    """Record a Lightflow job this worker received (``task_received``, main process)."""
+    if request is None or request.name not in (WORKFLOW_JOB, DAG_JOB, TASK_JOB):
+        return
+    try:
+        queue = (request.delivery_info or {}).get("routing_key") or ""
+        marks.received(request.id, request.name, request.args, queue)
+    except Exception as error:  # never stop the consumer; the broker redelivers it later
+        logger.warning("could not record job %s as held by this worker: %s", request.id, error)
+
+
+def _start_sweeper(sender: Any = None, marks: WorkerMarks | None = None, **_: Any) -> None:
     app = sender.app if sender is not None else None
     if app is None:
         return
     cluster = driver.Cluster(app.lightflow_config, app)
     dead_after = _heartbeat_timeout(cluster.config)
     interval = min(SWEEP_INTERVAL, dead_after / 3)
+    if marks is not None:
+        pool = sender.pool
+        try:
+            marks.start(lambda: pool.info.get("processes", ()))
+        except RedisError as error:  # its thread tries again
+            logger.warning("could not mark this worker alive: %s", error)
     try:
         keep_finished = finished_run_retention(cluster.config)
     except Exception as error:  # start_worker checked it; never let this stop the sweeper
@@ -177,8 +213,11 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
             try:
                 if name:
                     cluster.redis.hset(state.worker_key(name), "heartbeat", state.now())
-                for entry in driver.recover_lost_tasks(cluster, dead_after):
+                verdicts = read_verdicts(cluster.redis, marks is not None and marks.steady)
+                for entry in driver.recover_lost_tasks(cluster, dead_after, verdicts):
                     logger.warning("re-queued task of a dead worker: %s", entry)
+                for job in resend_held_jobs(cluster, verdicts):
+                    logger.warning("sent again a job a dead worker held: %s", job)
                 for job in driver.resend_unsent_jobs(cluster, dead_after):
                     logger.warning("sent a job a dead worker committed but never sent: %s", job)
                 for queue in driver.wake_stalled(cluster, dead_after):
@@ -248,6 +287,12 @@ def _unregister(sender: Any = None, **_: Any) -> None:
         with contextlib.suppress(Exception):  # the state server may be gone by now
             cluster.redis.delete(state.worker_key(name))
             cluster.redis.srem(state.WORKERS, name)
+
+
+def _withdraw(marks: WorkerMarks) -> None:
+    """The worker is done: drop its marks (see :mod:`lightflow.queue.liveness`)."""
+    with contextlib.suppress(Exception):  # the state server may be gone by now
+        marks.withdraw()
 
 
 def _registered_workers(config: Config) -> dict[str, dict[str, str]]:
@@ -346,10 +391,15 @@ def start_worker(
     # Pool processes inherit the redirection at the fork; a solo pool runs in the main one.
     signals.worker_process_init.connect(_write_whole_lines, weak=False)
     signals.worker_ready.connect(_write_whole_lines, weak=False)
-    signals.worker_ready.connect(_start_sweeper, weak=False)
+    marks = _marks(config, cluster)
+    signals.task_received.connect(
+        lambda sender=None, request=None, **_: _job_received(marks, request), weak=False
+    )
+    signals.worker_ready.connect(lambda sender=None, **_: _start_sweeper(sender, marks), weak=False)
     signals.worker_ready.connect(_watch_terminations, weak=False)
     signals.worker_shutting_down.connect(_mark_stopping, weak=False)
     signals.worker_shutdown.connect(_unregister, weak=False)
+    signals.worker_shutdown.connect(lambda **_: _withdraw(marks), weak=False)
     argv = ["worker", "-Q", ",".join(queues), "--loglevel", "INFO"]
     if name:
         argv += ["-n", name]

@@ -43,7 +43,10 @@ def read_job(stream: BinaryIO) -> tuple[str, dict[str, Any], bytes] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # until the run: see the docstring
+    # Until the run, SIGINT is ignored (see the docstring); the launcher started this
+    # process with it blocked so that one sent while Python started is dropped here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     parser = argparse.ArgumentParser(prog="python -m lightflow.triggers.child")
     parser.add_argument("--markers", required=True, type=Path)
     parser.add_argument("--report-fd", required=True, type=int)

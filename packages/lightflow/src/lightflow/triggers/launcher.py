@@ -334,9 +334,14 @@ class EmbeddedLauncher(Launcher):
         ]
         if self._config.source is not None:
             command += ["--config", str(self._config.source)]
+        # The child starts with SIGINT blocked, which it inherits through exec: a
+        # Ctrl-C in the terminal while its interpreter imports stays pending until the
+        # child ignores SIGINT (child.main), instead of a KeyboardInterrupt traceback.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(report_write,))
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             os.close(report_write)
         return _Child(process, report_read)
 
