@@ -153,9 +153,11 @@ signal:
   port: 6379
   password: null
   database: 0
-  # Seconds without a heartbeat after which a running task's worker counts as dead
-  # and the task is queued again (or fails, if it is not safe to re-run).
-  heartbeat_timeout: 15
+  # Seconds after which a worker process not marked alive by its worker counts as
+  # dead: its tasks are queued again (or fail, if not safe to re-run) and the jobs it
+  # held are sent again, within about this time of its death. The mark comes from the
+  # worker's main process, which runs no task code, so a busy task never delays it.
+  heartbeat_timeout: 3
   # How long the record, events and logs of a finished run stay for `workflow status`
   # and `workflow logs` (90s, 30m, 12h, 7d); workers then delete them, checking once
   # an hour. 0 or null keeps them forever (`lightflow workflow prune` still works).

@@ -2,10 +2,13 @@
 
 Every task a process holds has an entry in ``lf:running`` (attempt, worker, heartbeat,
 queue): a claim from the moment it was taken from a ready list (or handed off) until
-its begin, then the running task's entry. :class:`Heartbeats` refreshes them; the
-sweeper of every worker (:func:`recover_lost_tasks`) finds those whose heartbeat
-stopped: a claimed task goes back to its ready list, a running one is queued again
-under a new attempt (or fails the run, if it is not safe to re-run).
+its begin, then the running task's entry. :class:`Heartbeats` refreshes the heartbeats
+of the entries that are still there (never writing one back that the task's end has
+just removed); the sweeper of every worker (:func:`recover_lost_tasks`) finds the
+entries whose process is dead (its worker's mark expired, see :mod:`.liveness`; or,
+for a process without a mark, its heartbeat stopped): a claimed task goes back to its
+ready list, a running one is queued again under a new attempt (or fails the run, if it
+is not safe to re-run).
 """
 
 from __future__ import annotations
@@ -25,24 +28,25 @@ from .cluster import Cluster, Plan
 from .dag_state import InstanceView, task_field
 from .halting import halt_run
 from .instance import Writes, advance
+from .liveness import Verdicts
 from .ready import TaskRef, entry
 
 
 class Heartbeats(BackgroundWork):
-    """Marks this process's running tasks alive in ``lf:running`` every few seconds."""
+    """Marks this process's running tasks alive in ``lf:running`` every second."""
 
-    INTERVAL = 2.0
+    INTERVAL = 1.0
     THREAD_NAME = "lightflow-heartbeat"
 
     def __init__(self) -> None:
         super().__init__()
-        self._entries: dict[str, tuple[Cluster, dict[str, Any]]] = {}
+        self._attempts: dict[str, tuple[Cluster, str]] = {}
         self._lock = threading.Lock()
 
     def keep_alive(self, cluster: Cluster, field_name: str, entry: dict[str, Any]) -> None:
-        """Keep refreshing a running task's registry entry (written by its begin commit)."""
+        """Keep refreshing a task's registry entry (written by its claim or begin)."""
         with self._lock:
-            self._entries[field_name] = (cluster, entry)
+            self._attempts[field_name] = (cluster, entry["attempt"])
             self._ensure_thread()
 
     def remove(self, cluster: Cluster, ref: TaskRef, *, delete: bool = True) -> None:
@@ -51,7 +55,7 @@ class Heartbeats(BackgroundWork):
         The entry is dropped only if it names this attempt: a newer one may own it.
         """
         with self._lock:
-            self._entries.pop(ref.running_field, None)
+            self._attempts.pop(ref.running_field, None)
         if delete:
             cluster.script(_RELEASE)(keys=[rs.RUNNING], args=[ref.running_field, ref.attempt])
 
@@ -59,40 +63,61 @@ class Heartbeats(BackgroundWork):
         while True:
             time.sleep(self.INTERVAL)
             with self._lock:
-                entries = list(self._entries.items())
-            for field_name, (cluster, beat) in entries:
-                beat["heartbeat"] = rs.now()
+                attempts = list(self._attempts.items())
+            for field_name, (cluster, attempt) in attempts:
+                # Only the heartbeat of an entry still there under this attempt: the
+                # task's end may have removed it since the copy above was taken, and
+                # a begin may have turned the claim into the running task's entry.
                 try:
-                    cluster.redis.hset(rs.RUNNING, field_name, json.dumps(beat))
+                    cluster.script(_BEAT)(keys=[rs.RUNNING], args=[field_name, attempt, rs.now()])
                 except Exception:
                     continue
 
 
 heartbeats = Heartbeats()
 
-#: Drops a task's ``lf:running`` entry if it still names the attempt given.
+#: Drops a task's ``lf:running`` entry if it still names the attempt given (1 if so).
 _RELEASE = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if raw and cjson.decode(raw).attempt == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+if raw and cjson.decode(raw).attempt == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0
+"""
+#: Sets the heartbeat of a task's ``lf:running`` entry if it still names the attempt given.
+_BEAT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return 0 end
+local beat = cjson.decode(raw)
+if beat.attempt ~= ARGV[2] then return 0 end
+beat.heartbeat = tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(beat))
+return 1
 """
 
 
-def recover_lost_tasks(cluster: Cluster, dead_after: float = 15.0) -> list[str]:
-    """Re-queue (or fail) tasks whose worker stopped sending heartbeats.
+def recover_lost_tasks(
+    cluster: Cluster, dead_after: float = 3.0, verdicts: Verdicts | None = None
+) -> list[str]:
+    """Re-queue (or fail) tasks whose process is dead.
 
-    Returns the ``run|instance|task`` entries handled. Safe to call from every worker:
-    the compare-and-set lets exactly one of them act on each lost task.
+    A process is dead when ``verdicts`` (the workers' marks) say so; one without a
+    mark, when its task's heartbeat is older than ``dead_after`` seconds. Returns the
+    ``run|instance|task`` entries handled. Safe to call from every worker: the
+    compare-and-set lets exactly one of them act on each lost task.
     """
     client = cluster.redis
     handled = []
     for raw_field, raw in client.hgetall(rs.RUNNING).items():
         entry = json.loads(raw)
-        if rs.now() - entry["heartbeat"] < dead_after:
+        dead = verdicts.dead(entry["worker"]) if verdicts is not None else None
+        if dead is None:
+            dead = rs.now() - entry["heartbeat"] >= dead_after
+        if not dead:
             continue
         field_name = rs.text(raw_field)
         run_id, instance, task_name = field_name.split("|", 2)
-        client.hdel(rs.RUNNING, field_name)
+        # Only if it still names the attempt read: a newer one may have taken its place.
+        if not cluster.script(_RELEASE)(keys=[rs.RUNNING], args=[field_name, entry["attempt"]]):
+            continue
         if task_lost(cluster, run_id, instance, task_name, entry):
             handled.append(field_name)
     return handled

@@ -171,6 +171,7 @@ def _begin(
     try:
         plan = cluster.plan(ref.run_id, ref.instance)
     except LightflowError:  # its run ended and is gone (a stop left it in the list)
+        logger.debug("dropped a ready task of run %s, which has ended: %s", ref.run_id, ref.task)
         heartbeats.remove(cluster, ref)
         return None
     workflow = cluster.workflow(ref.run_id)
