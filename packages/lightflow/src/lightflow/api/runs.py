@@ -301,7 +301,7 @@ def run_status(run_id: str, *, config: Config) -> dict[str, Any]:
     """
     from ..queue import history
     from ..queue import state as rs
-    from ..queue.waiting import queued_work as waiting
+    from ..queue.driver import queued_work as waiting
 
     handle = cluster(config)
     client = handle.redis
@@ -348,7 +348,7 @@ def queued_work(
     Raises:
         RunNotFoundError: No such run.
     """
-    from ..queue.waiting import queued_work as waiting
+    from ..queue.driver import queued_work as waiting
 
     handle = cluster(config)
 

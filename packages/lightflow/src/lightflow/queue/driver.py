@@ -16,6 +16,8 @@ engine from here; each name lives in the module that owns one concern:
   (:func:`halt_run`), a job that died of an internal error (:func:`job_failed`);
 * :mod:`.channel`: signals from tasks (:class:`RedisSignalChannel`);
 * :mod:`.meta`: META entries written to the store in batches;
+* :mod:`.waiting`: what of a run waits on a queue (:func:`queued_work`, for ``workflow
+  status`` and the note of ``workflow start --wait``);
 * :mod:`.ready`: the ready lists task jobs pull from; :mod:`.recovery`: heartbeats,
   the tasks of dead workers and ready tasks nobody takes (:func:`recover_lost_tasks`,
   :func:`wake_stalled`);
@@ -37,6 +39,7 @@ from .starting import dag_job, workflow_job
 from .submit import submit
 from .task_job import task_job
 from .task_log import current_task_tag, keep_log_line
+from .waiting import queued_work
 
 __all__ = [
     "TASK_JOB",
@@ -48,6 +51,7 @@ __all__ = [
     "halt_run",
     "job_failed",
     "keep_log_line",
+    "queued_work",
     "recover_lost_tasks",
     "resend_unsent_jobs",
     "state_url",
