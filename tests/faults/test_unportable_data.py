@@ -8,6 +8,8 @@ fails the task with one line naming the value and its type.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -16,6 +18,8 @@ import numpy as np
 import pytest
 from lightflow.models.task_data import MultiTaskData, TaskData
 from lightflow.portable import unportable
+
+from tests.cluster import Cluster
 
 from .conftest import Site
 
@@ -59,6 +63,19 @@ def test_a_100_mb_array_passes(site: Site, start: str) -> None:
     result = site.lightflow("run", str(WORKFLOW), "what=array", f"start={start}")
     assert result.returncode == 0, result.stderr
     assert ("analysed ndarray" if start == "yes" else "consumed ndarray") in result.stdout
+
+
+def test_a_worker_says_the_same(redis_cluster: Cluster) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lightflow.cli", "-c", str(redis_cluster.config_path),
+         "workflow", "start", "--wait", str(WORKFLOW), "what=generator"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert error_line(result.stderr) == (
+        "Error: task main/produce failed: the data it returned cannot go to a worker: "
+        f"'guard' is a generator {KINDS}"
+    )
 
 
 def test_checking_a_100_mb_array_copies_nothing() -> None:
