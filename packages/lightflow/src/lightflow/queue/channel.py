@@ -4,7 +4,8 @@ A task's ``start_dag`` calls are counted, and the n-th call of a task in a DAG
 instance names the same instance in every attempt of the task
 (:class:`~lightflow.queue.instance.StartCall`): a task re-run after its worker died
 finds the DAGs its earlier attempt started, and joins them, instead of starting
-copies of them.
+copies of them. A task waiting in ``join_dags`` does the work of the DAGs it waits
+for meanwhile (:mod:`.joining`), so a join finishes at any concurrency.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 from ..engine.dag_run import Outcome
 from ..exceptions import SignalError
 from ..models.dag import Dag
-from ..signal import dag_to_start, dags_to_join, stop_dag_reason, stop_workflow_reason
+from ..signal import dag_to_start, stop_dag_reason, stop_workflow_reason
 from . import state as rs
 from .cluster import Cluster
 from .halting import halt_run, stop_instance
 from .instance import StartCall, create_instance
+from .joining import join
 
 
 class RedisSignalChannel:
@@ -44,20 +46,7 @@ class RedisSignalChannel:
         return create_instance(self._cluster, self._run_id, dag, data, call)
 
     def join_dags(self, names: list[str] | None, requested_by: str) -> bool:
-        client = self._cluster.redis
-        dags_key = rs.run_key(self._run_id, "dags")
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(rs.run_key(self._run_id, "dagdone"))
-        try:
-            while True:
-                states = {rs.text(k): rs.text(v) for k, v in client.hgetall(dags_key).items()}
-                wanted = dags_to_join(names, requested_by, states)
-                if all(states[name] for name in wanted):
-                    return all(states[name] == Outcome.SUCCEEDED.value for name in wanted)
-                # Woken by the next finished DAG; the timeout only bounds a lost message.
-                pubsub.get_message(timeout=1.0)
-        finally:
-            pubsub.close()
+        return join(self._cluster, self._run_id, names, requested_by)
 
     def stop_dag(self, name: str) -> bool:
         if not self._cluster.redis.hexists(rs.run_key(self._run_id, "dags"), name):

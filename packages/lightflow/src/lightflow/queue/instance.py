@@ -53,6 +53,14 @@ def dag_key(run_id: str, instance: str) -> str:
     return rs.run_key(run_id, "dag", instance)
 
 
+def ready_channel(run_id: str) -> str:
+    """The channel a commit that pushes ready tasks of a run publishes to.
+
+    A task waiting in ``join_dags`` listens to it to take them (see :mod:`.joining`).
+    """
+    return rs.run_key(run_id, "ready")
+
+
 def create_instance(
     cluster: Cluster, run_id: str, dag: Dag, data: Any, call: StartCall | None = None
 ) -> str:
@@ -500,6 +508,8 @@ def _make_ready(
         by_queue.setdefault(queue, []).append(entry(ref))
     for queue, entries in by_queue.items():
         writes.push_ready(queue, entries)
+    if by_queue:
+        writes.publish(ready_channel(run_id), "")
     return handoff
 
 

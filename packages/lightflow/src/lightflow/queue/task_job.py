@@ -15,6 +15,9 @@ this process, from the state and the output it has just committed (the hand-off)
 chain moves from task to task without a broker message, without reading its data
 back. The claim is in ``lf:running`` from the finish on, so a worker that dies in
 between loses nothing (the sweeper pushes it back).
+
+A task waiting in ``join_dags`` runs the ready tasks of the DAGs it waits for in the
+same way, each with its hand-offs (:func:`run_claimed`, called by :mod:`.joining`).
 """
 
 from __future__ import annotations
@@ -116,10 +119,34 @@ def task_job(cluster: Cluster, queue: str) -> None:
             wake_if_left(cluster, queue)
             return
         except Exception as error:  # recorded as the task's failure; the next one goes on
-            logger.exception("task %s/%s of run %s failed", ref.instance, ref.task, ref.run_id)
-            heartbeats.remove(cluster, ref)
-            job_failed(cluster, ref.run_id, error, ref.instance, ref.task, ref.attempt)
+            _task_failed(cluster, ref, error)
             next_up = None
+
+
+def run_claimed(cluster: Cluster, queue: str, worker: str, ref: TaskRef) -> None:
+    """Run a ready task this process took and claimed, then the tasks handed off to it.
+
+    What a task waiting in ``join_dags`` does with the ready tasks of the DAGs it waits
+    for (:mod:`.joining`): unlike a task job, it takes no other ready task of the queue.
+    """
+    heartbeats.keep_alive(cluster, ref.running_field, claim(ref, worker, queue))
+    next_up: tuple[TaskRef, _Carried | None] | None = (ref, None)
+    while next_up is not None:
+        ref, carried = next_up
+        try:
+            next_up = _run_task(cluster, queue, worker, ref, carried, more=False)
+        except _Overtaken:  # its process may be terminated next
+            return
+        except Exception as error:  # recorded as the task's failure
+            _task_failed(cluster, ref, error)
+            return
+
+
+def _task_failed(cluster: Cluster, ref: TaskRef, error: Exception) -> None:
+    """An internal error ended a task: log it, drop its claim, fail the task with it."""
+    logger.exception("task %s/%s of run %s failed", ref.instance, ref.task, ref.run_id)
+    heartbeats.remove(cluster, ref)
+    job_failed(cluster, ref.run_id, error, ref.instance, ref.task, ref.attempt)
 
 
 def _run_task(

@@ -35,7 +35,9 @@ class task_logging:
     Records from threads the task started (a BashTask's output callbacks) count as
     the task's too when it is the only task running in the process, as it always is
     in a prefork pool process; a thread that was there before the task (one an
-    earlier task left running) is not the task's. Lines reach the run's log within
+    earlier task left running) is not the task's. A task run by a task waiting in
+    ``join_dags`` (:mod:`.joining`) has the thread while it runs; the waiting task's
+    tag is back after it. Lines reach the run's log within
     :attr:`LogShipper.INTERVAL` seconds (so ``workflow logs --follow`` shows a long
     task as it goes), and all of them before the task's end is recorded.
     """
@@ -43,17 +45,22 @@ class task_logging:
     def __init__(self, cluster: Cluster, run_id: str, instance: str, task: str) -> None:
         self._tag = (run_id, instance, task)
         self._cluster = cluster
+        self._outer: _RunningTask | None = None  # the task waiting for this one
 
     def __enter__(self) -> None:
         entry = _RunningTask(self._tag, self._cluster, set(threading.enumerate()))
         with _running_lock:
+            self._outer = _running_tasks.get(threading.get_ident())
             _running_tasks[threading.get_ident()] = entry
 
     def __exit__(self, *exc: object) -> None:
         for stream in (sys.stdout, sys.stderr):  # a last line without its newline
             stream.flush()
         with _running_lock:
-            _running_tasks.pop(threading.get_ident(), None)
+            if self._outer is None:
+                _running_tasks.pop(threading.get_ident(), None)
+            else:
+                _running_tasks[threading.get_ident()] = self._outer
         log_shipper.flush()
 
 
