@@ -44,6 +44,7 @@ from lightflow.tasks import PythonTask
 parameters = Parameters([
     Option("starts", help="File each start is noted in"),
     Option("first_sleep", default=0.0, type=float, help="Seconds the first start sleeps"),
+    Option("gil_seconds", default=0, type=int, help="Seconds it holds the GIL, at each start"),
 ])
 
 
@@ -55,6 +56,10 @@ def note(data, store, signal, context):
         first = len(starts.read().splitlines()) == 1
     if first:
         time.sleep(store.get("first_sleep"))
+    if store.get("gil_seconds"):  # libc's sleep called holding the GIL, as some C code does
+        import ctypes
+
+        ctypes.PyDLL(None).sleep(store.get("gil_seconds"))
 
 
 d = Dag("main", queue="{dag_queue}")
@@ -180,6 +185,23 @@ def test_a_job_a_killed_worker_held_unstarted_runs_within_5_s(
     print(f"\n{job} job held by a killed worker: ran {started - killed_at:.2f} s after the kill")
     assert started - killed_at <= RECOVERY_LIMIT
     finish(cluster, run_id, rescuer)
+
+
+def test_a_task_holding_the_gil_longer_than_the_timeout_is_not_run_again(
+    site: tuple[Cluster, Path], tmp_path: Path
+) -> None:
+    """Its process sends no heartbeat meanwhile; its worker's main process vouches for it."""
+    cluster, config_path = site
+    queue = f"recovery_busy_{uuid.uuid4().hex[:6]}"
+    worker = Worker(config_path, f"busy-{uuid.uuid4().hex[:6]}", queues=queue, concurrency=1)
+    worker.start()
+    noted = tmp_path / "starts"
+    path = workflow_file(tmp_path, task_queue=queue)
+    run_id = api.start_workflow(
+        str(path), {"starts": str(noted), "gil_seconds": "5"}, config=cluster.config
+    )
+    finish(cluster, run_id, worker)
+    assert len(starts(noted)) == 1, "a busy task was taken for lost and run again"
 
 
 def test_stale_jobs_are_dropped_with_one_debug_line(
