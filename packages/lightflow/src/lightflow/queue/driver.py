@@ -20,7 +20,8 @@ engine from here; each name lives in the module that owns one concern:
   status`` and the note of ``workflow start --wait``);
 * :mod:`.ready`: the ready lists task jobs pull from; :mod:`.recovery`: heartbeats,
   the tasks of dead workers and ready tasks nobody takes (:func:`recover_lost_tasks`,
-  :func:`wake_stalled`);
+  :func:`wake_stalled`); :mod:`.liveness`: which worker processes are alive and the
+  jobs a dead worker held (:func:`resend_held_jobs`);
 * :mod:`.task_log`: task output in the worker log and the run's log
   (:func:`current_task_tag`, :func:`keep_log_line`).
 
@@ -31,6 +32,7 @@ from .channel import RedisSignalChannel
 from .cluster import Cluster
 from .halting import halt_run, job_failed
 from .jobs import TASK_JOB
+from .liveness import resend_held_jobs
 from .outbox import resend_unsent_jobs
 from .ready import wake_stalled
 from .recovery import recover_lost_tasks
@@ -53,6 +55,7 @@ __all__ = [
     "keep_log_line",
     "queued_work",
     "recover_lost_tasks",
+    "resend_held_jobs",
     "resend_unsent_jobs",
     "state_url",
     "store_settings",

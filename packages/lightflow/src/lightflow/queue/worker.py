@@ -41,7 +41,7 @@ from . import driver, history, state
 from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
 from .broker import check_broker
 from .jobs import DAG_JOB, TASK_JOB, WORKFLOW_JOB
-from .liveness import WorkerMarks, read_verdicts, resend_held_jobs
+from .liveness import WorkerMarks, read_verdicts
 from .termination import TerminationWatch
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ def _start_sweeper(sender: Any = None, marks: WorkerMarks | None = None, **_: An
                 verdicts = read_verdicts(cluster.redis, marks is not None and marks.steady)
                 for entry in driver.recover_lost_tasks(cluster, dead_after, verdicts):
                     logger.warning("re-queued task of a dead worker: %s", entry)
-                for job in resend_held_jobs(cluster, verdicts):
+                for job in driver.resend_held_jobs(cluster, verdicts):
                     logger.warning("sent again a job a dead worker held: %s", job)
                 for job in driver.resend_unsent_jobs(cluster, dead_after):
                     logger.warning("sent a job a dead worker committed but never sent: %s", job)
