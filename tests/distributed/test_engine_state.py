@@ -634,7 +634,7 @@ def test_stop_instance_halts_sets_the_flag_and_sweeps(engine: driver.Cluster) ->
     run_id = start_run(engine)
     driver.dag_job(engine, run_id, "main")
     begin(engine, run_id, "first")
-    channel = driver.RedisSignalChannel(engine, run_id, "main")
+    channel = driver.RedisSignalChannel(engine, run_id, "main", "first")
     flag = rs.run_key(run_id, "stop", "main")
     assert not channel.is_stopped("main")
 
@@ -704,7 +704,7 @@ def test_stop_instance_of_a_done_instance_sets_no_flag(engine: driver.Cluster) -
     halting.stop_instance(engine, run_id, "main", Outcome.ABORTED)
 
     assert not engine.redis.exists(rs.run_key(run_id, "stop", "main"))
-    assert not driver.RedisSignalChannel(engine, run_id, "main").is_stopped("main")
+    assert not driver.RedisSignalChannel(engine, run_id, "main", "first").is_stopped("main")
     assert fields(engine, run_id) == done
 
 
@@ -722,13 +722,32 @@ def test_halt_run_flags_the_running_instances_only(engine: driver.Cluster) -> No
 
     driver.halt_run(engine, run_id, Outcome.ABORTED, second, "first", "beam lost")
 
-    channel = driver.RedisSignalChannel(engine, run_id, "main")
+    channel = driver.RedisSignalChannel(engine, run_id, "main", "first")
     assert not channel.is_stopped("main")
     assert channel.is_stopped(second)
     assert engine.redis.get(rs.run_key(run_id, "stop", second)) == b"aborted"
     assert engine.redis.get(rs.run_key(run_id, "stop")) == b"aborted"
     assert fields(engine, run_id, second)["halt"] == "aborted"
     assert "halt" not in fields(engine, run_id)
+
+
+def test_the_same_start_dag_call_of_a_task_names_the_same_instance(engine: driver.Cluster) -> None:
+    run_id = start_run(engine)
+    dag = engine.workflow(run_id).dags["main"]
+    first = dag_instance.StartCall("main", "first", 1)
+    started = dag_instance.create_instance(engine, run_id, dag, {"n": 1}, first)
+    assert started == "main:2"
+    # A re-run of the task: the same call gets it back, its start data untouched...
+    again = dag_instance.create_instance(engine, run_id, dag, {"n": 99}, first)
+    assert again == started
+    data = pickle.loads(engine.redis.get(dag_instance.output_key(run_id, started, START)))
+    assert data.default_dataset["n"] == 1
+    # ...and its next call, or the same call of another task, a new instance.
+    following = dag_instance.StartCall("main", "first", 2)
+    assert dag_instance.create_instance(engine, run_id, dag, None, following) == "main:3"
+    other = dag_instance.StartCall("main", "left", 1)
+    assert dag_instance.create_instance(engine, run_id, dag, None, other) == "main:4"
+    assert len(engine.redis.hkeys(rs.run_key(run_id, "dags"))) == 4
 
 
 # -- 5. ready lists and the sweeper --------------------------------------------------------
