@@ -108,12 +108,19 @@ class TaskSignal:
     def start_dag(self, dag: Dag | str, *, data: Any = None) -> str:
         """Start a DAG (object or name) with optional start data; return its name.
 
-        A DAG started several times gets distinct names (``name``, ``name:2``, ...).
+        A DAG started several times gets distinct names (``name``, ``name:2``, ...). On a
+        cluster, a task re-run after its worker died gets the same names back from the
+        same calls: the DAGs its earlier attempt started, not new copies.
         """
         return self._channel.start_dag(dag, data, self._dag_name)
 
     def join_dags(self, names: Iterable[str] | None = None) -> bool:
-        """Wait until the given DAGs (default: every other DAG of the run) are done."""
+        """Wait until the given DAGs (default: every other DAG of the run) are done.
+
+        The wait never starves them: the embedded engine does not count a waiting task
+        against its workers, and on a cluster the waiting process runs their tasks
+        meanwhile (those on its worker's queues). Returns whether all succeeded.
+        """
         return self._channel.join_dags(None if names is None else list(names), self._dag_name)
 
     def stop_dag(self, name: str | None = None) -> bool:
