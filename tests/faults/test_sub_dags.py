@@ -108,6 +108,22 @@ def test_a_worker_whose_task_waits_in_a_join_stops_warm(redis_cluster: Cluster) 
     assert one.process.returncode == 0 and took < 20, took
 
 
+def test_a_stop_ends_a_join_whose_process_runs_a_sub_dag(redis_cluster: Cluster) -> None:
+    one = redis_cluster.worker("join-halt", queues="join_one", concurrency=1)
+    try:
+        arguments = {"where": "here", "pause": "60"}
+        run_id = api.start_workflow(NESTED, arguments, config=redis_cluster.config)
+        wait_for(
+            lambda: "sub_here" in api.run_status(run_id, config=redis_cluster.config)["dags"],
+            "the task's sub-DAGs started",
+        )
+        api.stop_workflows([run_id], config=redis_cluster.config)
+        result = api.wait_for_run(run_id, config=redis_cluster.config, timeout=10)
+    finally:
+        one.stop()
+    assert result.outcome == "stopped", result
+
+
 def test_a_rerun_task_joins_the_sub_dags_of_its_first_attempt(
     redis_cluster: Cluster, tmp_path: Path
 ) -> None:

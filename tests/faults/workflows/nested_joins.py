@@ -2,7 +2,8 @@
 
 ``where`` says where the sub-DAGs go: ``here`` puts them (their DAG jobs and tasks) on
 ``join_one``, the queue of the joining task itself; ``elsewhere`` on ``join_other``.
-Each sub-DAG ``n`` is a chain of three tasks (the first takes ``pause`` seconds) that
+Each sub-DAG ``n`` is a chain of three tasks (the first takes ``pause`` seconds, unless
+it is stopped) that
 stores ``result_<n>``: ``n + 10 n``, plus the ``leaf`` DAG's ``101`` for sub-DAG 1.
 The joining task checks them all.
 """
@@ -32,7 +33,9 @@ def fan_out(data, store, signal, context):
 
 
 def first(data, store, signal, context):
-    time.sleep(store.get("pause"))
+    deadline = time.monotonic() + store.get("pause")
+    while time.monotonic() < deadline and not signal.is_stopped:
+        time.sleep(0.05)
     data["values"] = [data["n"]]
 
 
