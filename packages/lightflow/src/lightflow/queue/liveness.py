@@ -104,8 +104,7 @@ class WorkerMarks:
     def received(self, job_id: str, job: str, args: Iterable[Any], queue: str) -> None:
         """Record a job this worker received, before it runs (Celery's ``task_received``)."""
         entry = {"worker": self.process, "job": job, "args": list(args), "queue": queue}
-        entry["since"] = rs.now()
-        self._client.hset(HELD, job_id, json.dumps(entry))
+        self._client.hset(HELD, job_id, json.dumps({**entry, "since": rs.now()}))
         with self._lock:
             self._recorded[job_id] = time.monotonic()
 
