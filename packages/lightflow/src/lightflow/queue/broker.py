@@ -105,6 +105,8 @@ def broker_failure(config: Config, error: BaseException) -> BrokerError | None:
     import redis.exceptions
     from kombu.exceptions import KombuError
 
+    if isinstance(error, BrokerError):  # said already, by a check further down
+        return error
     causes = _causes(error)
     where = broker_url(config)
     if any(
