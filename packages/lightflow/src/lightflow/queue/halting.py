@@ -84,10 +84,12 @@ def give_up_task(
 ) -> bool:
     """Record a task that did not end after a stop as stopped, without waiting for it.
 
+    The task's own process calls it on its way out, terminated because the task
+    outlived the stop's grace period (see :mod:`lightflow.queue.termination`).
     ``entry`` is the task's ``lf:running`` entry (attempt, worker, start time); the
-    commit applies only while that attempt still runs, and drops the entry. The DAG (and
-    the run, if that was its last task) ends at once. Returns whether the task was given
-    up; its process must be terminated next, and its own finish then changes nothing.
+    commit applies only while that attempt still runs in a halted DAG, and drops the
+    entry. The DAG (and the run, if that was its last task) ends at once. Returns
+    whether the task was given up.
     """
     attempt = entry["attempt"]
     stopped: list[RunEvent] = []

@@ -45,7 +45,7 @@ from .channel import RedisSignalChannel
 from .closing import carry_out
 from .cluster import Cluster, Plan
 from .dag_state import CREATED, HALT, OPEN, STARTED, InstanceView, task_field
-from .halting import halt_run, job_failed
+from .halting import give_up_task, halt_run, job_failed
 from .inputs import START, compose, input_keys, output_key
 from .instance import (
     Ahead,
@@ -61,6 +61,7 @@ from .meta import MetaAwareDocument
 from .ready import PULL_SLICE, TaskRef, claim, take, wake_if_left
 from .recovery import heartbeats, task_lost
 from .task_log import task_logging
+from .termination import give_up_reason
 
 logger = logging.getLogger("lightflow.worker")
 
@@ -88,8 +89,8 @@ class _Begun:
 
 
 class _Overtaken(Exception):
-    """A task's end found it decided without it: given up after a stop (its process is
-    about to be terminated, see :mod:`.termination`), or lost and queued again."""
+    """A task's end found it decided without it (lost and queued again, or cancelled):
+    its process may be about to be terminated, so it takes no other task."""
 
 
 def task_job(cluster: Cluster, queue: str) -> None:
@@ -307,10 +308,18 @@ def _execute(cluster: Cluster, begun: _Begun) -> tuple[TaskOutcome, bytes | None
 def _hand_back(cluster: Cluster, begun: _Begun) -> None:
     """The process is going down mid-task: queue the task again (or fail it) now.
 
-    If that fails too, its entry stays and the sweeper hands it back later.
+    A process terminated because its task outlived a stop's grace period records the
+    task stopped instead (:mod:`.termination`). If that fails too, its entry stays and
+    the sweeper hands it back later.
     """
     ref = begun.ref
     try:
+        reason = give_up_reason(cluster, ref.run_id)
+        if reason is not None and give_up_task(
+            cluster, ref.run_id, ref.instance, ref.task, begun.beat, reason
+        ):
+            heartbeats.remove(cluster, ref)
+            return
         done_with = task_lost(cluster, ref.run_id, ref.instance, ref.task, begun.beat, "shut down")
     except Exception:
         logger.exception("worker shutting down: could not hand back task %s", ref.task)

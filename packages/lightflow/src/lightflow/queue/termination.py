@@ -9,16 +9,21 @@ own, however long that is. So a stop from outside (``workflow stop``,
 the channel ``lf:terminations``.
 
 Every worker's main process watches that channel (:class:`TerminationWatch`). At the
-deadline, each task of the run that one of *its* pool processes still runs (by the
-``worker`` host/pid of its ``lf:running`` entry) is given up
-(:func:`~lightflow.queue.halting.give_up_task`: recorded stopped with the reason, so the
-run is recorded stopped at once), then its job is revoked with ``terminate`` through
-Celery's own remote control: the pool process gets SIGTERM (a ``SystemExit`` in the
-task, so its ``finally`` blocks and context managers run), Celery acknowledges the job
-as revoked (it is not delivered again) and the pool starts a new process in its place.
-A process still there :data:`KILL_AFTER` seconds later gets SIGKILL. A BashTask's
-command goes with its process (its watchdog kills the command's group). A task that
-ended meanwhile is left alone.
+deadline, it revokes with ``terminate`` the job of each of *its* pool processes that
+still runs a task of the run (by the ``worker`` host/pid of the task's ``lf:running``
+entry), through Celery's own remote control: Celery acknowledges the job as revoked (it
+is not delivered again), the process gets SIGTERM and the pool starts a new one in its
+place. In the process the SIGTERM is a ``SystemExit`` in the task (its ``finally``
+blocks and context managers run), and on its way out the process records the task
+stopped with the reason (:func:`give_up_reason`, then
+:func:`~lightflow.queue.halting.give_up_task`), so the run is recorded stopped at once.
+A process still there :data:`KILL_AFTER` seconds later gets SIGKILL, and the sweeper
+then finds its task lost (cancelled, its DAG being halted). A BashTask's command goes
+with its process (its watchdog kills the command's group).
+
+The main process itself only reads Redis and sends the revoke: work with the store
+there could hold a lock (an import's, a client's) at the moment the pool forks a new
+process, which would inherit it held and hang.
 
 The watch catches up whenever it (re)subscribes: it reads the deadlines of the runs of
 the tasks its processes run, so a message missed during a lost connection costs
@@ -39,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from . import state as rs
-from .halting import give_up_task
 from .jobs import TASK_JOB
 
 if TYPE_CHECKING:
@@ -90,8 +94,13 @@ def terminate_after(cluster: Cluster, run_id: str, grace: float) -> None:
     cluster.script(_SET_DEADLINE)(keys=keys, args=[grace, run_id])
 
 
-def give_up_reason(grace: float) -> str:
-    """What the record of a task given up says."""
+def give_up_reason(cluster: Cluster, run_id: str) -> str | None:
+    """What the record of a task of ``run_id`` terminated now says; ``None`` if the run
+    set no deadline (its process is going down for another reason)."""
+    raw = cluster.redis.get(rs.run_key(run_id, "terminate"))
+    if raw is None:
+        return None
+    grace = float(json.loads(raw)["grace"])
     if grace <= 0:
         return "still running when the run was stopped with --force; its process was terminated"
     return f"still running {grace:g} s after the run was stopped; its process was terminated"
@@ -200,28 +209,19 @@ class TerminationWatch:
             pubsub.close()
 
     def _terminate_run(self, run_id: str, grace: float) -> None:
-        """Give up and terminate the tasks of ``run_id`` this worker's processes still run."""
-        client = self._cluster.redis
-        for field, raw in client.hscan_iter(rs.RUNNING, match=f"{run_id}|*"):
+        """Terminate the processes of this worker that still run tasks of ``run_id``."""
+        for field, raw in self._cluster.redis.hscan_iter(rs.RUNNING, match=f"{run_id}|*"):
             mine = self._mine(raw)
-            if mine is None:
-                continue
-            entry, pid = mine
-            _run, instance, task = rs.text(field).split("|", 2)
-            if not give_up_task(
-                self._cluster, run_id, instance, task, entry, give_up_reason(grace)
-            ):
-                continue  # it ended meanwhile
-            logger.warning(
-                "task %s/%s of run %s still ran %g s after the run was stopped: terminating "
-                "its process %d",
-                instance,
-                task,
-                run_id,
-                grace,
-                pid,
-            )
-            self._terminate(pid)
+            if mine is not None:
+                logger.warning(
+                    "task %s of run %s is still running %g s after the run was stopped: "
+                    "terminating its process %d",
+                    rs.text(field).split("|", 1)[1].replace("|", "/"),
+                    run_id,
+                    grace,
+                    mine[1],
+                )
+                self._terminate(mine[1])
 
     def _terminate(self, pid: int) -> None:
         """Revoke the job process ``pid`` runs, terminating it; SIGKILL if it stays."""
