@@ -36,6 +36,10 @@ record are dropped and its events and log lines move to the store
     A finished task's output, kept only while a successor still waits for it.
 ``lf:run:<id>:stop`` / ``lf:run:<id>:stop:<instance>``
     Stop flags read by ``signal.is_stopped``.
+``lf:run:<id>:terminate`` and the channel ``lf:terminations``
+    A stop's deadline (JSON {deadline, grace}, the state server's clock), after which
+    the tasks of the run still running have their processes terminated; the channel
+    announces the run to the workers (see :mod:`lightflow.queue.termination`).
 ``lf:run:<id>:meta`` (list) and ``lf:run:<id>:meta:lock``
     META values (pickled dicts of dot-notation keys) queued by commits for the store,
     and the lock of the one process writing them out.
