@@ -99,7 +99,7 @@ def test_force_terminates_at_once(redis_cluster: Cluster, worker: Worker, tmp_pa
     tasks, took = follow(redis_cluster, run_id, began)
     assert took < 2.0, f"recorded stopped {took:.1f} s after the stop"
     assert tasks["python"]["message"] == (
-        "still running when the run was stopped with --force; its process was terminated"
+        "still running when the run was stopped without a grace period; its process was terminated"
     )
     assert gone_within([python, shell], 3.0), "the task's process or command lives on"
     still_serves(redis_cluster, worker, tmp_path / "after")

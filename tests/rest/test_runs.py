@@ -213,6 +213,20 @@ def test_stop_a_running_run(http: Http) -> None:
     assert again.json() == {"id": run_id, "stopped": False}
 
 
+def test_stop_with_force_terminates_a_task_that_ignores_the_stop(http: Http) -> None:
+    run_id = start(http, "deaf")
+    wait_for_task(http, run_id, "sleep")
+    both = http.post(f"/api/v2/runs/{run_id}/stop", params={"force": "true", "grace": "5"})
+    assert both.status_code == 400 and "not both" in both.json()["error"]
+    response = http.post(f"/api/v2/runs/{run_id}/stop", params={"force": "true"})
+    assert response.json() == {"id": run_id, "stopped": True}
+    run = http.wait_for_run(run_id, timeout=5)  # the task would sleep for two minutes
+    [main] = run["dags"]
+    [task] = main["tasks"]
+    assert run["state"] == task["state"] == "stopped"
+    assert task["message"].endswith("its process was terminated")
+
+
 def test_the_server_stops_a_run_whose_code_it_cannot_load(
     http: Http, redis_cluster: Cluster
 ) -> None:

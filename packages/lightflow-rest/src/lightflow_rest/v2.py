@@ -183,16 +183,32 @@ def get_run(run_id: str) -> Any:
     "/runs/<run_id>/stop",
     summary="Stop a run",
     role=OPERATE,
-    params=[RUN],
+    params=[
+        RUN,
+        Param(
+            "grace",
+            {"type": "number", "minimum": 0},
+            "Seconds running tasks get to end before their processes are terminated "
+            "(default: the server's signal.stop_grace, 10)",
+        ),
+        Param(
+            "force",
+            {"type": "boolean", "default": False},
+            "Terminate the processes of running tasks at once (no grace)",
+        ),
+    ],
     replies={200: Reply("Whether the run was asked to stop", ref("RunStopped"))},
     errors=(404,),
 )
-def stop_run(run_id: str) -> Any:
-    """Nothing more of the run is queued and its running tasks see ``is_stopped``.
-    ``stopped`` is false for a run that had already ended. The server needs none of the
-    workflow's code or dependencies for this."""
+def stop_run(run_id: str, grace: float | None, force: bool) -> Any:
+    """Nothing more of the run is queued and its running tasks see ``is_stopped``; a
+    task still running after the grace period is recorded stopped and its worker
+    terminates its process. ``stopped`` is false for a run that had already ended. The
+    server needs none of the workflow's code or dependencies for this."""
+    if force and grace is not None:
+        raise ApiError(400, "give force or grace, not both (force is grace=0)")
     full_id = _resolved_run(run_id)["id"]
-    stopped = api.stop_workflows([full_id], config=config())
+    stopped = api.stop_workflows([full_id], config=config(), grace=grace, force=force)
     return {"id": full_id, "stopped": full_id in stopped}
 
 

@@ -102,7 +102,10 @@ def give_up_reason(cluster: Cluster, run_id: str) -> str | None:
         return None
     grace = float(json.loads(raw)["grace"])
     if grace <= 0:
-        return "still running when the run was stopped with --force; its process was terminated"
+        return (
+            "still running when the run was stopped without a grace period; its process "
+            "was terminated"
+        )
     return f"still running {grace:g} s after the run was stopped; its process was terminated"
 
 
