@@ -414,23 +414,33 @@ def test_ctrl_c_while_waiting_leaves_the_run_going(
 
 # -- workflow stop ---------------------------------------------------------------------
 def test_workflow_stop_prints_the_stopped_ids(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    asked: list[list[str]] = []
+    asked: list[tuple[list[str], float | None, bool]] = []
 
-    def stop(targets: list[str], *, config: Any) -> list[str]:
-        asked.append(targets)
+    def stop(targets: list[str], *, config: Any, grace: float | None, force: bool) -> list[str]:
+        asked.append((targets, grace, force))
         return [RUN_ID, OTHER_ID] if targets else [RUN_ID]
 
     monkeypatch.setattr(api, "stop_workflows", stop)
     result = invoke("workflow", "stop", "exposure", OTHER_ID)
     assert result.exit_code == 0 and result.stdout == f"{RUN_ID}\n{OTHER_ID}\n"
-    assert asked == [["exposure", OTHER_ID]]
+    assert asked == [(["exposure", OTHER_ID], None, False)]
     everything = invoke("workflow", "stop")  # stdin is no terminal: no question
     assert everything.exit_code == 0 and everything.stdout == f"{RUN_ID}\n"
-    assert asked[-1] == []
+    assert asked[-1] == ([], None, False)
+    assert invoke("workflow", "stop", "--grace", "2.5", "exposure").exit_code == 0
+    assert invoke("workflow", "stop", "--force", "exposure").exit_code == 0
+    assert asked[-2:] == [(["exposure"], 2.5, False), (["exposure"], None, True)]
+
+
+def test_workflow_stop_takes_a_grace_or_force_not_both(site: Path) -> None:
+    both = invoke("workflow", "stop", "--force", "--grace", "3", "exposure")
+    assert both.exit_code == 2 and "give --force or --grace, not both" in both.stderr
+    negative = invoke("workflow", "stop", "--grace", "-1", "exposure")
+    assert negative.exit_code == 2 and "'--grace'" in negative.stderr
 
 
 def test_workflow_stop_with_nothing_to_stop(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(api, "stop_workflows", lambda targets, *, config: [])
+    monkeypatch.setattr(api, "stop_workflows", lambda targets, **_: [])
     result = invoke("workflow", "stop", "exposure")
     assert result.exit_code == 0 and result.stdout == ""
     assert result.stderr == "No queued or running runs of exposure: nothing to stop.\n"
