@@ -94,24 +94,34 @@ return 1
 """
 
 
+#: A live process that has not beaten for its task for this many heartbeat timeouts gave
+#: the task up: its end could not be committed (the state server was away) and the
+#: entry stayed. Long enough for a task that holds the GIL in a C call meanwhile.
+SILENT_TIMEOUTS = 5
+
+
 def recover_lost_tasks(
     cluster: Cluster, dead_after: float = 3.0, verdicts: Verdicts | None = None
 ) -> list[str]:
-    """Re-queue (or fail) tasks whose process is dead.
+    """Re-queue (or fail) tasks whose process is dead or gave them up.
 
     A process is dead when ``verdicts`` (the workers' marks) say so; one without a
-    mark, when its task's heartbeat is older than ``dead_after`` seconds. Returns the
-    ``run|instance|task`` entries handled. Safe to call from every worker: the
-    compare-and-set lets exactly one of them act on each lost task.
+    mark, when its task's heartbeat is older than ``dead_after`` seconds. A live
+    process gave a task up when it has not beaten for it for :data:`SILENT_TIMEOUTS`
+    times that. Returns the ``run|instance|task`` entries handled. Safe to call from
+    every worker: the compare-and-set lets exactly one of them act on each lost task.
     """
     client = cluster.redis
     handled = []
     for raw_field, raw in client.hgetall(rs.RUNNING).items():
         entry = json.loads(raw)
+        silent = rs.now() - entry["heartbeat"]
         dead = verdicts.dead(entry["worker"]) if verdicts is not None else None
-        if dead is None:
-            dead = rs.now() - entry["heartbeat"] >= dead_after
-        if not dead:
+        if verdicts is None or dead is None:
+            lost = silent >= dead_after
+        else:
+            lost = dead or (verdicts.judging and silent >= SILENT_TIMEOUTS * dead_after)
+        if not lost:
             continue
         field_name = rs.text(raw_field)
         run_id, instance, task_name = field_name.split("|", 2)
