@@ -135,6 +135,21 @@ def test_a_task_that_honours_the_stop_is_not_terminated(
     assert alive(python), "the process of a task that ended by itself was terminated"
 
 
+def test_a_task_that_outlives_its_sigterm_is_killed(
+    redis_cluster: Cluster, worker: Worker, tmp_path: Path
+) -> None:
+    run_id, python, _shell = start(redis_cluster, tmp_path / "run", stubborn=1)
+    began = time.monotonic()
+    api.stop_workflows([run_id], config=redis_cluster.config, force=True)
+    assert gone_within([python], 5.0), "the process outlived its SIGKILL"  # 2 s after
+    # Its task never reached its hand-back: the sweeper finds it lost (a dead process,
+    # the cluster's heartbeat timeout of 6 s) and cancels it in its halted DAG.
+    tasks, took = follow(redis_cluster, run_id, began)
+    assert took < 15.0, f"recorded stopped {took:.1f} s after the stop"
+    assert tasks["python"]["state"] == "cancelled"
+    still_serves(redis_cluster, worker, tmp_path / "after")
+
+
 def test_a_bad_stop_grace_is_one_line(redis_cluster: Cluster, site: Site) -> None:
     signal = {**redis_cluster.settings()["signal"], "stop_grace": "soon"}
     path = site.write_config("bad.cfg", **{**redis_cluster.settings(), "signal": signal})
