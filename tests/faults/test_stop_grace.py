@@ -78,10 +78,12 @@ def test_a_task_that_ignores_a_stop_is_terminated_after_the_grace_period(
     run_id, python, shell = start(redis_cluster, tmp_path / "run")
     began = time.monotonic()
     config = str(redis_cluster.config_path)
-    stopped = site.lightflow("-c", config, "workflow", "stop", run_id, "--grace", "2")
+    stopped = site.lightflow("-c", config, "workflow", "stop", run_id, "--grace", "2", "--wait")
+    returned = time.monotonic() - began
     assert stopped.returncode == 0 and stopped.stdout.split() == [run_id], stopped.stderr
-    tasks, took = follow(redis_cluster, run_id, began)
-    assert 1.0 < took < 5.0, f"recorded stopped {took:.1f} s after the stop"
+    assert api.run_status(run_id, config=redis_cluster.config)["state"] == "stopped"
+    assert 1.0 < returned < 5.0, f"--wait returned {returned:.1f} s after the stop"
+    tasks, _took = follow(redis_cluster, run_id, began)
     assert tasks["python"]["state"] == "stopped"
     assert tasks["python"]["message"] == (
         "still running 2 s after the run was stopped; its process was terminated"

@@ -305,9 +305,17 @@ class _QueuedWatch:
 @click.option(
     "--force", is_flag=True, help="Terminate the processes of running tasks at once (no grace)."
 )
+@click.option(
+    "--wait", is_flag=True, help="Return once every run asked to stop is recorded stopped."
+)
 @click.pass_obj
 def workflow_stop(
-    state: CliState, targets: tuple[str, ...], yes: bool, grace: float | None, force: bool
+    state: CliState,
+    targets: tuple[str, ...],
+    yes: bool,
+    grace: float | None,
+    force: bool,
+    wait: bool,
 ) -> None:
     """Stop runs by id or workflow name (none given: all).
 
@@ -315,7 +323,7 @@ def workflow_stop(
     are asked to stop (they see is_stopped, a BashTask ends its command) and nothing
     more is queued. A task still running after the grace period is recorded stopped
     and its worker terminates its process and starts a new one. Prints the ids of the
-    runs asked to stop.
+    runs asked to stop; with --wait, returns once they are recorded stopped.
     """
     from .. import api
 
@@ -331,6 +339,9 @@ def workflow_stop(
         return
     for run_id in stopped:
         click.echo(run_id)
+    if wait:  # the grace period bounds it, on workers that can terminate tasks
+        for run_id in stopped:
+            api.wait_for_run(run_id, config=config)
 
 
 @workflow_group.command("status")
