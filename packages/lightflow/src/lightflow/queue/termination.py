@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -120,11 +121,16 @@ class TerminationWatch:
     THREAD_NAME = "lightflow-terminations"
 
     def __init__(self, cluster: Cluster, consumer: Any) -> None:
+        # Imported here, in the worker's main thread: an import in the watch's thread
+        # could hold an import lock while the pool forks (see the module docstring).
+        from celery.worker import state as worker_state
+
         self._cluster = cluster
         self._app = consumer.app
         self._pool = consumer.pool
         self._node = str(consumer.hostname)
         self._host = cluster.hostname
+        self._requests = worker_state.active_requests  # the jobs the pool runs now
 
     @classmethod
     def start(cls, cluster: Cluster, consumer: Any) -> TerminationWatch | None:
@@ -181,6 +187,19 @@ class TerminationWatch:
         }
         return self._deadlines(sorted(runs))
 
+    def _job_on(self, pid: int) -> str | None:
+        """The id of the task job this worker's process ``pid`` runs now, if any."""
+        for _try in range(3):
+            try:
+                requests = list(self._requests)
+            except RuntimeError:  # changed by the worker's loop while copied: again
+                continue
+            for request in requests:
+                if request.worker_pid == pid and request.name == TASK_JOB:
+                    return str(request.id)
+            return None
+        return None
+
     # -- the watch --------------------------------------------------------------------------
     def _run(self) -> None:
         while True:
@@ -217,18 +236,18 @@ class TerminationWatch:
             mine = self._mine(raw)
             if mine is not None:
                 logger.warning(
-                    "task %s of run %s is still running %g s after the run was stopped: "
+                    "task %s of run %s is still running %s after the run was stopped: "
                     "terminating its process %d",
                     rs.text(field).split("|", 1)[1].replace("|", "/"),
                     run_id,
-                    grace,
+                    f"{grace:g} s" if grace > 0 else "(no grace period)",
                     mine[1],
                 )
                 self._terminate(mine[1])
 
     def _terminate(self, pid: int) -> None:
         """Revoke the job process ``pid`` runs, terminating it; SIGKILL if it stays."""
-        job = _job_on(pid)
+        job = self._job_on(pid)
         if job is None:  # the job ended meanwhile: nothing of the task is left to end
             return
         self._app.control.revoke(job, terminate=True, signal="SIGTERM", destination=[self._node])
@@ -239,7 +258,7 @@ class TerminationWatch:
     def _kill_if_stuck(self, pid: int) -> None:
         """SIGKILL a process that outlived its SIGTERM (a task that caught the SystemExit,
         or stuck in code that never returns to Python), unless it runs another job now."""
-        if pid not in self._processes() or _job_on(pid) is not None:
+        if pid not in self._processes() or not _alive(pid) or self._job_on(pid) is not None:
             return
         logger.warning("process %d outlived its SIGTERM by %g s: killing it", pid, KILL_AFTER)
         try:
@@ -248,17 +267,17 @@ class TerminationWatch:
             pass
 
 
-def _job_on(pid: int) -> str | None:
-    """The id of the task job this worker's process ``pid`` runs now, if any."""
-    from celery.worker import state as worker_state
-
-    for _try in range(3):
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: one that exited and is not reaped yet does not."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the process itself
         try:
-            requests = list(worker_state.active_requests)
-        except RuntimeError:  # changed by the worker's loop while copied: again
-            continue
-        for request in requests:
-            if request.worker_pid == pid and request.name == TASK_JOB:
-                return str(request.id)
-        return None
-    return None
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return text[text.rfind(")") + 2] not in "ZX"
