@@ -46,6 +46,10 @@ logger = logging.getLogger("lightflow.worker")
 
 #: ``<host>/<pid>`` -> the deadline (state server's clock) until which it is alive.
 ALIVE = "lf:alive"
+#: ``<host>/<pid>`` -> when that process's heartbeat thread last beat, after the task
+#: entries it holds (its own clock): an entry it stopped beating while it beats on was
+#: given up (see :class:`lightflow.queue.recovery.Heartbeats`).
+BEATS = "lf:beats"
 #: ``<job id>`` -> JSON {worker, job, args, queue, since}: jobs a worker received and
 #: has not finished; ``worker`` is its main process.
 HELD = "lf:held"
@@ -204,6 +208,7 @@ def read_verdicts(client: redis.Redis, judging: bool) -> Verdicts:
     forgotten = [name for name, deadline in deadlines.items() if deadline < now - FORGET_AFTER]
     if forgotten:
         client.hdel(ALIVE, *forgotten)
+        client.hdel(BEATS, *forgotten)
     return Verdicts(deadlines, now, judging)
 
 

@@ -13,7 +13,9 @@ is not safe to re-run).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -28,12 +30,18 @@ from .cluster import Cluster, Plan
 from .dag_state import InstanceView, task_field
 from .halting import halt_run
 from .instance import Writes, advance
-from .liveness import Verdicts
+from .liveness import BEATS, Verdicts, process_name
 from .ready import TaskRef, entry
 
 
 class Heartbeats(BackgroundWork):
-    """Marks this process's running tasks alive in ``lf:running`` every second."""
+    """Marks this process's running tasks alive in ``lf:running`` every second.
+
+    Each round ends with the process's own beat in :data:`~.liveness.BEATS`: an entry whose
+    heartbeat falls behind it was given up by this process (its end could not be
+    committed while the state server was away), while a process that holds the GIL
+    in a long C call stops both.
+    """
 
     INTERVAL = 1.0
     THREAD_NAME = "lightflow-heartbeat"
@@ -42,11 +50,13 @@ class Heartbeats(BackgroundWork):
         super().__init__()
         self._attempts: dict[str, tuple[Cluster, str]] = {}
         self._lock = threading.Lock()
+        self._cluster: Cluster | None = None
 
     def keep_alive(self, cluster: Cluster, field_name: str, entry: dict[str, Any]) -> None:
         """Keep refreshing a task's registry entry (written by its claim or begin)."""
         with self._lock:
             self._attempts[field_name] = (cluster, entry["attempt"])
+            self._cluster = cluster
             self._ensure_thread()
 
     def remove(self, cluster: Cluster, ref: TaskRef, *, delete: bool = True) -> None:
@@ -63,15 +73,20 @@ class Heartbeats(BackgroundWork):
         while True:
             time.sleep(self.INTERVAL)
             with self._lock:
-                attempts = list(self._attempts.items())
+                attempts, process = list(self._attempts.items()), self._cluster
+            now = rs.now()
             for field_name, (cluster, attempt) in attempts:
                 # Only the heartbeat of an entry still there under this attempt: the
                 # task's end may have removed it since the copy above was taken, and
                 # a begin may have turned the claim into the running task's entry.
                 try:
-                    cluster.script(_BEAT)(keys=[rs.RUNNING], args=[field_name, attempt, rs.now()])
+                    cluster.script(_BEAT)(keys=[rs.RUNNING], args=[field_name, attempt, now])
                 except Exception:
                     continue
+            if process is not None:
+                with contextlib.suppress(Exception):  # the next round tries again
+                    name = process_name(process.hostname, os.getpid())
+                    process.redis.hset(BEATS, name, now)
 
 
 heartbeats = Heartbeats()
@@ -94,12 +109,6 @@ return 1
 """
 
 
-#: A live process that has not beaten for its task for this many heartbeat timeouts gave
-#: the task up: its end could not be committed (the state server was away) and the
-#: entry stayed. Long enough for a task that holds the GIL in a C call meanwhile.
-SILENT_TIMEOUTS = 5
-
-
 def recover_lost_tasks(
     cluster: Cluster, dead_after: float = 3.0, verdicts: Verdicts | None = None
 ) -> list[str]:
@@ -107,21 +116,26 @@ def recover_lost_tasks(
 
     A process is dead when ``verdicts`` (the workers' marks) say so; one without a
     mark, when its task's heartbeat is older than ``dead_after`` seconds. A live
-    process gave a task up when it has not beaten for it for :data:`SILENT_TIMEOUTS`
-    times that. Returns the ``run|instance|task`` entries handled. Safe to call from
-    every worker: the compare-and-set lets exactly one of them act on each lost task.
+    process gave a task up when its heartbeat thread has beaten on for ``dead_after``
+    seconds since it last beat for the task. Returns the ``run|instance|task`` entries
+    handled. Safe to call from every worker: the compare-and-set lets exactly one of
+    them act on each lost task.
     """
     client = cluster.redis
     handled = []
+    beats: dict[str, float] | None = None
     for raw_field, raw in client.hgetall(rs.RUNNING).items():
         entry = json.loads(raw)
-        silent = rs.now() - entry["heartbeat"]
+        if rs.now() - entry["heartbeat"] < dead_after:
+            continue
         dead = verdicts.dead(entry["worker"]) if verdicts is not None else None
-        if verdicts is None or dead is None:
-            lost = silent >= dead_after
-        else:
-            lost = dead or (verdicts.judging and silent >= SILENT_TIMEOUTS * dead_after)
-        if not lost:
+        if dead is None:
+            dead = True  # no mark: its heartbeat alone says it
+        elif not dead:
+            if beats is None:  # read once, and only when a task is silent
+                beats = {rs.text(k): float(v) for k, v in client.hgetall(BEATS).items()}
+            dead = beats.get(entry["worker"], 0.0) - entry["heartbeat"] >= dead_after
+        if not dead:
             continue
         field_name = rs.text(raw_field)
         run_id, instance, task_name = field_name.split("|", 2)

@@ -68,12 +68,13 @@ record are dropped and its events and log lines move to the store
     (``running``, ``stopping``) and heartbeat. ``worker status`` lists a stopping
     worker from here, since a worker on its way out no longer answers control
     messages; an entry whose heartbeat is older than the heartbeat timeout is stale.
-``lf:alive`` (hash) and ``lf:held`` (hash)
+``lf:alive``, ``lf:beats`` and ``lf:held`` (hashes)
     ``<host>/<pid>`` -> the deadline (state server's clock) until which a worker's main
-    process vouches for that process; and ``<job id>`` -> JSON {worker, job, args,
-    queue, since}: the jobs a worker received and has not finished. A sweeper re-queues
-    the tasks of a process whose deadline passed and sends its worker's jobs again
-    (see :mod:`lightflow.queue.liveness`).
+    process vouches for that process; ``<host>/<pid>`` -> the last round of that
+    process's heartbeat thread; and ``<job id>`` -> JSON {worker, job, args, queue,
+    since}: the jobs a worker received and has not finished. A sweeper re-queues the
+    tasks of a process whose deadline passed (or that gave them up) and sends its
+    worker's jobs again (see :mod:`lightflow.queue.liveness`).
 ``lf:outbox`` (sorted set, by time)
     DAG jobs committed by a state transition and not yet sent (a new DAG instance's
     start, the sweep of a halted one); cleared once sent or done. The sweeper sends
