@@ -54,3 +54,16 @@ def test_a_killed_worker_takes_its_bash_command_with_it(
                 os.kill(pid, signal.SIGKILL)
         api.stop_workflows([run_id], config=redis_cluster.config)
         worker.stop()
+
+
+def test_a_worker_loads_the_store_before_its_pool_forks(redis_cluster: Cluster) -> None:
+    """The main process's threads (sweeper, pruner) use the store; their first import of
+    pymongo must not happen while the pool forks a process (it would inherit the import
+    lock and hang), so the worker imports it at start, before any job."""
+    worker = redis_cluster.worker("preload", queues="preload_idle", concurrency=1)
+    try:
+        assert worker.process is not None
+        maps = Path(f"/proc/{worker.process.pid}/maps").read_text()
+        assert "/bson/_cbson" in maps and "/pymongo/" in maps
+    finally:
+        worker.stop()

@@ -381,6 +381,7 @@ def start_worker(
     # Workflows import shared code from the configured libraries on workers too (the
     # pool's processes inherit the path).
     add_libraries(config.libraries)
+    _import_before_fork()
     app = create_app(config)
     if wait_for_broker:  # it answered just now; should it go away again, keep waiting
         app.conf.broker_connection_retry_on_startup = True
@@ -414,6 +415,24 @@ def start_worker(
     if not workers:
         return 1
     return int(getattr(workers[-1], "exitcode", None) or 0)
+
+
+def _import_before_fork() -> None:
+    """Import what the main process's threads would otherwise import while it forks.
+
+    The sweeper, the pruner and the termination watch run in threads of the main
+    process, which forks a new pool process whenever one ends. A module those threads
+    import lazily for the first time (the MongoDB store: pymongo, gridfs) holds its
+    import lock during the import; a process forked at that moment inherits the lock
+    held by a thread it does not have and hangs for good on its first use of the
+    store. Imported here, before any thread or pool process exists, nothing is
+    imported later; the pool's processes inherit the modules, loaded once.
+    """
+    import bson.codec_options  # noqa: F401
+    import gridfs.errors  # noqa: F401
+    import pymongo.errors  # noqa: F401
+
+    from ..store import archive, mongo  # noqa: F401
 
 
 def _warn_without_persistence(config: Config, cluster: driver.Cluster) -> None:
