@@ -65,17 +65,25 @@ def test_a_100_mb_array_passes(site: Site, start: str) -> None:
     assert ("analysed ndarray" if start == "yes" else "consumed ndarray") in result.stdout
 
 
-def test_a_worker_says_the_same(redis_cluster: Cluster) -> None:
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (["what=generator"], "the data it returned cannot go to a worker: 'guard' is a generator"),
+        (
+            ["what=lock", "start=yes"],
+            "SignalError: the data given to start_dag('analysis') cannot go to a worker: "
+            "'results[1].guard' is a _thread.lock",
+        ),
+    ],
+)
+def test_a_worker_says_the_same(redis_cluster: Cluster, arguments: list[str], error: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "lightflow.cli", "-c", str(redis_cluster.config_path),
-         "workflow", "start", "--wait", str(WORKFLOW), "what=generator"],
+         "workflow", "start", "--wait", str(WORKFLOW), *arguments],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
-    assert error_line(result.stderr) == (
-        "Error: task main/produce failed: the data it returned cannot go to a worker: "
-        f"'guard' is a generator {KINDS}"
-    )
+    assert error_line(result.stderr) == f"Error: task main/produce failed: {error} {KINDS}"
 
 
 def test_checking_a_100_mb_array_copies_nothing() -> None:

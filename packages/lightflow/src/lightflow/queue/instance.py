@@ -33,9 +33,10 @@ import cloudpickle
 
 from ..engine.dag_run import DagRun, Outcome, Step, TaskState
 from ..events import RunEvent
-from ..exceptions import LightflowError
+from ..exceptions import LightflowError, SignalError
 from ..execution import initial_data
 from ..models.dag import Dag
+from ..portable import refusal, unportable
 from . import state as rs
 from .cluster import Cluster, Plan
 from .dag_state import CREATED, DAG, OPEN, STARTED, InstanceView, consumed_field, task_field
@@ -73,6 +74,7 @@ def create_instance(
     instance is created under it in one atomic step (:data:`_CREATE`), so an attempt
     that dies in between leaves a name the next one creates.
     """
+    start = None if data is None else _start_data(dag, data)
     client = cluster.redis
     if call is None:
         copy = client.incr(rs.run_key(run_id, "seq", dag.name))
@@ -88,8 +90,8 @@ def create_instance(
     writes.set(rs.run_key(run_id, "plan", name), pickle.dumps(plan, protocol=5))
     if dag.name not in cluster.workflow(run_id).dags:
         writes.set(rs.run_key(run_id, "dagdef", dag.name), cloudpickle.dumps(dag))
-    if data is not None:
-        writes.set(output_key(run_id, name, START), cloudpickle.dumps(initial_data(data)))
+    if start is not None:
+        writes.set(output_key(run_id, name, START), start)
     key = dag_key(run_id, name)
     for field_name, value in ((DAG, dag.name), (CREATED, rs.now()), (OPEN, len(plan.spec.order))):
         writes.hset(key, field_name, value)
@@ -329,6 +331,20 @@ class Progress:
     meta: bool = False
     #: The outbox entry of the sweep due after this step halted the instance.
     sweep: str | None = None
+
+
+def _start_data(dag: Dag, data: Any) -> bytes:
+    """``start_dag``'s data pickled for the instance's tasks, or one line saying why not.
+
+    Raises:
+        SignalError: The data cannot go to a worker (a lock, a generator in it), named
+            as ``lightflow run`` names it (:mod:`lightflow.portable`).
+    """
+    try:
+        return cloudpickle.dumps(initial_data(data))
+    except Exception as error:
+        culprit = unportable(data) or f"{type(error).__name__}: {error}"
+        raise SignalError(refusal(f"the data given to start_dag('{dag.name}')", culprit)) from None
 
 
 def advance(
