@@ -8,12 +8,14 @@ whatever its width, while ``run_status``, ``follow_events`` (ids unchanged),
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
 from lightflow import api
-from lightflow.queue import driver
+from lightflow.queue import driver, history
 from lightflow.queue import state as rs
 
 from .conftest import WORKFLOWS, Cluster
@@ -99,3 +101,39 @@ def test_a_prune_removes_the_archived_history(cluster: Cluster) -> None:
     assert api.prune_runs(config=cluster.config, older_than=2 * 86400) == [run_id]
     assert handle.archive.read(run_id, "events") == []
     assert not handle.redis.exists(rs.run_key(run_id))
+
+
+def read_until(
+    handle: driver.Cluster, run_id: str, seen: list[list[str]], done: threading.Event
+) -> None:
+    """Read the run's log again and again until ``done``, keeping each read's lines."""
+    while not done.is_set():
+        seen.append(history.read_log(handle, run_id)[0])
+
+
+def test_a_reader_sees_every_line_while_the_history_moves_to_the_store(cluster: Cluster) -> None:
+    """A log read right at a run's end (``workflow logs`` after ``--wait``) races the
+    archive: read in two steps, the marker said "in Redis" and the stream was gone by
+    the time it was read, and the run looked as if it had logged nothing."""
+    handle = driver.Cluster(cluster.config)
+    lines = [f"line {number}" for number in range(5)]
+    for trial in range(20):
+        run_id = f"archive-race-{uuid.uuid4().hex}-{trial}"
+        handle.redis.hset(rs.run_key(run_id), mapping={"state": "succeeded"})
+        for line in lines:
+            handle.redis.xadd(rs.run_key(run_id, "logs"), {"line": line})
+        seen: list[list[str]] = []
+        done = threading.Event()
+        reader = threading.Thread(target=read_until, args=(handle, run_id, seen, done))
+        reader.start()
+        try:
+            time.sleep(0.005)
+            history.archive(handle, run_id)
+            time.sleep(0.005)
+        finally:
+            done.set()
+            reader.join()
+        assert seen and all(read == lines for read in seen), f"trial {trial}: a read missed lines"
+        assert handle.redis.hexists(rs.run_key(run_id), "archived_logs")
+        rs.delete_runs(handle.redis, [run_id])
+        handle.archive.remove([run_id])

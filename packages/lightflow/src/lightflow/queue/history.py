@@ -85,8 +85,19 @@ def read_log(
     With ``block``, waits up to that many seconds for a line of a run whose log is
     still in Redis when there is none yet.
     """
-    archived = cluster.redis.hget(rs.run_key(run_id), ARCHIVED_LOGS)
+    # The marker and the stream in one transaction: read apart, an archive between the
+    # two would trim the stream of a run that looked unarchived, and show no line at all.
+    pipe = cluster.redis.pipeline(transaction=True)
+    pipe.hget(rs.run_key(run_id), ARCHIVED_LOGS)
+    pipe.xread({rs.run_key(run_id, "logs"): after})
+    archived, reply = pipe.execute()
     if archived is None:
+        entries = reply[0][1] if reply else []
+        if entries or block is None:
+            lines = [rs.text(fields[b"line"]) for _entry, fields in entries]
+            return lines, rs.text(entries[-1][0]) if entries else after
+        # Nothing yet: wait for a line. Should the run be archived meanwhile, the wait
+        # ends empty and the caller's next read finds the lines in the archive.
         return rs.read_log(cluster.redis, run_id, after, block=block)
     older = []
     for raw in cluster.archive.read(run_id, "logs"):
