@@ -4,9 +4,10 @@ The other suites run in the hatch test environment, which installs Lightflow edi
 next to test tools. Those tools brought ``packaging`` (through hatchling), which hid a
 dependency missing from ``packages/lightflow/pyproject.toml``: kombu's Redis transport
 imports it, so after a clean ``pip install lightflow`` a worker on the default Redis
-broker could not start. Here the core's wheel alone is installed into a new virtual
-environment (``core_install``, see ``wheels.py``) and the tests run only that
-environment's ``lightflow`` script.
+broker could not start. Here the core alone is installed into a new virtual
+environment by the README's own command, ``pip install ./packages/lightflow``
+(``core_install``, see ``conftest.py``), and the tests run only that environment's
+``lightflow`` script.
 """
 
 from __future__ import annotations

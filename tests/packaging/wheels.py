@@ -114,8 +114,13 @@ class Install:
         return Path(where.stdout.strip())
 
 
-def install(folder: Path, wheels: Sequence[Wheel]) -> Install:
-    """Create a venv in ``folder`` and ``pip install`` the wheels into it."""
+def install(folder: Path, wheels: Sequence[Wheel | Path]) -> Install:
+    """Create a venv in ``folder`` and ``pip install`` the wheels into it.
+
+    A :class:`~pathlib.Path` is a distribution's source folder, installed as the
+    README's quick start does (``pip install ./packages/lightflow``: built in an
+    isolated environment with the build backend fetched from the registry).
+    """
     venv = folder / "venv"
     # From a venv (hatch's) `-m venv` builds on the base interpreter, so nothing of the
     # test environment's site-packages is visible in the new one.
@@ -125,13 +130,13 @@ def install(folder: Path, wheels: Sequence[Wheel]) -> Install:
     pip_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     pip = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "--no-input",
-         *(str(wheel.path) for wheel in wheels)],
+         *(str(wheel if isinstance(wheel, Path) else wheel.path) for wheel in wheels)],
         env=pip_env, capture_output=True, text=True, timeout=PIP_TIMEOUT, check=False,
     )  # fmt: skip
     if pip.returncode != 0:
         output = (pip.stdout + pip.stderr)[-4000:]
         pytest.fail(
-            f"pip install {[w.path.name for w in wheels]} exited {pip.returncode}:\n{output}"
+            f"pip install {[_name(wheel) for wheel in wheels]} exited {pip.returncode}:\n{output}"
         )
     home = folder / "home"  # no ~/.config/lightflow/lightflow.cfg of the user's
     home.mkdir()
@@ -143,9 +148,14 @@ def install(folder: Path, wheels: Sequence[Wheel]) -> Install:
     result = Install(venv, env, folder)
     # Guard the premise: the tests must exercise the installed copies, not the sources.
     for wheel in wheels:
-        module = wheel.distribution.replace("-", "_")
+        module = _name(wheel).replace("-", "_")
         assert result.module_file(module).is_relative_to(venv), module
     return result
+
+
+def _name(wheel: Wheel | Path) -> str:
+    """The distribution of a wheel, or of a source folder (named like it)."""
+    return wheel.name if isinstance(wheel, Path) else wheel.distribution
 
 
 def assert_extensions(install: Install, expected: Sequence[Wheel]) -> None:
