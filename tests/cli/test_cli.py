@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import signal
@@ -584,6 +585,22 @@ def test_an_interrupted_run_stops_and_leaves_no_command_behind(
     assert re.search(
         r"^Workflow interruptible stopped in \d+\.\d+s: 1 stopped, 1 cancelled$", stdout, re.M
     )
+
+
+def test_a_ctrl_c_the_kernel_gives_to_another_thread_still_stops_the_run(tmp_path: Path) -> None:
+    """A process-wide signal goes to any of its threads; Python handles it in the main
+    thread only once that thread runs again. The scheduler used to wait for the next
+    task event with no timeout, so under load (1 in 8 runs) Ctrl-C went unheard."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with interruptible_run(tmp_path) as (process, pid):
+        threads = [int(tid) for tid in os.listdir(f"/proc/{process.pid}/task")]
+        other = next(tid for tid in threads if tid != process.pid)
+        assert libc.tgkill(process.pid, other, signal.SIGINT) == 0, ctypes.get_errno()
+        stdout, stderr = process.communicate(timeout=15)
+        assert process.returncode == 130, stderr
+        assert gone_within([pid], 5), "the command outlived lightflow run"
+    assert stderr == "Error: workflow interruptible stopped: interrupted by SIGINT\n"
+    assert "  ○ main/after  cancelled" in stdout.splitlines()
 
 
 def test_a_second_interrupt_ends_the_run_at_once_and_still_kills_the_command(

@@ -61,6 +61,12 @@ from .pool import TaskPool
 #: Seconds an interrupted run gives its running tasks to end once they were told to
 #: stop; a BashTask needs up to its ``terminate_timeout`` (2 s by default).
 INTERRUPT_GRACE = 5.0
+#: The longest the scheduler sleeps at a time. Python runs a signal's handler in the
+#: main thread, when it next runs Python code; the kernel may deliver the signal to
+#: any thread of the process (a task's, a pool's), and then nothing wakes the main
+#: thread from a wait without a timeout: a Ctrl-C would go unheard until the next
+#: task event, which a long task may never send.
+SIGNAL_LOOK_INTERVAL = 0.2
 
 #: Why ``lightflow run`` refuses data it could pass on in memory.
 _CHECKED = "lightflow run checks this so the workflow also runs on a cluster"
@@ -189,8 +195,10 @@ class LocalRun:
                 while not self._given_up and not self._all_done():
                     try:
                         handler, args = self._events.get(timeout=self._wait_limit())
-                    except queue.Empty:  # interrupted, and tasks did not end in time
-                        handler, args = self._give_up, ()
+                    except queue.Empty:
+                        if not self._time_to_give_up():
+                            continue  # a look for signals (see SIGNAL_LOOK_INTERVAL)
+                        handler, args = self._give_up, ()  # tasks did not end in time
                     with self._lock:
                         handler(*args)
         finally:
@@ -211,11 +219,15 @@ class LocalRun:
     def _post(self, handler: Callable[..., None], *args: Any) -> None:
         self._events.put((handler, args))
 
-    def _wait_limit(self) -> float | None:
-        """How long the scheduler may wait for the next event (``None``: no limit)."""
+    def _wait_limit(self) -> float:
+        """How long the scheduler may wait for the next event (see SIGNAL_LOOK_INTERVAL)."""
         if self._give_up_at is None:
-            return None
-        return max(self._give_up_at - time.monotonic(), 0.0)
+            return SIGNAL_LOOK_INTERVAL
+        return min(max(self._give_up_at - time.monotonic(), 0.0), SIGNAL_LOOK_INTERVAL)
+
+    def _time_to_give_up(self) -> bool:
+        """Whether an interrupted run's tasks had their :data:`INTERRUPT_GRACE`."""
+        return self._give_up_at is not None and time.monotonic() >= self._give_up_at
 
     def interrupt(self, signum: int) -> None:
         """Stop the run because this process got signal ``signum``.
