@@ -86,15 +86,22 @@ def test_a_join_leaves_work_on_other_queues_to_their_workers(redis_cluster: Clus
     assert elsewhere == {other.pid} and here == {one.pid}
 
 
+def start_joining(cluster: Cluster, pause: int) -> str:
+    """Start the nested joins here, each sub-DAG task pausing ``pause`` s; return the run id
+    once the task waits in its join (its sub-DAGs started)."""
+    arguments = {"where": "here", "pause": str(pause)}
+    run_id = api.start_workflow(NESTED, arguments, config=cluster.config)
+    wait_for(
+        lambda: "sub_here" in api.run_status(run_id, config=cluster.config)["dags"],
+        "the task's sub-DAGs started",
+    )
+    return run_id
+
+
 def test_a_worker_whose_task_waits_in_a_join_stops_warm(redis_cluster: Cluster) -> None:
     one = redis_cluster.worker("join-stop", queues="join_one", concurrency=1)
     try:
-        arguments = {"where": "here", "pause": "1"}
-        run_id = api.start_workflow(NESTED, arguments, config=redis_cluster.config)
-        wait_for(
-            lambda: "sub_here" in api.run_status(run_id, config=redis_cluster.config)["dags"],
-            "the task's sub-DAGs started",
-        )
+        run_id = start_joining(redis_cluster, pause=1)
         started = time.monotonic()
         assert api.stop_workers([one.node], config=redis_cluster.config) == [one.node]
         joining = api.run_status(run_id, config=redis_cluster.config)["state"] == "running"
@@ -111,12 +118,7 @@ def test_a_worker_whose_task_waits_in_a_join_stops_warm(redis_cluster: Cluster) 
 def test_a_stop_ends_a_join_whose_process_runs_a_sub_dag(redis_cluster: Cluster) -> None:
     one = redis_cluster.worker("join-halt", queues="join_one", concurrency=1)
     try:
-        arguments = {"where": "here", "pause": "60"}
-        run_id = api.start_workflow(NESTED, arguments, config=redis_cluster.config)
-        wait_for(
-            lambda: "sub_here" in api.run_status(run_id, config=redis_cluster.config)["dags"],
-            "the task's sub-DAGs started",
-        )
+        run_id = start_joining(redis_cluster, pause=60)
         api.stop_workflows([run_id], config=redis_cluster.config)
         result = api.wait_for_run(run_id, config=redis_cluster.config, timeout=10)
     finally:
