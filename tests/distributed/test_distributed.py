@@ -276,7 +276,7 @@ def test_a_crashed_workflow_job_fails_the_run_instead_of_leaving_it_queued(
 
 
 def test_jobs_committed_but_never_sent_are_sent_by_the_sweeper(cluster: Cluster) -> None:
-    from lightflow.queue import driver, jobs
+    from lightflow.queue import app, driver
 
     class DiesBeforeSending(driver.Cluster):
         def send(self, job: str, args: tuple, queue: str) -> None:
@@ -289,7 +289,7 @@ def test_jobs_committed_but_never_sent_are_sent_by_the_sweeper(cluster: Cluster)
     with pytest.raises(RuntimeError, match="died"):
         driver.workflow_job(DiesBeforeSending(cluster.config), run_id)
     sent = driver.resend_unsent_jobs(driver.Cluster(cluster.config), older_than=0)
-    assert any(run_id in entry and jobs.DAG_JOB in entry for entry in sent)
+    assert any(run_id in entry and app.DAG_JOB in entry for entry in sent)
     record = api.follow_events(
         config=cluster.config, run_id=run_id, on_event=lambda e: None, timeout=30
     )

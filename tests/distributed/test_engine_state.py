@@ -40,6 +40,7 @@ from lightflow.queue.app import create_app
 from lightflow.queue.dag_state import InstanceView, TaskEntry
 from lightflow.queue.inputs import START
 from lightflow.queue.ready import ready_key, take
+from lightflow.queue.task_job import run_claimed
 from lightflow.store.base import META
 from lightflow.workflows import load_workflow
 
@@ -634,7 +635,7 @@ def test_stop_instance_halts_sets_the_flag_and_sweeps(engine: driver.Cluster) ->
     run_id = start_run(engine)
     driver.dag_job(engine, run_id, "main")
     begin(engine, run_id, "first")
-    channel = driver.RedisSignalChannel(engine, run_id, "main", "first")
+    channel = driver.RedisSignalChannel(engine, run_id, "main", "first", run_task=run_claimed)
     flag = rs.run_key(run_id, "stop", "main")
     assert not channel.is_stopped("main")
 
@@ -704,7 +705,9 @@ def test_stop_instance_of_a_done_instance_sets_no_flag(engine: driver.Cluster) -
     halting.stop_instance(engine, run_id, "main", Outcome.ABORTED)
 
     assert not engine.redis.exists(rs.run_key(run_id, "stop", "main"))
-    assert not driver.RedisSignalChannel(engine, run_id, "main", "first").is_stopped("main")
+    assert not driver.RedisSignalChannel(
+        engine, run_id, "main", "first", run_task=run_claimed
+    ).is_stopped("main")
     assert fields(engine, run_id) == done
 
 
@@ -722,7 +725,7 @@ def test_halt_run_flags_the_running_instances_only(engine: driver.Cluster) -> No
 
     driver.halt_run(engine, run_id, Outcome.ABORTED, second, "first", "beam lost")
 
-    channel = driver.RedisSignalChannel(engine, run_id, "main", "first")
+    channel = driver.RedisSignalChannel(engine, run_id, "main", "first", run_task=run_claimed)
     assert not channel.is_stopped("main")
     assert channel.is_stopped(second)
     assert engine.redis.get(rs.run_key(run_id, "stop", second)) == b"aborted"

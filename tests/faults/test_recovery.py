@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 from lightflow import api
-from lightflow.queue.app import create_app
-from lightflow.queue.jobs import DAG_JOB, WORKFLOW_JOB
+from lightflow.queue.app import DAG_JOB, WORKFLOW_JOB, create_app
 from lightflow.queue.recovery import Heartbeats
 from lightflow.queue.settings import state_url
 from lightflow.queue.state import RUNNING

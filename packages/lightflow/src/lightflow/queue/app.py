@@ -1,11 +1,12 @@
-"""The Celery application factory.
+"""The Celery application factory, and the names of the engine's jobs and queues.
 
 No Celery app exists at import time: :func:`create_app` builds one from a
 :class:`~lightflow.config.Config`, so tests and tools can hold apps for different
-brokers side by side. Lightflow's defaults (late acknowledgement, one prefetched
-message per process, cloudpickle messages, no result backend) come first; the
-``celery`` section of the config overrides them and passes any other Celery setting
-through.
+brokers side by side. An app sends jobs by name; only a worker's app runs them, and
+the worker registers them on it (:func:`lightflow.queue.jobs.register`). Lightflow's
+defaults (late acknowledgement, one prefetched message per process, cloudpickle
+messages, no result backend) come first; the ``celery`` section of the config
+overrides them and passes any other Celery setting through.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 #: The queue of workflow jobs (DAG and task queues default to the models' own).
 WORKFLOW_QUEUE = "workflow"
+#: The jobs' names, as Celery knows them (see :mod:`lightflow.queue.jobs`).
+WORKFLOW_JOB, DAG_JOB, TASK_JOB = "lightflow.workflow", "lightflow.dag", "lightflow.task"
 DEFAULT_BROKER = "redis://localhost:6379/0"
 
 DEFAULTS: dict[str, Any] = {
@@ -55,10 +58,8 @@ DEFAULTS: dict[str, Any] = {
 
 
 def create_app(config: Config, *, name: str = "lightflow") -> Celery:
-    """Build a Celery app for the configured broker with Lightflow's jobs registered."""
+    """Build a Celery app for the configured broker (the jobs are the worker's to register)."""
     from celery import Celery
-
-    from . import jobs
 
     register_serializer()
     settings = dict(DEFAULTS)
@@ -69,5 +70,4 @@ def create_app(config: Config, *, name: str = "lightflow") -> Celery:
     app = Celery(name, set_as_current=False, task_cls="lightflow.queue.acks:Job")
     app.conf.update(settings)
     app.lightflow_config = config
-    jobs.register(app)
     return app

@@ -21,21 +21,26 @@ from . import state as rs
 from .cluster import Cluster
 from .halting import halt_run, stop_instance
 from .instance import StartCall, create_instance
-from .joining import join
+from .joining import RunTask, join
 
 
 class RedisSignalChannel:
     """Signals between tasks and runs across processes and hosts, through Redis.
 
     ``dag`` and ``task`` are the DAG instance and the task the channel serves (one
-    attempt of it: the channel counts its ``start_dag`` calls).
+    attempt of it: the channel counts its ``start_dag`` calls). ``run_task`` runs the
+    tasks a join takes for the DAGs it waits for (:mod:`.joining`): the task job's own
+    runner, handed in because the task job is the one that builds the channel.
     """
 
-    def __init__(self, cluster: Cluster, run_id: str, dag: str, task: str) -> None:
+    def __init__(
+        self, cluster: Cluster, run_id: str, dag: str, task: str, *, run_task: RunTask
+    ) -> None:
         self._cluster = cluster
         self._run_id = run_id
         self._dag = dag
         self._task = task
+        self._run_task = run_task
         self._calls = itertools.count(1)
 
     def start_dag(self, dag: Dag | str, data: Any, requested_by: str) -> str:
@@ -46,7 +51,7 @@ class RedisSignalChannel:
         return create_instance(self._cluster, self._run_id, dag, data, call)
 
     def join_dags(self, names: list[str] | None, requested_by: str) -> bool:
-        return join(self._cluster, self._run_id, names, requested_by)
+        return join(self._cluster, self._run_id, names, requested_by, self._run_task)
 
     def stop_dag(self, name: str) -> bool:
         if not self._cluster.redis.hexists(rs.run_key(self._run_id, "dags"), name):

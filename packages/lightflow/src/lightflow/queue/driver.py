@@ -28,10 +28,10 @@ engine from here; each name lives in the module that owns one concern:
 See ``docs/architecture.md`` for who acknowledges what and what is re-run after a crash.
 """
 
+from .app import TASK_JOB
 from .channel import RedisSignalChannel
 from .cluster import Cluster
 from .halting import halt_run, job_failed
-from .jobs import TASK_JOB
 from .liveness import resend_held_jobs
 from .outbox import resend_unsent_jobs
 from .ready import wake_stalled

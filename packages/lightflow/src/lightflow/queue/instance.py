@@ -38,10 +38,10 @@ from ..execution import initial_data
 from ..models.dag import Dag
 from ..portable import refusal, unportable
 from . import state as rs
+from .app import DAG_JOB
 from .cluster import Cluster, Plan
 from .dag_state import CREATED, DAG, OPEN, STARTED, InstanceView, consumed_field, task_field
 from .inputs import START, compose, consumers, input_keys, output_key
-from .jobs import DAG_JOB
 from .outbox import add_to_outbox, job_entry, send_jobs
 from .ready import READY_QUEUES, TAKE_FUNCTION, TaskRef, claim, entry, parse, ready_key
 

@@ -1,8 +1,9 @@
 """The three Celery jobs of the distributed engine.
 
 Each is a thin wrapper that hands its arguments to :mod:`lightflow.queue.driver` with
-this process's :class:`~lightflow.queue.driver.Cluster`. Jobs are registered on an app
-by :func:`register` (called by ``create_app``), never at import time.
+this process's :class:`~lightflow.queue.driver.Cluster`. Jobs are registered on a
+worker's app by :func:`register` (called by ``lightflow worker start``), never at
+import time; every other app only sends them, by their names in :mod:`.app`.
 """
 
 from __future__ import annotations
@@ -14,15 +15,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..exceptions import LightflowError
+from . import driver
+from .app import DAG_JOB, TASK_JOB, WORKFLOW_JOB
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from .driver import Cluster
-
 logger = logging.getLogger("lightflow.worker")
-#: The jobs' names, as Celery knows them.
-WORKFLOW_JOB, DAG_JOB, TASK_JOB = "lightflow.workflow", "lightflow.dag", "lightflow.task"
 #: Seconds a job waits before it goes back to its queue when the state server is
 #: unreachable: a worker cut off from it does not spin on the same message.
 REQUEUE_DELAY = 2.0
@@ -33,11 +32,9 @@ def register(app: Celery) -> None:
     import redis
     from celery.exceptions import Reject
 
-    from . import driver
+    clusters: dict[int, driver.Cluster] = {}
 
-    clusters: dict[int, Cluster] = {}
-
-    def cluster() -> Cluster:
+    def cluster() -> driver.Cluster:
         # One per process: connections must not be shared across a fork.
         pid = os.getpid()
         if pid not in clusters:

@@ -10,7 +10,8 @@ shutdown. So the waiting process does their work itself while it waits (:func:`j
 * it takes the ready tasks of the awaited instances out of the ready lists, each
   claimed in ``lf:running`` as a task job claims it (:data:`_TAKE_FOR`), and runs them
   as a task job does: heartbeats, tagged log lines, the hand-off of the next task of
-  a chain (:func:`~lightflow.queue.task_job.run_claimed`).
+  a chain (:func:`~lightflow.queue.task_job.run_claimed`, handed in by the task job as
+  ``run_task``: the task job is above this module, which it calls through the channel).
 
 Both only on the queues its worker consumes: ``Dag(queue=)`` and ``Task(queue=)`` are
 honoured, and work routed elsewhere is left to the workers of that queue. Only the
@@ -28,7 +29,7 @@ lost. A stopped run halts the awaited DAGs, so the wait ends with them.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from ..engine.dag_run import Outcome
 from ..signal import dags_to_join
@@ -38,6 +39,9 @@ from .dag_state import STARTED
 from .instance import dag_key, ready_channel
 from .ready import TAKE_FUNCTION, TaskRef, parse, ready_key
 from .starting import dag_job
+
+#: Runs a ready task this process took and claimed: ``(cluster, queue, worker, ref)``.
+RunTask = Callable[[Cluster, str, str, TaskRef], None]
 
 #: Seconds the wait sleeps at most before it looks again (a lost message).
 LOOK_AGAIN = 1.0
@@ -69,9 +73,17 @@ return false
 )
 
 
-def join(cluster: Cluster, run_id: str, names: list[str] | None, requested_by: str) -> bool:
+def join(
+    cluster: Cluster,
+    run_id: str,
+    names: list[str] | None,
+    requested_by: str,
+    run_task: RunTask,
+) -> bool:
     """Wait until the DAG instances ``names`` (every other one if ``None``) have ended,
     doing their work meanwhile (see the module docstring); whether all succeeded.
+
+    ``run_task`` runs each task taken for them (the task job's ``run_claimed``).
 
     Raises:
         SignalError: A DAG would wait for itself, or a name is no instance of the run.
@@ -93,7 +105,7 @@ def join(cluster: Cluster, run_id: str, names: list[str] | None, requested_by: s
             waiting = [name for name in wanted if not states[name]]
             if not waiting:
                 return all(states[name] == Outcome.SUCCEEDED.value for name in wanted)
-            if not _work_for(cluster, run_id, waiting, consumed, started):
+            if not _work_for(cluster, run_id, waiting, consumed, started, run_task):
                 pubsub.get_message(timeout=LOOK_AGAIN)
     finally:
         pubsub.close()
@@ -113,6 +125,7 @@ def _work_for(
     waiting: list[str],
     consumed: Collection[str],
     started: set[str],
+    run_task: RunTask,
 ) -> bool:
     """Do one piece of the work of the ``waiting`` instances; whether there was one.
 
@@ -141,13 +154,6 @@ def _work_for(
             args=[worker, rs.now(), queue, run_id, *waiting],
         )
         if raw:
-            _run(cluster, queue, worker, parse(raw))
+            run_task(cluster, queue, worker, parse(raw))
             return True
     return False
-
-
-def _run(cluster: Cluster, queue: str, worker: str, ref: TaskRef) -> None:
-    # Imported here: the task job imports the signal channel, which imports this module.
-    from .task_job import run_claimed
-
-    run_claimed(cluster, queue, worker, ref)

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import state as rs
-from .jobs import TASK_JOB
+from .app import TASK_JOB
 
 if TYPE_CHECKING:
     from .cluster import Cluster

@@ -12,9 +12,8 @@ from ..config import redact_url
 from ..exceptions import LightflowError
 from ..workflows import Workflow
 from . import state as rs
-from .app import DEFAULT_BROKER, WORKFLOW_QUEUE
+from .app import DEFAULT_BROKER, WORKFLOW_JOB, WORKFLOW_QUEUE
 from .cluster import Cluster
-from .jobs import WORKFLOW_JOB
 from .publish import publish_job
 
 

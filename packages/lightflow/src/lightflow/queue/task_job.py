@@ -283,7 +283,10 @@ def _execute(cluster: Cluster, begun: _Begun) -> tuple[TaskOutcome, bytes | None
                 data,
                 MetaAwareDocument(cluster, ref.run_id),
                 TaskSignal(
-                    RedisSignalChannel(cluster, ref.run_id, ref.instance, ref.task), ref.instance
+                    RedisSignalChannel(
+                        cluster, ref.run_id, ref.instance, ref.task, run_task=run_claimed
+                    ),
+                    ref.instance,
                 ),
                 context,
                 source=begun.workflow.path,

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from . import state as rs
-from .jobs import TASK_JOB
+from .app import TASK_JOB
 
 if TYPE_CHECKING:
     from ..config import Config

@@ -37,10 +37,9 @@ from ..config import finished_run_retention, redact_url
 from ..exceptions import LightflowError
 from ..models.dag import DEFAULT_QUEUE as DAG_QUEUE
 from ..workflows import add_libraries
-from . import driver, history, state
-from .app import TASK_QUEUE, WORKFLOW_QUEUE, create_app
+from . import driver, history, jobs, state
+from .app import DAG_JOB, TASK_JOB, TASK_QUEUE, WORKFLOW_JOB, WORKFLOW_QUEUE, create_app
 from .broker import check_broker
-from .jobs import DAG_JOB, TASK_JOB, WORKFLOW_JOB
 from .liveness import WorkerMarks, read_verdicts
 from .termination import TerminationWatch
 
@@ -383,6 +382,7 @@ def start_worker(
     add_libraries(config.libraries)
     _import_before_fork()
     app = create_app(config)
+    jobs.register(app)
     if wait_for_broker:  # it answered just now; should it go away again, keep waiting
         app.conf.broker_connection_retry_on_startup = True
     logging.getLogger("celery.app.trace").addFilter(_RequeueWithoutTraceback())
