@@ -307,7 +307,11 @@ def test_valid_signal_settings_pass_the_check(home: Path, signal: dict[str, obje
         ),
         ("LIGHTFLOW_SIGNAL__URL", "http://h/0", r"signal\.url must be a Redis URL"),
         ("LIGHTFLOW_SIGNAL__URL__X", "1", r"signal settings are single values"),
-        ("LIGHTFLOW_SIGNAL__HEARTBEAT_TIMEOUT", ".inf", r"signal\.heartbeat_timeout must be"),
+        (
+            "LIGHTFLOW_SIGNAL__HEARTBEAT_TIMEOUT",
+            ".inf",
+            r"signal\.heartbeat_timeout must be .*\(default 3\)",
+        ),
         ("LIGHTFLOW_SIGNAL__KEEP_FINISHED_RUNS", "7x", r"signal\.keep_finished_runs: '7x'"),
         ("LIGHTFLOW_STOER__HOST", "db1", r"'stoer' takes keys \(did you mean 'store'\?\)"),
     ],

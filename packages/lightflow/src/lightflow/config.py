@@ -634,7 +634,7 @@ def _signal_problem(key: str, value: Any) -> str | None:
     if key == "heartbeat_timeout":
         if value is None or (_is_number(value) and math.isfinite(value) and value > 0):
             return None
-        return "a positive number of seconds (default 15)"
+        return "a positive number of seconds (default 3)"
     if key == "stop_grace":
         if value is None or (_is_number(value) and math.isfinite(value) and value >= 0):
             return None
