@@ -28,7 +28,6 @@ engine from here; each name lives in the module that owns one concern:
 See ``docs/architecture.md`` for who acknowledges what and what is re-run after a crash.
 """
 
-from .app import TASK_JOB
 from .channel import RedisSignalChannel
 from .cluster import Cluster
 from .halting import halt_run, job_failed
@@ -44,7 +43,6 @@ from .task_log import current_task_tag, keep_log_line
 from .waiting import queued_work
 
 __all__ = [
-    "TASK_JOB",
     "Cluster",
     "RedisSignalChannel",
     "create_store",

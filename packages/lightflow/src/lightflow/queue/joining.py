@@ -37,6 +37,7 @@ from . import state as rs
 from .cluster import Cluster
 from .dag_state import STARTED
 from .instance import dag_key, ready_channel
+from .liveness import process_name
 from .ready import TAKE_FUNCTION, TaskRef, parse, ready_key
 from .starting import dag_job
 
@@ -145,7 +146,7 @@ def _work_for(
                 started.add(name)
                 return True
     queues = sorted({queue for plan in plans.values() for queue in plan.queues.values()})
-    worker = f"{cluster.hostname}/{os.getpid()}"
+    worker = process_name(cluster.hostname, os.getpid())
     for queue in queues:
         if queue not in consumed:
             continue

@@ -76,6 +76,12 @@ def process_name(hostname: str, pid: int) -> str:
     return f"{hostname}/{pid}"
 
 
+def process_of(name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of a :func:`process_name`; ``None`` for a name of another form."""
+    host, _slash, pid = name.rpartition("/")
+    return (host, int(pid)) if pid.isdigit() else None
+
+
 class WorkerMarks:
     """A worker's main process: marks its processes alive, records the jobs it holds.
 

@@ -57,6 +57,7 @@ from .instance import (
     queue_events,
     queue_meta,
 )
+from .liveness import process_name
 from .meta import MetaAwareDocument
 from .ready import PULL_SLICE, TaskRef, claim, take, wake_if_left
 from .recovery import heartbeats, task_lost
@@ -98,7 +99,7 @@ def task_job(cluster: Cluster, queue: str) -> None:
 
     A puller that leaves with tasks still ready sends a task job for them first.
     """
-    worker = f"{cluster.hostname}/{os.getpid()}"
+    worker = process_name(cluster.hostname, os.getpid())
     deadline = time.monotonic() + PULL_SLICE
     next_up: tuple[TaskRef, _Carried | None] | None = None
     while True:

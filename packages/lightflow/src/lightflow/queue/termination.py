@@ -46,6 +46,7 @@ from redis.exceptions import RedisError
 
 from . import state as rs
 from .app import TASK_JOB
+from .liveness import process_of
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -158,10 +159,10 @@ class TerminationWatch:
     def _mine(self, raw: bytes | str) -> tuple[dict[str, Any], int] | None:
         """A running task's ``lf:running`` entry and pid, if a process of this worker runs it."""
         entry = json.loads(raw)
-        host, _slash, pid = str(entry.get("worker", "")).rpartition("/")
-        if entry.get("claimed") or host != self._host or not pid.isdigit():
+        process = process_of(str(entry.get("worker", "")))
+        if entry.get("claimed") or process is None or process[0] != self._host:
             return None
-        return (entry, int(pid)) if int(pid) in self._processes() else None
+        return (entry, process[1]) if process[1] in self._processes() else None
 
     def _deadlines(self, run_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
         """The runs' (deadline on this host's monotonic clock, grace), where a stop set one."""

@@ -40,7 +40,7 @@ from ..workflows import add_libraries
 from . import driver, history, jobs, state
 from .app import DAG_JOB, TASK_JOB, TASK_QUEUE, WORKFLOW_JOB, WORKFLOW_QUEUE, create_app
 from .broker import check_broker
-from .liveness import WorkerMarks, read_verdicts
+from .liveness import WorkerMarks, process_of, read_verdicts
 from .termination import TerminationWatch
 
 if TYPE_CHECKING:
@@ -517,11 +517,11 @@ def _tasks_by_process(config: Config) -> dict[tuple[str, int], list[list[str]]]:
     tasks: dict[tuple[str, int], list[list[str]]] = {}
     for raw_field, raw in entries.items():
         beat = json.loads(raw)
-        host, _slash, pid = str(beat.get("worker", "")).rpartition("/")
-        if beat.get("claimed") or not pid.isdigit():
+        process = process_of(str(beat.get("worker", "")))
+        if beat.get("claimed") or process is None:
             continue
         run_id, instance, task = state.text(raw_field).split("|", 2)
-        tasks.setdefault((host, int(pid)), []).append([run_id, instance, task, beat["attempt"]])
+        tasks.setdefault(process, []).append([run_id, instance, task, beat["attempt"]])
     return tasks
 
 
@@ -531,14 +531,14 @@ def _running_jobs(
     """A worker's jobs now, ``{"job", "args"}``: a task job stands for the tasks its
     process runs, each as ``lightflow.task`` with ``(run id, DAG, task, attempt)``."""
     host = name.rpartition("@")[2]
-    jobs = []
+    running = []
     for job in active:
-        if job.get("name") != driver.TASK_JOB:
-            jobs.append({"job": job.get("name"), "args": job.get("args")})
+        if job.get("name") != TASK_JOB:
+            running.append({"job": job.get("name"), "args": job.get("args")})
             continue
         for args in tasks.get((host, int(job.get("worker_pid") or 0)), []):
-            jobs.append({"job": driver.TASK_JOB, "args": args})
-    return jobs
+            running.append({"job": TASK_JOB, "args": args})
+    return running
 
 
 def worker_status(config: Config, timeout: float = 2.0) -> list[dict[str, Any]]:
